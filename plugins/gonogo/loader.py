@@ -1,0 +1,321 @@
+"""YAML text to a validated :class:`~gonogo.model.Runbook`, every problem located.
+
+PyYAML's ``safe_load`` forgets where things came from and keeps the last of two
+duplicate keys. So this module composes the node tree with ``yaml.SafeLoader``
+(safe semantics, no Python tags), builds plain data from it while recording the
+line and column of every key and value, and refuses duplicate keys and aliases
+(the only way to write a "billion laughs" bomb). Pydantic and the semantic
+checks then report against those positions.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from gonogo.errors import Problem, RunbookError
+from gonogo.model import Runbook
+
+MAX_BYTES = 1024 * 1024
+SUFFIXES = (".yaml", ".yml")
+
+Loc = tuple[str | int, ...]
+
+
+@dataclass
+class Source:
+    """A parsed YAML document and where each of its parts came from (1-based line and column)."""
+
+    file: str
+    data: Any
+    value_at: dict[Loc, tuple[int, int]] = field(default_factory=dict)
+    key_at: dict[Loc, tuple[int, int]] = field(default_factory=dict)
+
+    def position(self, loc: Loc, *, key: bool = False) -> tuple[int, int]:
+        """The position of ``loc``, or of its closest recorded ancestor."""
+        probe = tuple(loc)
+        while True:
+            table = self.key_at if key else self.value_at
+            if probe in table:
+                return table[probe]
+            if not key and probe in self.key_at:
+                return self.key_at[probe]
+            if not probe:
+                return (1, 1)
+            probe = probe[:-1]
+            key = False
+
+    def problem(self, loc: Loc, message: str, *, key: bool = False, warning: bool = False) -> Problem:
+        line, column = self.position(loc, key=key)
+        return Problem(
+            self.file,
+            line,
+            column,
+            format_loc(loc),
+            message,
+            "warning" if warning else "error",
+        )
+
+
+def format_loc(loc: Iterable[str | int]) -> str:
+    """``('phases', 2, 'steps', 0, 'timeout')`` reads ``phases[2].steps[0].timeout``."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+    return text
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """A "did you mean" suffix for the closest choice, or an empty string."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+class _Builder:
+    """Turns a composed node tree into plain data and position tables."""
+
+    def __init__(self, source: Source, constructor: yaml.SafeLoader) -> None:
+        self.source = source
+        self.constructor = constructor
+        self.problems: list[Problem] = []
+
+    def _at(self, node: yaml.Node) -> tuple[int, int]:
+        return (node.start_mark.line + 1, node.start_mark.column + 1)
+
+    def build(self, node: yaml.Node, loc: Loc) -> Any:
+        self.source.value_at[loc] = self._at(node)
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node, loc)
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, (*loc, i)) for i, item in enumerate(node.value)]
+        try:
+            return self.constructor.construct_object(node, deep=True)
+        except yaml.YAMLError as exc:
+            line, column = self._at(node)
+            reason = getattr(exc, "problem", None) or str(exc)
+            self.problems.append(
+                Problem(self.source.file, line, column, format_loc(loc), f"{reason}")
+            )
+            return None
+
+    def _mapping(self, node: yaml.MappingNode, loc: Loc) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                line, column = self._at(key_node)
+                self.problems.append(
+                    Problem(self.source.file, line, column, format_loc(loc), "a key must be a plain name")
+                )
+                continue
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                line, column = self._at(key_node)
+                self.problems.append(
+                    Problem(self.source.file, line, column, format_loc(loc), "merge keys (<<) are not supported")
+                )
+                continue
+            # Keys are always text: `on:` must not become True, nor `1:` an int.
+            key = str(key_node.value)
+            child = (*loc, key)
+            if key in result:
+                line, column = self._at(key_node)
+                first_line, _ = self.source.key_at[child]
+                self.problems.append(
+                    Problem(
+                        self.source.file,
+                        line,
+                        column,
+                        format_loc(child),
+                        f"duplicate key; it is already set on line {first_line}",
+                    )
+                )
+                continue
+            self.source.key_at[child] = self._at(key_node)
+            result[key] = self.build(value_node, child)
+        return result
+
+
+class _Composer(yaml.SafeLoader):
+    """SafeLoader that refuses aliases where they are written, before anything expands them."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.aliases: list[yaml.Mark] = []
+
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            self.aliases.append(event.start_mark)
+            self.get_event()
+            return yaml.ScalarNode("tag:yaml.org,2002:null", "", event.start_mark, event.end_mark)
+        return super().compose_node(parent, index)  # type: ignore[no-any-return]
+
+
+def parse_yaml(text: str, file: str) -> Source:
+    """Parse one YAML document with positions. Raises :class:`RunbookError` on any problem."""
+    source = Source(file, None)
+    if len(text.encode("utf-8", errors="replace")) > MAX_BYTES:
+        raise RunbookError([Problem(file, 1, 1, "", f"file is larger than {MAX_BYTES} bytes")])
+    loader = _Composer(text)
+    try:
+        node = loader.get_single_node()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        what = exc.problem or "invalid YAML"
+        if exc.context:
+            what = f"{exc.context}, {what}"
+        raise RunbookError([Problem(file, line, column, "", f"invalid YAML: {what}")]) from None
+    except yaml.YAMLError as exc:
+        raise RunbookError([Problem(file, 1, 1, "", f"invalid YAML: {exc}")]) from None
+    finally:
+        loader.dispose()
+    if node is None:
+        raise RunbookError([Problem(file, 1, 1, "", "the file is empty; expected a runbook mapping")])
+    if loader.aliases:
+        first, more = loader.aliases[0], len(loader.aliases) - 1
+        also = f" ({more} more in this file)" if more else ""
+        message = f"aliases (*name) are not allowed in runbooks; write the value out{also}"
+        raise RunbookError([Problem(file, first.line + 1, first.column + 1, "", message)])
+    builder = _Builder(source, yaml.SafeLoader(""))
+    source.data = builder.build(node, ())
+    if builder.problems:
+        raise RunbookError(builder.problems)
+    return source
+
+
+def _pydantic_problems(source: Source, error: ValidationError) -> list[Problem]:
+    problems = []
+    for item in error.errors(include_url=False):
+        # Drop union tags such as '<phase>' that pydantic puts into the location.
+        loc: Loc = tuple(p for p in item["loc"] if not (isinstance(p, str) and p.startswith("<")))
+        kind = item["type"]
+        if kind == "extra_forbidden":
+            parent = _model_fields_at(source, loc[:-1])
+            hint = did_you_mean(str(loc[-1]), parent)
+            expected = f"; expected one of: {', '.join(sorted(parent))}" if parent and not hint else ""
+            problems.append(source.problem(loc, f"unknown key{hint}{expected}", key=True))
+        elif kind == "missing":
+            problems.append(source.problem(loc[:-1], f"missing required key {loc[-1]!r}"))
+        else:
+            message = item["msg"]
+            if message.startswith("Value error, "):
+                message = message[len("Value error, ") :]
+            if kind == "union_tag_invalid" or kind == "model_type":
+                message = "expected a mapping"
+            problems.append(source.problem(loc, _soften(message, item.get("input"))))
+    return problems
+
+
+def _soften(message: str, value: Any) -> str:
+    """Pydantic's messages, with the offending value appended where that helps."""
+    if isinstance(value, str | int | float | bool) and repr(value) not in message:
+        shown = repr(value) if len(repr(value)) < 60 else repr(value)[:57] + "...'"
+        return f"{message[0].lower()}{message[1:]}, got {shown}"
+    return message[0].lower() + message[1:] if message else message
+
+
+def _model_fields_at(source: Source, loc: Loc) -> list[str]:
+    """The keys the schema allows at ``loc``, for "did you mean" hints."""
+    from typing import get_args, get_origin
+
+    from gonogo import model as m
+
+    current: Any = m.Runbook
+    data: Any = source.data
+    skip_next = False  # the next part is a list index or a dict key, not a field
+    for part in loc:
+        data = _child(data, part)
+        if skip_next:
+            skip_next = False
+            if current is None and isinstance(data, dict):  # an item of phases
+                current = m.Gate if "gate" in data else m.Phase
+            continue
+        fields = getattr(current, "model_fields", {})
+        info = next((f for n, f in fields.items() if (f.alias or n) == part), None)
+        if info is None:
+            return []
+        if current is m.Runbook and part == "phases":
+            current, skip_next = None, True
+            continue
+        current = None
+        for candidate in (info.annotation, *get_args(info.annotation)):
+            origin = get_origin(candidate)
+            if origin in (list, dict):
+                candidate, skip_next = get_args(candidate)[-1], True
+            if hasattr(candidate, "model_fields"):
+                current = candidate
+                break
+        if current is None and not skip_next:
+            return []
+    fields = getattr(current, "model_fields", {})
+    return [f.alias or name for name, f in fields.items()]
+
+
+def _child(data: Any, part: str | int) -> Any:
+    if isinstance(data, list) and isinstance(part, int) and part < len(data):
+        return data[part]
+    return data.get(part) if isinstance(data, dict) else None
+
+
+def load_text(text: str, file: str = "<string>") -> tuple[Runbook, list[Problem]]:
+    """Validate runbook text. Returns the runbook and its warnings; raises on any error."""
+    from gonogo.checks import check
+
+    source = parse_yaml(text, file)
+    if not isinstance(source.data, dict):
+        raise RunbookError([source.problem((), "expected a mapping with 'runbook', 'title', … at the top")])
+    try:
+        runbook = Runbook.model_validate(source.data)
+    except ValidationError as exc:
+        raise RunbookError(_pydantic_problems(source, exc)) from None
+    problems = check(runbook, source)
+    errors = [p for p in problems if p.severity == "error"]
+    if errors:
+        raise RunbookError(problems)
+    return runbook, problems
+
+
+def load_file(path: str | os.PathLike[str]) -> tuple[Runbook, list[Problem]]:
+    """Read and validate one runbook file."""
+    path = Path(path)
+    shown = str(path)
+    try:
+        if path.stat().st_size > MAX_BYTES:
+            raise RunbookError([Problem(shown, 1, 1, "", f"file is larger than {MAX_BYTES} bytes")])
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise RunbookError([Problem(shown, 1, 1, "", f"cannot read the file: {exc.strerror}")]) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RunbookError([Problem(shown, 1, 1, "", f"the file is not UTF-8 ({exc.reason})")]) from None
+    return load_text(text, shown)
+
+
+def runbook_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """Every runbook file named or found (non-recursively below ``scripts``/``steps``) under paths."""
+    found: list[Path] = []
+    for entry in paths:
+        path = Path(entry)
+        if path.is_dir():
+            found.extend(
+                sorted(
+                    p
+                    for p in path.rglob("*")
+                    if p.suffix in SUFFIXES and p.is_file() and not _ignored(p.relative_to(path))
+                )
+            )
+        else:
+            found.append(path)
+    return found
+
+
+def _ignored(relative: Path) -> bool:
+    return any(part.startswith(".") for part in relative.parts)

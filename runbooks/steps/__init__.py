@@ -1,0 +1,1 @@
+"""Python callables that example runbooks import (``python: steps.module:function``)."""
