@@ -162,7 +162,13 @@ def parse_yaml(text: str, file: str) -> Source:
     source = Source(file, None)
     if len(text.encode("utf-8", errors="replace")) > MAX_BYTES:
         raise RunbookError([Problem(file, 1, 1, "", f"file is larger than {MAX_BYTES} bytes")])
-    loader = _Composer(text)
+    try:
+        loader = _Composer(text)
+    except yaml.reader.ReaderError as exc:
+        # The reader refuses control characters before parsing starts, and only knows the offset.
+        line, column = _line_column(text, exc.position)
+        message = f"invalid YAML: the character U+{exc.character:04X} is not allowed"
+        raise RunbookError([Problem(file, line, column, "", message)]) from None
     try:
         node = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
@@ -190,11 +196,21 @@ def parse_yaml(text: str, file: str) -> Source:
     return source
 
 
+def _line_column(text: str, offset: int) -> tuple[int, int]:
+    """The 1-based line and column of a character offset, counting line breaks as YAML does."""
+    lines = text[:offset].splitlines(keepends=True)
+    if not lines:
+        return (1, 1)
+    last = lines[-1]
+    if last != last.rstrip("\r\n\x85\u2028\u2029"):
+        return (len(lines) + 1, 1)
+    return (len(lines), len(last) + 1)
+
+
 def _pydantic_problems(source: Source, error: ValidationError) -> list[Problem]:
     problems = []
     for item in error.errors(include_url=False):
-        # Drop union tags such as '<phase>' that pydantic puts into the location.
-        loc: Loc = tuple(p for p in item["loc"] if not (isinstance(p, str) and p.startswith("<")))
+        loc = _without_union_tag(item["loc"])
         kind = item["type"]
         if kind == "extra_forbidden":
             parent = _model_fields_at(source, loc[:-1])
@@ -211,6 +227,16 @@ def _pydantic_problems(source: Source, error: ValidationError) -> list[Problem]:
                 message = "expected a mapping"
             problems.append(source.problem(loc, _soften(message, item.get("input"))))
     return problems
+
+
+def _without_union_tag(loc: Loc) -> Loc:
+    """Drop the '<phase>'/'<gate>' tag pydantic puts after ``phases[i]``, and only that one.
+
+    A user's own key may start with '<' too; it stays, so the unknown key is still reported.
+    """
+    if len(loc) > 2 and loc[0] == "phases" and loc[2] in ("<phase>", "<gate>"):
+        return (*loc[:2], *loc[3:])
+    return loc
 
 
 def _soften(message: str, value: Any) -> str:

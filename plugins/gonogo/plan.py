@@ -146,7 +146,11 @@ def plan_rollback(records: Sequence[StepRecord]) -> RollbackPlan:
     of their end times (document order breaks ties), and are undone in reverse.
     """
     completed = [r for r in records if r.state in COMPLETED]
-    completed.sort(key=lambda r: (r.end or datetime.min, r.position), reverse=True)
+    # A success without an end time counts as the oldest. The flag comes first so that
+    # datetime.min (naive) is never compared with Airflow's timezone-aware end dates.
+    completed.sort(
+        key=lambda r: (r.end is not None, r.end or datetime.min, r.position), reverse=True
+    )
     return RollbackPlan(
         compensate=[r.step_id for r in completed if r.has_rollback],
         not_undone=[r.step_id for r in completed if not r.has_rollback],

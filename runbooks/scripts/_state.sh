@@ -7,8 +7,8 @@ mkdir -p "$STATE"
 say() { printf '%s %s\n' "$(date -u +%H:%M:%S)" "$*"; }
 # A test or the demo can make any step fail on purpose: the fail_step param.
 maybe_fail() {
-  if [ -n "${GONOGO_FAIL_STEP:-}" ] && [ "${GONOGO_FAIL_STEP}" = "${GONOGO_STEP:-}" ]; then
-    say "failing on purpose: fail_step=${GONOGO_FAIL_STEP}"
+  if [ -n "${GONOGO_PARAM_FAIL_STEP:-}" ] && [ "${GONOGO_PARAM_FAIL_STEP}" = "${GONOGO_STEP:-}" ]; then
+    say "failing on purpose: fail_step=${GONOGO_PARAM_FAIL_STEP}"
     exit 3
   fi
 }

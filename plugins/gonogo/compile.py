@@ -1,0 +1,301 @@
+"""Runbook model to Airflow DAG.
+
+The shape of every DAG::
+
+    [wait_for_window] -> acquire_lock -> phase groups and gate groups, in runbook order
+        -> rollback.start -> rollback.undo__<step> (newest first) -> rollback.<global steps>
+        -> release_lock -> outcome
+
+Forward work uses Airflow's own operators: BashOperator for bash, PythonOperator
+for http and python, HITL operators for manual steps and gates. The rollback
+group runs only when something failed; in a good run every task in it is skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from airflow.providers.standard.operators.bash import BashOperator
+from airflow.providers.standard.operators.python import PythonOperator
+from airflow.sdk import DAG, Param, TaskGroup
+from airflow.sdk.bases.operator import BaseOperator
+
+from gonogo import rollback as rb
+from gonogo.checks import python_prefixes
+from gonogo.model import Activity, Gate, Http, Phase, Runbook, Step
+from gonogo.operators import (
+    LOCK_POOL,
+    AcquireLockSensor,
+    GateRoleOperator,
+    ManualStepOperator,
+    release_lock,
+)
+from gonogo.plan import phase_leaves, phase_upstreams, render_outline
+from gonogo.runtime import bound_to_window, run_http, run_python
+
+_TEMPLATE = re.compile(r"{{(.*?)}}", re.S)
+
+
+def shquote(value: Any) -> str:
+    """A Jinja filter: any value as one literal shell word."""
+    return shlex.quote("" if value is None else str(value))
+
+
+def quote_templates(command: str) -> str:
+    """Make every ``{{ … }}`` in a shell command render shell-quoted.
+
+    ``install.sh {{ params.version }}`` renders ``install.sh '1.0; rm -rf /'``
+    for a hostile value: one harmless argument, never a second command.
+    """
+
+    def quote(match: re.Match[str]) -> str:
+        expression = match.group(1).strip()
+        if expression.endswith("| shquote"):
+            return match.group(0)
+        return "{{ (" + expression + ") | shquote }}"
+
+    command = _TEMPLATE.sub(quote, command)
+    # BashOperator reads a command that ends in .sh as a template file: a trailing space stops it.
+    return command + " " if command.rstrip().endswith((".sh", ".bash")) else command
+
+
+def env_name(name: str) -> str:
+    return re.sub(r"\W", "_", name).upper()
+
+
+def _params(runbook: Runbook) -> dict[str, Param]:
+    params = {}
+    for name, spec in runbook.params.items():
+        schema = spec.model_dump(exclude_none=True, exclude={"default"})
+        params[name] = Param(spec.default, **schema)
+    return params
+
+
+def _http_spec(http: Http) -> dict[str, Any]:
+    spec = http.model_dump(by_alias=True, exclude_none=True, mode="json")
+    spec["request_timeout"] = http.request_timeout.total_seconds()
+    if http.until is not None:
+        spec["until"] = {
+            "interval": http.until.interval.total_seconds(),
+            "timeout": http.until.timeout.total_seconds(),
+        }
+    return spec
+
+
+class Compiler:
+    """Builds one DAG from one runbook. Holds what every task factory needs."""
+
+    def __init__(self, runbook: Runbook, runbooks_dir: Path) -> None:
+        self.runbook = runbook
+        self.runbooks_dir = str(runbooks_dir.resolve())
+        window = runbook.window
+        self.window_end = window.end.isoformat() if window else None
+
+    # -- actions -------------------------------------------------------------------------------
+
+    def _env(self, task_id: str, extra: dict[str, str]) -> dict[str, str]:
+        rb_ = self.runbook
+        env = {
+            "GONOGO_RUNBOOK": rb_.runbook,
+            "GONOGO_SERVICE": rb_.service,
+            "GONOGO_ENVIRONMENT": rb_.environment,
+            "GONOGO_CHANGE_ID": rb_.change.id,
+            "GONOGO_STEP": task_id,
+            "GONOGO_RUN_ID": "{{ run_id }}",
+            "GONOGO_TRIGGERED_BY": "{{ dag_run.triggering_user_name or '' }}",
+        }
+        for name in rb_.params:
+            env[f"GONOGO_PARAM_{env_name(name)}"] = "{{ params[%r] if params[%r] is not none else '' }}" % (name, name)
+        env.update(extra)
+        return env
+
+    def action_task(
+        self,
+        task_id: str,
+        action: Activity,
+        *,
+        step_id: str,
+        owner: str | None,
+        timeout: Any = None,
+        retries: int = 0,
+        pre_execute: Callable[[Any], None] | None = None,
+        **kwargs: Any,
+    ) -> BaseOperator:
+        """The Airflow task for one bash/http/python/manual action."""
+        common: dict[str, Any] = {
+            "task_id": task_id,
+            "retries": retries,
+            "execution_timeout": timeout,
+            "doc_md": f"`{step_id}`" + (f", owner: {owner}" if owner else ""),
+            **kwargs,
+        }
+        window_hook = bound_to_window(self.window_end)
+        if pre_execute is not None:
+            common["pre_execute"] = _chain_hooks(pre_execute, window_hook)
+        elif self.window_end:
+            common["pre_execute"] = window_hook
+        if action.bash is not None:
+            return BashOperator(
+                bash_command=quote_templates(action.bash),
+                env=self._env(step_id, dict(action.env)),
+                append_env=True,
+                cwd=self.runbooks_dir,
+                skip_on_exit_code=None,
+                **common,
+            )
+        if action.http is not None:
+            return PythonOperator(
+                python_callable=run_http, op_kwargs={"spec": _http_spec(action.http)}, **common
+            )
+        if action.python is not None:
+            return PythonOperator(
+                python_callable=run_python,
+                op_kwargs={
+                    "target": action.python.callable,
+                    "kwargs": dict(action.python.kwargs),
+                    "prefixes": list(python_prefixes()),
+                    "runbooks_dir": self.runbooks_dir,
+                },
+                **common,
+            )
+        assert action.manual is not None and owner is not None  # the checks guarantee both
+        common.pop("execution_timeout")
+        return ManualStepOperator(
+            instruction=action.manual,
+            role=owner,
+            users=self.runbook.roles[owner].users,
+            subject=f"{self.runbook.title}: {step_id}",
+            response_timeout=timeout,
+            **common,
+        )
+
+    # -- forward -------------------------------------------------------------------------------
+
+    def phase(self, phase: Phase) -> tuple[list[BaseOperator], list[BaseOperator], dict[str, BaseOperator]]:
+        """The phase's TaskGroup: its entry tasks, exit tasks, and every step's task by id."""
+        tasks: dict[str, BaseOperator] = {}
+        with TaskGroup(group_id=phase.id, tooltip=phase.title or phase.id):
+            for step in phase.steps:
+                tasks[step.id] = self.step(step)
+        upstreams = phase_upstreams(phase)
+        for step_id, ups in upstreams.items():
+            for up in ups:
+                tasks[up] >> tasks[step_id]
+        entries = [tasks[s] for s, ups in upstreams.items() if not ups]
+        exits = [tasks[s] for s in phase_leaves(phase)]
+        return entries, exits, tasks
+
+    def step(self, step: Step) -> BaseOperator:
+        return self.action_task(
+            step.id,
+            step,
+            step_id=step.id,
+            owner=step.owner,
+            timeout=step.timeout,
+            retries=step.retries,
+            retry_delay=step.retry_delay,
+        )
+
+    def gate(self, gate: Gate) -> list[BaseOperator]:
+        """The gate's TaskGroup: one GO/NOGO request per sign-off role, all in parallel."""
+        from gonogo.gates import gate_body
+
+        tasks = []
+        with TaskGroup(group_id=f"gate__{gate.gate}", tooltip=gate.title or gate.gate):
+            for role in gate.sign_off:
+                tasks.append(
+                    GateRoleOperator(
+                        task_id=role,
+                        gate=gate.gate,
+                        role=role,
+                        users=self.runbook.roles[role].users,
+                        subject=f"{gate.title or gate.gate}: {self.runbook.title} ({role})",
+                        body=gate_body(self.runbook, gate, role),
+                        response_timeout=gate.timeout,
+                    )
+                )
+        return tasks
+
+    # -- the whole DAG -------------------------------------------------------------------------
+
+    def build(self) -> DAG:
+        runbook = self.runbook
+        dag = DAG(
+            dag_id=runbook.runbook,
+            description=runbook.title,
+            schedule=None,
+            start_date=datetime(2024, 1, 1),
+            catchup=False,
+            max_active_runs=1,
+            tags=["gonogo", runbook.service, runbook.environment, runbook.change.type],
+            params=_params(runbook),
+            doc_md=render_outline(runbook),
+            user_defined_filters={"shquote": shquote},
+            default_args={"retries": 0},
+        )
+        with dag:
+            previous: list[BaseOperator] = []
+            if runbook.window is not None:
+                from airflow.providers.standard.sensors.date_time import DateTimeSensorAsync
+
+                previous = [
+                    DateTimeSensorAsync(
+                        task_id="wait_for_window",
+                        target_time=runbook.window.start.isoformat(),
+                        doc_md="Waits, without a worker slot, until the change window opens.",
+                    )
+                ]
+            lock = AcquireLockSensor(
+                task_id="acquire_lock",
+                service=runbook.service,
+                environment=runbook.environment,
+                doc_md=f"One rollout of {runbook.service}/{runbook.environment} at a time.",
+            )
+            for task in previous:
+                task >> lock
+            previous = [lock]
+            forward: list[BaseOperator] = [lock]
+            steps: dict[str, BaseOperator] = {}
+            for item in runbook.phases:
+                if isinstance(item, Gate):
+                    entries = exits = self.gate(item)
+                    forward += exits
+                else:
+                    entries, exits, tasks = self.phase(item)
+                    steps.update(tasks)
+                    forward += tasks.values()
+                for before in previous:
+                    before >> entries
+                previous = exits
+            last_rollback = rb.build_rollback_group(self, forward, steps)
+            release = PythonOperator(
+                task_id="release_lock",
+                python_callable=release_lock,
+                op_kwargs={"service": runbook.service, "environment": runbook.environment},
+                trigger_rule="all_done",
+                pool=LOCK_POOL,
+                priority_weight=100,
+            )
+            [*previous, last_rollback] >> release
+            outcome = rb.outcome_task(self, forward, steps)
+            release >> outcome
+        return dag
+
+
+def _chain_hooks(*hooks: Callable[[Any], None]) -> Callable[[Any], None]:
+    def run(context: Any) -> None:
+        for hook in hooks:
+            hook(context)
+
+    return run
+
+
+def build_dag(runbook: Runbook, runbooks_dir: str | os.PathLike[str]) -> DAG:
+    """The Airflow DAG for a validated runbook."""
+    return Compiler(runbook, Path(runbooks_dir)).build()
