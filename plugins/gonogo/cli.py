@@ -69,6 +69,9 @@ def _schema(args: argparse.Namespace) -> int:
 def _plan(args: argparse.Namespace) -> int:
     from gonogo.plan import render_outline
 
+    if not Path(args.file).exists():
+        print(f"gonogo plan: no such file: {args.file}", file=sys.stderr)
+        return 2
     try:
         runbook, warnings = load_file(args.file)
     except RunbookError as exc:
