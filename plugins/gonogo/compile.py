@@ -13,6 +13,7 @@ group runs only when something failed; in a good run every task in it is skipped
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shlex
@@ -38,6 +39,8 @@ from gonogo.operators import (
 )
 from gonogo.plan import phase_leaves, phase_upstreams, render_outline
 from gonogo.runtime import bound_to_window, run_http, run_python
+
+log = logging.getLogger("gonogo")
 
 _TEMPLATE = re.compile(r"{{(.*?)}}", re.S)
 
@@ -86,6 +89,15 @@ def _http_spec(http: Http) -> dict[str, Any]:
             "timeout": http.until.timeout.total_seconds(),
         }
     return spec
+
+
+class StepBashOperator(BashOperator):
+    """BashOperator that first logs the rendered command and where it runs, as one plain line."""
+
+    def execute(self, context: Any) -> Any:
+        log.info("bash step: %s", self.bash_command.strip())
+        log.info("working directory: %s", self.cwd)
+        return super().execute(context)
 
 
 class Compiler:
@@ -141,7 +153,7 @@ class Compiler:
         elif self.window_end:
             common["pre_execute"] = window_hook
         if action.bash is not None:
-            return BashOperator(
+            return StepBashOperator(
                 bash_command=quote_templates(action.bash),
                 env=self._env(step_id, dict(action.env)),
                 append_env=True,

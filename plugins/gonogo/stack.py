@@ -1,0 +1,254 @@
+"""Start a real Airflow (API server, scheduler, DAG processor, triggerer) for the demo and tests.
+
+Every process runs in one process group, in its own AIRFLOW_HOME, and
+:meth:`AirflowStack.stop` kills the whole group: ``airflow standalone`` leaves
+orphans when only its parent is killed, and so would we.
+
+The database is SQLite in AIRFLOW_HOME unless a SQLAlchemy URL is given; with
+Postgres a fresh database is created beside the one named and dropped at stop,
+so runs never see each other's state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+PROCESSES = ("api-server", "scheduler", "dag-processor", "triggerer")
+LOCK_POOL = "gonogo_lock"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class User:
+    name: str
+    role: str  # SimpleAuthManager role: viewer, user, op or admin
+    password: str
+
+
+@dataclass
+class AirflowStack:
+    """One Airflow installation on this machine."""
+
+    home: Path
+    dags_folder: Path
+    runbooks_dir: Path
+    users: list[User]
+    port: int = 0
+    database_url: str | None = None
+    executor: str = "LocalExecutor"
+    extra_env: dict[str, str] = field(default_factory=dict)
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    pgid: int | None = None
+    _created_db: str | None = None
+
+    def __post_init__(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        (self.home / "logs").mkdir(exist_ok=True)
+        self.port = self.port or free_port()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    # -- configuration -------------------------------------------------------------------------
+
+    def _database(self) -> str:
+        if not self.database_url:
+            return f"sqlite:///{self.home / 'airflow.db'}"
+        if self._created_db is None:
+            self._created_db = f"gonogo_{os.getpid()}_{secrets.token_hex(3)}"
+            _postgres_admin(self.database_url, f'CREATE DATABASE "{self._created_db}"')
+        base, _, _ = self.database_url.rpartition("/")
+        return f"{base}/{self._created_db}"
+
+    def env(self) -> dict[str, str]:
+        passwords = self.home / "passwords.json"
+        passwords.write_text(json.dumps({u.name: u.password for u in self.users}))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__")}
+        env.update(
+            {
+                "AIRFLOW_HOME": str(self.home),
+                "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
+                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                "AIRFLOW__CORE__EXECUTOR": self.executor,
+                "AIRFLOW__CORE__PARALLELISM": "8",
+                "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+                "AIRFLOW__CORE__AUTH_MANAGER": (
+                    "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+                ),
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(
+                    f"{u.name}:{u.role}" for u in self.users
+                ),
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self._database(),
+                "AIRFLOW__API__PORT": str(self.port),
+                "AIRFLOW__API__HOST": "127.0.0.1",
+                "AIRFLOW__API__BASE_URL": self.base_url,
+                "AIRFLOW__API__WORKERS": "1",
+                "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(16),
+                "AIRFLOW__API_AUTH__JWT_EXPIRATION_TIME": "86400",
+                "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
+                "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "10",
+                "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
+                "AIRFLOW__SCHEDULER__TRIGGER_TIMEOUT_CHECK_INTERVAL": "2",
+                "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+                "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "600",
+                "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.home / "logs"),
+                "GONOGO_RUNBOOKS_DIR": str(self.runbooks_dir),
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        env.update(self.extra_env)
+        return env
+
+    def airflow(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        """Run one ``airflow`` CLI command against this installation and wait for it."""
+        return subprocess.run(
+            [_airflow_bin(), *args],
+            env=self.env(),
+            check=check,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    # -- life cycle ----------------------------------------------------------------------------
+
+    def start(self, processes: tuple[str, ...] = PROCESSES, timeout: float = 240) -> None:
+        env = self.env()
+        migrate = subprocess.run(
+            [_airflow_bin(), "db", "migrate"], env=env, capture_output=True, text=True, timeout=600
+        )
+        if migrate.returncode != 0:
+            raise RuntimeError(f"airflow db migrate failed:\n{migrate.stdout[-3000:]}\n{migrate.stderr[-3000:]}")
+        self.airflow("pools", "set", LOCK_POOL, "1", "gonogo: one rollout lock claim at a time")
+        try:
+            for name in processes:
+                self.spawn(name, [_airflow_bin(), *name.split()], env)
+            self.wait_healthy(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        """Start one more process in the stack's process group."""
+        log = open(self.home / "logs" / f"{name.replace(' ', '_')}.out", "ab")  # noqa: SIM115
+        process = subprocess.Popen(
+            argv,
+            env=env or self.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            process_group=self.pgid or 0,
+        )
+        log.close()
+        if self.pgid is None:
+            self.pgid = process.pid
+        self.processes[name] = process
+        return process
+
+    def wait_healthy(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        last: Any = None
+        wanted = {"scheduler", "dag_processor", "triggerer"} & {p.replace("-", "_") for p in self.processes}
+        while time.monotonic() < deadline:
+            for name, process in self.processes.items():
+                if process.poll() is not None:
+                    raise RuntimeError(f"airflow {name} exited with {process.returncode}:\n{self.log_tail(name)}")
+            try:
+                health = requests.get(f"{self.base_url}/api/v2/monitor/health", timeout=5).json()
+                last = health
+                if all((health.get(k) or {}).get("status") == "healthy" for k in wanted):
+                    return
+            except (requests.RequestException, ValueError) as exc:
+                last = exc
+            time.sleep(1)
+        raise RuntimeError(f"Airflow did not become healthy in {timeout}s: {last}")
+
+    def log_tail(self, name: str, chars: int = 4000) -> str:
+        path = self.home / "logs" / f"{name.replace(' ', '_')}.out"
+        return path.read_text(errors="replace")[-chars:] if path.exists() else ""
+
+    def stop(self, grace: float = 15) -> None:
+        """Kill the whole process group: every process started here, and their children."""
+        if self.pgid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.pgid, signal.SIGTERM)
+            deadline = time.monotonic() + grace
+            while time.monotonic() < deadline and group_members(self.pgid):
+                for process in self.processes.values():
+                    with contextlib.suppress(Exception):
+                        process.poll()
+                time.sleep(0.3)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.pgid, signal.SIGKILL)
+            for process in self.processes.values():
+                with contextlib.suppress(Exception):
+                    process.wait(timeout=10)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and group_members(self.pgid):
+                time.sleep(0.2)
+        if self._created_db and self.database_url:
+            with contextlib.suppress(Exception):
+                _postgres_admin(self.database_url, f'DROP DATABASE IF EXISTS "{self._created_db}" WITH (FORCE)')
+            self._created_db = None
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live processes (not zombies) in process group ``pgid``, read from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        state, group = fields[0], int(fields[2])
+        if group == pgid and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def _airflow_bin() -> str:
+    candidate = Path(sys.executable).with_name("airflow")
+    return str(candidate) if candidate.exists() else "airflow"
+
+
+def _postgres_admin(url: str, statement: str) -> None:
+    """Run one statement with autocommit on the server named by a SQLAlchemy URL."""
+    import psycopg2
+
+    dsn = url.split("://", 1)[1]
+    userinfo, _, hostpart = dsn.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    hostport, _, _db = hostpart.partition("/")
+    host, _, port = hostport.partition(":")
+    conn = psycopg2.connect(
+        host=host or "127.0.0.1", port=int(port or 5432), user=user or "postgres",
+        password=password or None, dbname="postgres",
+    )
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cursor:
+            cursor.execute(statement)
+    finally:
+        conn.close()

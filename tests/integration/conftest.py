@@ -1,0 +1,138 @@
+"""The real-Airflow harness: one Airflow for the whole test session, driven through REST.
+
+SQLite by default; Postgres when GONOGO_TEST_DATABASE_URL is set (CI sets it).
+Every process is killed by its process group at the end of the session.
+"""
+
+from __future__ import annotations
+
+import http.server
+import os
+import shutil
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gonogo.client import AirflowClient
+from gonogo.stack import AirflowStack, User, group_members
+from tests.conftest import ROOT, RUNBOOKS
+
+HERE = Path(__file__).resolve().parent
+
+USERS = [
+    User("admin", "admin", "admin-pw"),
+    User("operator", "user", "operator-pw"),
+    User("relman", "user", "relman-pw"),
+    User("svcowner", "user", "svcowner-pw"),
+    User("svcowner2", "user", "svcowner2-pw"),
+    User("wardrep", "user", "wardrep-pw"),
+    User("dba", "user", "dba-pw"),
+    User("viewer", "viewer", "viewer-pw"),
+]
+
+
+@dataclass
+class Airflow:
+    stack: AirflowStack
+    state_dir: Path
+    http: str  # base URL of the test HTTP server
+
+    def client(self, name: str) -> AirflowClient:
+        user = next(u for u in USERS if u.name == name)
+        return AirflowClient(self.stack.base_url, user.name, user.password)
+
+    @property
+    def admin(self) -> AirflowClient:
+        return self.client("admin")
+
+    @property
+    def operator(self) -> AirflowClient:
+        return self.client("operator")
+
+    def wait_dags(self, *dag_ids: str, timeout: float = 180) -> None:
+        admin = self.admin
+
+        def loaded() -> bool:
+            response = admin.request("GET", "/dags", params={"limit": 1000})
+            found = {d["dag_id"] for d in response.json().get("dags", [])}
+            return set(dag_ids) <= found
+
+        admin.wait_for(f"DAGs {dag_ids} to load", loaded, timeout=timeout, interval=1)
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    calls: dict[str, int] = {}
+
+    def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+        count = self.calls[self.path] = self.calls.get(self.path, 0) + 1
+        if self.path == "/health":
+            self._send(200, b'{"status": "ok"}')
+        elif self.path == "/slow-health":
+            self._send(200 if count >= 3 else 503, b'{"status": "starting"}' if count < 3 else b'{"status": "ok"}')
+        elif self.path == "/broken":
+            self._send(500, b'{"error": "boom"}')
+        else:
+            self._send(404, b"{}")
+
+    def _send(self, status: int, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="session")
+def http_server() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def build_runbooks_dir(target: Path) -> Path:
+    """The examples and the test runbooks, side by side, as one runbooks folder."""
+    shutil.copytree(RUNBOOKS, target)
+    for path in (HERE / "runbooks").rglob("*"):
+        if path.is_file() and "__pycache__" not in path.parts:
+            destination = target / path.relative_to(HERE / "runbooks")
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            if destination.name != "__init__.py" or not destination.exists():
+                shutil.copy(path, destination)
+    return target
+
+
+@pytest.fixture(scope="session")
+def airflow(tmp_path_factory: pytest.TempPathFactory, http_server: str) -> Iterator[Airflow]:
+    root = tmp_path_factory.mktemp("airflow")
+    state = root / "state"
+    state.mkdir()
+    stack = AirflowStack(
+        home=root / "home",
+        dags_folder=ROOT / "dags",
+        runbooks_dir=build_runbooks_dir(root / "runbooks"),
+        users=USERS,
+        database_url=os.environ.get("GONOGO_TEST_DATABASE_URL") or None,
+        extra_env={"GONOGO_STATE_DIR": str(state)},
+    )
+    try:
+        stack.start()
+    except BaseException:
+        for name in ("api-server", "scheduler", "dag-processor", "triggerer"):
+            print(f"--- {name} ---\n{stack.log_tail(name)}")
+        raise
+    try:
+        yield Airflow(stack, state, http_server)
+    finally:
+        pgid = stack.pgid
+        stack.stop()
+        assert pgid is None or not group_members(pgid), "Airflow processes survived the stop"

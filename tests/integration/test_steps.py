@@ -1,0 +1,96 @@
+"""Issue 3 against a real Airflow: every step kind, logs, quoting, http until, manual, lock, import errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.integration.conftest import Airflow
+
+pytestmark = pytest.mark.integration
+
+HOSTILE = "1.0; touch \"$GONOGO_STATE_DIR/pwned\"; echo injected"
+
+
+def test_example_runbooks_load_with_no_import_errors(airflow: Airflow) -> None:
+    airflow.wait_dags("ehr-upgrade-4-2", "portal-cert-renewal", "lab-integration-hotfix")
+    errors = airflow.admin.import_errors()
+    assert [e for e in errors if not e["filename"].endswith("broken.yaml")] == []
+
+
+def test_broken_runbook_is_reported_with_its_location_and_hides_nothing(airflow: Airflow) -> None:
+    airflow.wait_dags("it-kinds", "it-http-fail", "ehr-upgrade-4-2")
+    errors = airflow.admin.wait_for(
+        "the import error of broken.yaml",
+        lambda: [e for e in airflow.admin.import_errors() if e["filename"].endswith("broken.yaml")],
+        timeout=120,
+    )
+    assert "broken.yaml:2:1: titel: unknown key; did you mean 'title'?" in errors[0]["stack_trace"]
+    assert "it-broken" not in {d["dag_id"] for d in airflow.admin.call("GET", "/dags", params={"limit": 1000})["dags"]}
+    assert "broken.yaml" in airflow.stack.log_tail("dag-processor", 10**7) or any(
+        "broken.yaml" in p.read_text(errors="replace")
+        for p in (airflow.stack.home / "logs").rglob("*.log")
+    )
+
+
+def test_every_step_kind_runs_and_logs_what_it_did(airflow: Airflow) -> None:
+    airflow.wait_dags("it-kinds")
+    operator, approver = airflow.operator, airflow.client("wardrep")
+    run = operator.trigger("it-kinds", {"label": HOSTILE, "base_url": airflow.http})
+    operator.wait_pending("it-kinds", run, "run.confirm", timeout=180)
+    approver.answer_or_raise("it-kinds", run, "run.confirm", "Done", "label file is there")
+    assert operator.wait_run("it-kinds", run)["state"] == "success"
+
+    shell = operator.task_log("it-kinds", run, "run.shell")
+    quoted = HOSTILE.replace("'", "'\"'\"'")
+    assert f"bash step: printf 'label is [%s]\\n' '{quoted}'" in shell  # the command, quoted
+    assert f"label is [{HOSTILE}]" in shell  # its output: the hostile value stayed one literal
+    assert not (airflow.state_dir / "pwned").exists()
+    assert (airflow.state_dir / "label.txt").read_text().strip() == HOSTILE
+
+    request = operator.task_log("it-kinds", run, "run.request")
+    assert f"GET {airflow.http}/health" in request and "HTTP 200" in request
+
+    call = operator.task_log("it-kinds", run, "run.call")
+    assert "steps.testing:greet" in call and f"hello, {HOSTILE}" in call
+
+    confirm = operator.task_log("it-kinds", run, "run.confirm")
+    assert "wardrep answered Done: label file is there" in confirm
+    assert operator.xcom("it-kinds", run, "outcome", key="outcome")["outcome"] == "succeeded"
+
+
+def test_manual_step_answered_failed_fails_the_run(airflow: Airflow) -> None:
+    airflow.wait_dags("it-kinds")
+    operator = airflow.operator
+    run = operator.trigger("it-kinds", {"base_url": airflow.http})
+    operator.wait_pending("it-kinds", run, "run.confirm", timeout=180)
+    airflow.client("svcowner").answer_or_raise("it-kinds", run, "run.confirm", "Failed", "no label file")
+    assert operator.wait_run("it-kinds", run)["state"] == "failed"
+    states = {t: ti["state"] for t, ti in operator.task_instances("it-kinds", run).items()}
+    assert states["run.confirm"] == "failed"
+    assert "reported the manual step failed: no label file" in operator.task_log("it-kinds", run, "run.confirm")
+
+
+def test_http_until_waits_then_a_wrong_status_fails(airflow: Airflow) -> None:
+    airflow.wait_dags("it-http-fail")
+    operator = airflow.operator
+    run = operator.trigger("it-http-fail", {"base_url": airflow.http})
+    assert operator.wait_run("it-http-fail", run)["state"] == "failed"
+    states = {t: ti["state"] for t, ti in operator.task_instances("it-http-fail", run).items()}
+    assert states["run.wait_healthy"] == "success"
+    waited = operator.task_log("it-http-fail", run, "run.wait_healthy")
+    assert "attempt 1: HTTP 503" in waited and "attempt 3: HTTP 200" in waited
+    assert states["run.wrong_status"] == "failed"
+    assert "status 500, expected 200" in operator.task_log("it-http-fail", run, "run.wrong_status")
+
+
+def test_two_rollouts_of_one_service_never_overlap(airflow: Airflow) -> None:
+    airflow.wait_dags("it-lock-a", "it-lock-b")
+    operator = airflow.operator
+    runs = [("it-lock-a", operator.trigger("it-lock-a")), ("it-lock-b", operator.trigger("it-lock-b"))]
+    spans = []
+    for dag_id, run in runs:
+        assert operator.wait_run(dag_id, run)["state"] == "success"
+        hold = operator.task_instances(dag_id, run)["work.hold"]
+        spans.append((hold["start_date"], hold["end_date"]))
+    (a_start, a_end), (b_start, b_end) = sorted(spans)
+    assert a_end <= b_start, f"runs overlapped: {spans}"
