@@ -7,6 +7,7 @@ good, 1 something is invalid or refused, 2 a usage error.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import sys
 from collections.abc import Sequence
@@ -23,6 +24,9 @@ def _validate(args: argparse.Namespace) -> int:
         print(f"gonogo validate: no such file or directory: {', '.join(missing)}", file=sys.stderr)
         return 2
     files = runbook_files(paths)
+    # What is loaded by now lives as long as the process. Freezing it keeps the garbage
+    # collector from rescanning it for each file; with many files that is a tenth of the time.
+    gc.freeze()
     results: list[dict[str, object]] = []
     problems: list[Problem] = []
     invalid = 0

@@ -11,12 +11,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from tests.conftest import RUNBOOKS
 
 import gonogo
+from gonogo import loader
 from gonogo.plan import StepRecord, plan_rollback
 
 FILE = "rb.yaml"
@@ -193,6 +195,39 @@ def test_arbitrary_text_loads_or_is_located(text: str) -> None:
 def test_examples_survive_a_round_trip_through_safe_dump(name: str) -> None:
     """The mutation tests start from valid data, so dumping must not itself break a runbook."""
     gonogo.load_text(yaml.safe_dump(yaml.safe_load(TEXTS[name]), sort_keys=False), FILE)
+
+
+# -- the fast composer ------------------------------------------------------------------------
+
+YAML_CHARACTERS = ":-[]{}#&*!|>'\" \n\t?,%@`ab1.~\r\x85\u2028\ufeff"
+yaml_ish = st.text(alphabet=st.sampled_from(list(YAML_CHARACTERS)))
+
+
+def shape(node: yaml.Node) -> tuple[Any, ...]:
+    """What the builder reads from a node: tag, value, style and where it starts."""
+    at = (node.start_mark.line, node.start_mark.column)
+    if isinstance(node, yaml.MappingNode):
+        return ("map", node.tag, at, [(shape(k), shape(v)) for k, v in node.value])
+    if isinstance(node, yaml.SequenceNode):
+        return ("seq", node.tag, at, [shape(item) for item in node.value])
+    return ("scalar", node.tag, node.value, node.style or None, at)
+
+
+@FUZZ
+@given(st.one_of(mutated_text(), mutated_data(), yaml_ish, st.text(max_size=100)))
+@example("a: {b: }\n")  # libyaml places an empty value at the next token
+@example("---")
+@example("a: [x, s?e]\n")  # PyYAML refuses '?' in a flow collection, libyaml does not
+@example("0\t0\n")
+@example("|1#\n")
+@example("!\n")
+@example("\r\ufeff.")
+def test_libyaml_fast_path_agrees_with_the_reference_composer(text: str) -> None:
+    if loader._LIBYAML is None:
+        pytest.skip("PyYAML is built without libyaml")
+    fast = loader._compose_with_libyaml(text)
+    if fast is not None:
+        assert shape(fast) == shape(loader._compose(text, FILE))
 
 
 # -- the rollback planner ----------------------------------------------------------------------
