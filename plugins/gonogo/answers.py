@@ -7,7 +7,7 @@ refuses a blank comment with 422 and a message the approver can act on, and
 otherwise replays the body untouched. Airflow then stores nothing for the
 refused answer, so the request stays open and can be answered again.
 
-It also holds back an answer that comes within a few seconds of the request
+It also holds back an answer that comes within ten seconds of the request
 opening (425, with Retry-After). Airflow 3.3 resumes the task under the same
 try number, and if the worker's exit event for the parked attempt is processed
 after the resume was queued, the scheduler marks the task failed ("state changed
@@ -33,7 +33,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 NEEDS_REASON = frozenset({"NOGO", "Failed", "Continue"})
 _HITL_PATH = re.compile(r"/api/v2/dags/[^/]+/dagRuns/[^/]+/taskInstances/[^/]+/-?\d+/hitlDetails/?$")
 MAX_BODY = 1024 * 1024
-SETTLE_SECONDS = 4.0
+SETTLE_SECONDS = 10.0
 
 
 def refusal(body: bytes) -> str | None:
@@ -93,6 +93,7 @@ class RequireReasonMiddleware:
                          headers=[(b"retry-after", str(wait).encode())])
             return
         replayed = False
+        status: list[int] = []
 
         async def replay() -> Message:
             nonlocal replayed
@@ -101,16 +102,73 @@ class RequireReasonMiddleware:
                 return {"type": "http.request", "body": body, "more_body": False}
             return await receive()
 
-        await self.app(scope, replay, send)
+        async def watch(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status.append(int(message["status"]))
+            await send(message)
+
+        await self.app(scope, replay, watch)
+        if status and status[0] == 200 and ends_gate(scope.get("path", ""), body):
+            await asyncio.to_thread(withdraw_siblings, scope.get("path", ""))
+
+
+def _path_parts(path: str) -> tuple[str, str, str, int]:
+    from urllib.parse import unquote
+
+    parts = path.rstrip("/").split("/")
+    dag_id, run_id, task_id, map_index = (unquote(parts[i]) for i in (-7, -5, -3, -2))
+    return dag_id, run_id, task_id, int(map_index)
+
+
+def ends_gate(path: str, body: bytes) -> bool:
+    """A NOGO at a gate's final round: the gate is decided, whatever the other roles say."""
+    from gonogo.gates import is_final_round
+
+    try:
+        _, _, task_id, _ = _path_parts(path)
+        chosen = json.loads(body).get("chosen_options") or []
+    except (ValueError, IndexError, AttributeError):
+        return False
+    return task_id.startswith("gate__") and "NOGO" in chosen and is_final_round(task_id)
+
+
+def withdraw_siblings(path: str) -> list[str]:
+    """End the gate's other open requests as skipped: their answers would change nothing."""
+    try:
+        dag_id, run_id, task_id, _ = _path_parts(path)
+        from sqlalchemy import select
+
+        from airflow.models.taskinstance import TaskInstance
+        from airflow.utils.session import create_session
+        from airflow.utils.state import TaskInstanceState
+
+        group = task_id.partition(".")[0] + "."
+        withdrawn = []
+        with create_session() as session:
+            siblings = session.scalars(
+                select(TaskInstance).where(
+                    TaskInstance.dag_id == dag_id,
+                    TaskInstance.run_id == run_id,
+                    TaskInstance.task_id.startswith(group),
+                    TaskInstance.task_id != task_id,
+                    TaskInstance.state == TaskInstanceState.AWAITING_INPUT,
+                )
+            ).all()
+            for ti in siblings:
+                ti.set_state(TaskInstanceState.SKIPPED, session=session)
+                withdrawn.append(ti.task_id)
+        return withdrawn
+    except Exception:  # the gate is decided either way; never fail the answer itself
+        import logging
+
+        logging.getLogger("gonogo").exception("could not withdraw the other requests of %s", path)
+        return []
 
 
 def request_age(path: str) -> float | None:
     """Seconds since the HITL request at ``path`` opened, or None if unknown."""
-    from urllib.parse import unquote
-
-    parts = path.rstrip("/").split("/")
     try:
-        dag_id, run_id, task_id, map_index = (unquote(parts[i]) for i in (-7, -5, -3, -2))
+        dag_id, run_id, task_id, map_index = _path_parts(path)
         from sqlalchemy import select
 
         from airflow.models.hitl import HITLDetail

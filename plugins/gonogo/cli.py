@@ -104,6 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
     plan = commands.add_parser("plan", help="print a readable outline of a runbook")
     plan.add_argument("file", metavar="FILE")
     plan.set_defaults(func=_plan)
+
+    from gonogo.client_cli import add_client_commands
+
+    add_client_commands(commands)
     return parser
 
 

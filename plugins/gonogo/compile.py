@@ -30,13 +30,8 @@ from airflow.sdk.bases.operator import BaseOperator
 from gonogo import rollback as rb
 from gonogo.checks import python_prefixes
 from gonogo.model import Activity, Gate, Http, Phase, Runbook, Step
-from gonogo.operators import (
-    LOCK_POOL,
-    AcquireLockSensor,
-    GateRoleOperator,
-    ManualStepOperator,
-    release_lock,
-)
+from gonogo.gates import build_gate
+from gonogo.operators import LOCK_POOL, AcquireLockSensor, ManualStepOperator, release_lock
 from gonogo.plan import phase_leaves, phase_upstreams, render_outline
 from gonogo.runtime import bound_to_window, run_http, run_python
 
@@ -80,7 +75,7 @@ def _params(runbook: Runbook) -> dict[str, Param]:
     return params
 
 
-def _http_spec(http: Http) -> dict[str, Any]:
+def http_spec(http: Http) -> dict[str, Any]:
     spec = http.model_dump(by_alias=True, exclude_none=True, mode="json")
     spec["request_timeout"] = http.request_timeout.total_seconds()
     if http.until is not None:
@@ -108,6 +103,8 @@ class Compiler:
         self.runbooks_dir = str(runbooks_dir.resolve())
         window = runbook.window
         self.window_end = window.end.isoformat() if window else None
+        # Forward work starts only while nothing has failed: once rollback is due, nothing new starts.
+        self.forward_guard = rb.stop_if_failed()
 
     # -- actions -------------------------------------------------------------------------------
 
@@ -163,7 +160,7 @@ class Compiler:
             )
         if action.http is not None:
             return PythonOperator(
-                python_callable=run_http, op_kwargs={"spec": _http_spec(action.http)}, **common
+                python_callable=run_http, op_kwargs={"spec": http_spec(action.http)}, **common
             )
         if action.python is not None:
             return PythonOperator(
@@ -212,27 +209,8 @@ class Compiler:
             timeout=step.timeout,
             retries=step.retries,
             retry_delay=step.retry_delay,
+            pre_execute=self.forward_guard,
         )
-
-    def gate(self, gate: Gate) -> list[BaseOperator]:
-        """The gate's TaskGroup: one GO/NOGO request per sign-off role, all in parallel."""
-        from gonogo.gates import gate_body
-
-        tasks = []
-        with TaskGroup(group_id=f"gate__{gate.gate}", tooltip=gate.title or gate.gate):
-            for role in gate.sign_off:
-                tasks.append(
-                    GateRoleOperator(
-                        task_id=role,
-                        gate=gate.gate,
-                        role=role,
-                        users=self.runbook.roles[role].users,
-                        subject=f"{gate.title or gate.gate}: {self.runbook.title} ({role})",
-                        body=gate_body(self.runbook, gate, role),
-                        response_timeout=gate.timeout,
-                    )
-                )
-        return tasks
 
     # -- the whole DAG -------------------------------------------------------------------------
 
@@ -276,8 +254,8 @@ class Compiler:
             steps: dict[str, BaseOperator] = {}
             for item in runbook.phases:
                 if isinstance(item, Gate):
-                    entries = exits = self.gate(item)
-                    forward += exits
+                    entries, exits, gate_tasks = build_gate(self, item, self.forward_guard)
+                    forward += gate_tasks
                 else:
                     entries, exits, tasks = self.phase(item)
                     steps.update(tasks)
@@ -286,6 +264,8 @@ class Compiler:
                     before >> entries
                 previous = exits
             last_rollback = rb.build_rollback_group(self, forward, steps)
+            # In a good run rollback.start is skipped once every forward task is done, and the
+            # skips run down the chain, so release_lock and outcome come after all forward work.
             release = PythonOperator(
                 task_id="release_lock",
                 python_callable=release_lock,
@@ -294,7 +274,7 @@ class Compiler:
                 pool=LOCK_POOL,
                 priority_weight=100,
             )
-            [*previous, last_rollback] >> release
+            last_rollback >> release
             outcome = rb.outcome_task(self, forward, steps)
             release >> outcome
         return dag

@@ -1,7 +1,6 @@
 """gonogo's operators: thin subclasses of Airflow's own, for what the runbook needs.
 
 - :class:`ManualStepOperator`: a person confirms a manual step (HITL, Done/Failed).
-- :class:`GateRoleOperator`: one role's GO/NOGO at a gate (HITL), four-eyes applied.
 - :class:`AcquireLockSensor`: one rollout per service and environment at a time.
 
 Approvals are written and checked by Airflow's HITL API: an answer from a user
@@ -12,35 +11,23 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from typing import Any
 
 from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.sdk import BaseSensorOperator, Param, Variable
 from airflow.sdk.exceptions import AirflowFailException
 
-from gonogo.errors import GateError
-
 log = logging.getLogger("gonogo")
 
 LOCK_POOL = "gonogo_lock"
 DONE, FAILED = "Done", "Failed"
-GO, NOGO = "GO", "NOGO"
 
 
-def _with_comment(kwargs: dict[str, Any], description: str) -> dict[str, Any]:
+def with_comment(kwargs: dict[str, Any], description: str) -> dict[str, Any]:
     """The request's form: only a comment field, not the DAG params Airflow passes in."""
     kwargs.pop("params", None)
     return {"comment": Param("", type=["string", "null"], description=description)}
-
-
-def eligible_users(users: Sequence[str], triggered_by: str | None) -> list[dict[str, str]]:
-    """The role's users who may answer: everyone but the person who started the rollout."""
-    return [{"id": u, "name": u} for u in users if u != triggered_by]
-
-
-def _triggering_user(context: Mapping[str, Any]) -> str | None:
-    dag_run = context.get("dag_run")
-    return getattr(dag_run, "triggering_user_name", None)
 
 
 class ManualStepOperator(HITLOperator):
@@ -54,7 +41,7 @@ class ManualStepOperator(HITLOperator):
             subject=kwargs.pop("subject", instruction[:80]),
             body=instruction,
             options=[DONE, FAILED],
-            params=_with_comment(kwargs, "What you did or saw; required when it failed"),
+            params=with_comment(kwargs, "What you did or saw; required when it failed"),
             assigned_users=[{"id": u, "name": u} for u in self.users],
             **kwargs,
         )
@@ -74,56 +61,6 @@ class ManualStepOperator(HITLOperator):
         return result
 
 
-class GateRoleOperator(HITLOperator):
-    """One role's sign-off at a gate. NOGO, or no answer in time, fails the task: a clear stop."""
-
-    def __init__(
-        self, *, gate: str, role: str, users: Sequence[str], subject: str, body: str, **kwargs: Any
-    ) -> None:
-        self.gate = gate
-        self.role = role
-        self.users = list(users)
-        kwargs["retries"] = 0  # a retry would re-open the request and wipe the answer
-        super().__init__(
-            subject=subject,
-            body=body,
-            options=[GO, NOGO],
-            params=_with_comment(kwargs, "Why; required for NOGO"),
-            assigned_users=[{"id": u, "name": u} for u in self.users],
-            **kwargs,
-        )
-
-    def execute(self, context: Any) -> Any:
-        triggered_by = _triggering_user(context)
-        self.assigned_users = eligible_users(self.users, triggered_by)
-        if not self.assigned_users:
-            raise GateError(
-                f"gate {self.gate}: role {self.role!r} has no eligible approver; its only member "
-                f"{triggered_by!r} started this rollout and may not approve it (four-eyes rule)"
-            )
-        log.info(
-            "gate %s: asking role %s (%s)%s",
-            self.gate,
-            self.role,
-            ", ".join(u["id"] for u in self.assigned_users),
-            f"; {triggered_by} started the run and may not answer" if triggered_by in self.users else "",
-        )
-        return super().execute(context)
-
-    def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
-        if event.get("error_type") == "timeout":
-            raise AirflowFailException(f"NOGO (timeout): role {self.role} did not answer in time")
-        result = super().execute_complete(context, event)
-        who = (event.get("responded_by_user") or {}).get("name", "?")
-        comment = (event.get("params_input") or {}).get("comment") or ""
-        chosen = event["chosen_options"][0]
-        log.info("gate %s: %s for role %s answered %s%s", self.gate, who, self.role, chosen,
-                 f": {comment}" if comment else "")
-        if chosen == NOGO:
-            raise AirflowFailException(f"NOGO from {who} for role {self.role}: {comment or '(no comment)'}")
-        return result
-
-
 class AcquireLockSensor(BaseSensorOperator):
     """Waits until no other rollout of the same service and environment is running, then claims it.
 
@@ -139,6 +76,10 @@ class AcquireLockSensor(BaseSensorOperator):
         kwargs.setdefault("mode", "reschedule")
         kwargs.setdefault("poke_interval", 5)
         kwargs.setdefault("timeout", 7 * 24 * 3600)
+        # A re-queued reschedule can be failed by Airflow 3.3 when the worker's exit event
+        # arrives late (see gonogo.answers); retrying the claim is harmless.
+        kwargs.setdefault("retries", 3)
+        kwargs.setdefault("retry_delay", timedelta(seconds=2))
         super().__init__(**kwargs)
         self.service = service
         self.environment = environment

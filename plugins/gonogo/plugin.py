@@ -1,9 +1,15 @@
-"""The Airflow plugin: gonogo's server-side pieces, loaded by the API server and the scheduler."""
+"""The Airflow plugin: gonogo's server-side pieces.
+
+- In the API server, a middleware in front of the REST API and the UI refuses a
+  NOGO without a reason and withdraws a decided gate's other requests.
+- In the scheduler, a listener writes each run's note: outcome and decisions.
+"""
 
 from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
+from gonogo import listener
 from gonogo.answers import RequireReasonMiddleware
 
 
@@ -12,3 +18,4 @@ class GonogoPlugin(AirflowPlugin):
     fastapi_root_middlewares = [  # noqa: RUF012 - Airflow's plugin API is class attributes
         {"name": "gonogo: a NOGO needs a reason", "middleware": RequireReasonMiddleware},
     ]
+    listeners = [listener]  # noqa: RUF012

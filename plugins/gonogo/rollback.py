@@ -1,8 +1,10 @@
 """The rollback TaskGroup and the run's outcome.
 
-``rollback.start`` waits until forward work is done (trigger rule all_done), so
-steps already running in parallel finish first, and skips itself when nothing
-failed. Compensations follow newest-first; each one skips itself unless its
+``rollback.start`` fires as soon as a forward task fails (trigger rule
+one_failed). Forward tasks check before they start, so nothing new starts once
+something failed; ``rollback.start`` then waits, rescheduled and holding no
+worker slot, until steps already running in parallel have finished. In a good
+run it is skipped. Compensations follow newest-first; each one skips itself unless its
 forward step completed. Global rollback steps come last. ``outcome`` then names
 the run's single result and fails the run unless it is ``succeeded``, so
 Airflow's own run state stays truthful.
@@ -12,10 +14,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.standard.operators.python import PythonOperator
-from airflow.sdk import TaskGroup
+from airflow.sdk import BaseSensorOperator, TaskGroup
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from gonogo.checks import is_read_only
@@ -29,6 +32,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("gonogo")
 
 FAILED_STATES = frozenset({"failed", "upstream_failed"})
+IN_FLIGHT = frozenset(
+    {"queued", "running", "scheduled", "up_for_retry", "up_for_reschedule", "deferred", "restarting"}
+)
 SUCCEEDED, NOGO_BEFORE_START, ROLLED_BACK, ROLLBACK_FAILED = (
     "succeeded",
     "nogo_before_start",
@@ -40,7 +46,25 @@ SUCCEEDED, NOGO_BEFORE_START, ROLLED_BACK, ROLLBACK_FAILED = (
 def _states(context: Mapping[str, Any]) -> dict[str, str]:
     ti = context["ti"]
     found = ti.get_task_states(dag_id=context["dag"].dag_id, run_ids=[context["run_id"]])
-    return {task: str(state) for task, state in found.get(context["run_id"], {}).items()}
+    return {
+        task: str(getattr(state, "value", state))
+        for task, state in found.get(context["run_id"], {}).items()
+    }
+
+
+def stop_if_failed() -> Callable[[Any], None]:
+    """A pre_execute hook for forward tasks: start nothing new once something has failed."""
+
+    def guard(context: Any) -> None:
+        failed = [t for t, state in _states(context).items() if state == "failed"
+                  and not t.startswith(("rollback.", "outcome", "release_lock"))
+                  and not t.endswith(".watch")]
+        if failed:
+            raise AirflowSkipException(
+                f"not started: {', '.join(failed)} failed and rollback takes over"
+            )
+
+    return guard
 
 
 def why_rollback(states: Mapping[str, str], forward: list[str]) -> list[str]:
@@ -48,20 +72,46 @@ def why_rollback(states: Mapping[str, str], forward: list[str]) -> list[str]:
     return [t for t in forward if states.get(t) == "failed"]
 
 
-def start_rollback(forward: list[str], **context: Any) -> dict[str, Any]:
-    states = _states(context)
-    failed = why_rollback(states, forward)
-    if not failed:
-        raise AirflowSkipException("nothing failed: no rollback")
+def reasons_for(failed: list[str]) -> list[str]:
+    """Readable reasons from failed task ids: the failed step, or the gate and its role."""
     reasons = []
     for task_id in failed:
         if task_id.startswith("gate__"):
-            gate, role = task_id.split(".", 1)
-            reasons.append(f"gate {gate.removeprefix('gate__')}: NOGO or no answer from role {role}")
+            gate, _, part = task_id.partition(".")
+            what = "a required check failed" if part == "checks" else (
+                f"NOGO or no answer from role {part.split('__round_')[0]}")
+            reasons.append(f"gate {gate.removeprefix('gate__')}: {what}")
         else:
             reasons.append(f"step {task_id} failed")
-    log.info("rollback starts because: %s", "; ".join(reasons))
-    return {"failed": failed, "reasons": reasons}
+    return reasons
+
+
+class RollbackStartSensor(BaseSensorOperator):
+    """Starts rollback once forward steps already running have finished."""
+
+    def __init__(self, *, forward: list[str], technical: list[str], **kwargs: Any) -> None:
+        kwargs.setdefault("mode", "reschedule")
+        kwargs.setdefault("poke_interval", 5)
+        kwargs.setdefault("timeout", 24 * 3600)
+        # A re-queued reschedule can be failed by Airflow 3.3 when the worker's exit event
+        # arrives late (see gonogo.answers); retrying the sensor is harmless.
+        kwargs["retries"] = 3
+        kwargs["retry_delay"] = timedelta(seconds=1)
+        super().__init__(**kwargs)
+        self.forward = forward
+        self.technical = technical
+
+    def poke(self, context: Any) -> Any:
+        states = _states(context)
+        running = [t for t in self.technical if states.get(t) in IN_FLIGHT]
+        if running:
+            log.info("rollback waits for steps still running: %s", ", ".join(running))
+            return False
+        failed = why_rollback(states, self.forward)
+        reasons = reasons_for(failed)
+        log.info("rollback starts because: %s", "; ".join(reasons) or "a forward task failed")
+        context["ti"].xcom_push(key="return_value", value={"failed": failed, "reasons": reasons})
+        return True
 
 
 def compensation_guard(forward_task_id: str, step_id: str) -> Callable[[Any], None]:
@@ -87,11 +137,11 @@ def build_rollback_group(
 ) -> BaseOperator:
     runbook = compiler.runbook
     with TaskGroup(group_id="rollback", tooltip="Runs only when something failed"):
-        start = PythonOperator(
+        start = RollbackStartSensor(
             task_id="start",
-            python_callable=start_rollback,
-            op_kwargs={"forward": [t.task_id for t in forward]},
-            trigger_rule="all_done",
+            forward=[t.task_id for t in forward],
+            technical=[t.task_id for t in steps.values()],
+            trigger_rule="one_failed",
         )
         forward >> start
         last: BaseOperator = start
@@ -144,9 +194,11 @@ def decide_outcome(
 def record_outcome(forward: list[str], changing: list[str], rollback: list[str], **context: Any) -> dict[str, Any]:
     states = _states(context)
     outcome = decide_outcome(states, forward, changing, rollback)
+    started = context["ti"].xcom_pull(task_ids="rollback.start") or {}
     record = {
         "outcome": outcome,
         "failed": why_rollback(states, forward),
+        "reasons": started.get("reasons", []),
         "undone": [t for t in rollback if states.get(t) == "success"],
         "not_undone": [t for t in rollback if states.get(t) in FAILED_STATES],
     }

@@ -111,6 +111,9 @@ class AirflowStack:
                 "AIRFLOW__SCHEDULER__TRIGGER_TIMEOUT_CHECK_INTERVAL": "2",
                 "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
                 "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "600",
+                # The supervisor notices a finished task within this many seconds; the
+                # default 5 s widens a race in Airflow 3.3 (see gonogo.answers).
+                "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
                 "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.home / "logs"),
                 "GONOGO_RUNBOOKS_DIR": str(self.runbooks_dir),
                 "PYTHONUNBUFFERED": "1",

@@ -1,0 +1,95 @@
+"""Writes the DAG run's note when a gonogo run ends: the outcome and every decision.
+
+DAG-run listeners run in the scheduler, which has the metadata database; tasks
+do not, which is why the note is written here and not by the outcome task. The
+listener works inside the scheduler's own session and never commits: the
+scheduler commits the note with the run's new state (committing here would break
+its locks).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from airflow.listeners import hookimpl
+
+from gonogo.decisions import decisions, note
+
+log = logging.getLogger("gonogo")
+
+
+def _details(session: Any, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+    from sqlalchemy import select
+
+    from airflow.models.hitl import HITLDetail
+    from airflow.models.taskinstance import TaskInstance
+
+    rows = session.execute(
+        select(HITLDetail, TaskInstance.task_id, TaskInstance.state, TaskInstance.try_number)
+        .join(TaskInstance, HITLDetail.ti_id == TaskInstance.id)
+        .where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id)
+    ).all()
+    return [
+        {
+            "task_instance": {"task_id": task_id, "state": str(getattr(state, "value", state)), "try_number": tries},
+            "chosen_options": detail.chosen_options,
+            "responded_by_user": detail.responded_by,
+            "responded_at": detail.responded_at.isoformat() if detail.responded_at else None,
+            "params_input": detail.params_input,
+            "response_received": detail.response_received,
+            "created_at": detail.created_at.isoformat(),
+            "assigned_users": detail.assignees,
+        }
+        for detail, task_id, state, tries in rows
+    ]
+
+
+def _xcoms(session: Any, dag_id: str, run_id: str, key: str) -> list[Any]:
+    from sqlalchemy import select
+
+    from airflow.models.xcom import XComModel
+
+    values = session.scalars(
+        select(XComModel.value).where(
+            XComModel.dag_id == dag_id, XComModel.run_id == run_id, XComModel.key == key
+        )
+    ).all()
+    return [XComModel.deserialize_value(type("R", (), {"value": v})()) for v in values]
+
+
+def write_note(dag_run: Any) -> None:
+    from sqlalchemy.orm import object_session
+
+    session = object_session(dag_run)
+    if session is None:
+        return
+    dag_id, run_id = dag_run.dag_id, dag_run.run_id
+    with session.no_autoflush:
+        outcomes = _xcoms(session, dag_id, run_id, "outcome")
+        details = _details(session, dag_id, run_id)
+        if not outcomes and not details:
+            return  # not a gonogo run
+        events = [e for batch in _xcoms(session, dag_id, run_id, "events") for e in batch or []]
+    dag_run.note = note(decisions(details), outcomes[0] if outcomes else None, events)
+
+
+def _safely(dag_run: Any) -> None:
+    try:
+        run_id = dag_run.run_id
+    except Exception:
+        return
+    try:
+        write_note(dag_run)
+    except Exception:  # a note must never break the scheduler
+        log.exception("gonogo: could not write the run note of %s", run_id)
+
+
+@hookimpl
+def on_dag_run_success(dag_run: Any, msg: str) -> None:
+    _safely(dag_run)
+
+
+@hookimpl
+def on_dag_run_failed(dag_run: Any, msg: str) -> None:
+    _safely(dag_run)
