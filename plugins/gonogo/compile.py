@@ -134,9 +134,14 @@ class Compiler:
         timeout: Any = None,
         retries: int = 0,
         pre_execute: Callable[[Any], None] | None = None,
+        in_window: bool = True,
         **kwargs: Any,
     ) -> BaseOperator:
-        """The Airflow task for one bash/http/python/manual action."""
+        """The Airflow task for one bash/http/python/manual action.
+
+        ``in_window``: the task may only run inside the change window. Rollback
+        tasks are not bound to it: undoing a change is never too late.
+        """
         common: dict[str, Any] = {
             "task_id": task_id,
             "retries": retries,
@@ -144,11 +149,11 @@ class Compiler:
             "doc_md": f"`{step_id}`" + (f", owner: {owner}" if owner else ""),
             **kwargs,
         }
-        window_hook = bound_to_window(self.window_end)
-        if pre_execute is not None:
-            common["pre_execute"] = _chain_hooks(pre_execute, window_hook)
-        elif self.window_end:
-            common["pre_execute"] = window_hook
+        hooks = [h for h in (pre_execute,) if h is not None]
+        if in_window and self.window_end:
+            hooks.append(bound_to_window(self.window_end))
+        if hooks:
+            common["pre_execute"] = hooks[0] if len(hooks) == 1 else _chain_hooks(*hooks)
         if action.bash is not None:
             return StepBashOperator(
                 bash_command=quote_templates(action.bash),
@@ -184,6 +189,22 @@ class Compiler:
             **common,
         )
 
+    def action_spec(self, step_id: str, action: Activity, owner: str | None) -> dict[str, Any]:
+        """An action as plain data, for a task that decides at run time what it runs (undo slots)."""
+        spec: dict[str, Any] = {"kind": action.kind, "retries": getattr(action, "retries", 0)}
+        if action.bash is not None:
+            spec.update(bash=quote_templates(action.bash), env=self._env(step_id, dict(action.env)),
+                        cwd=self.runbooks_dir)
+        elif action.http is not None:
+            spec["http"] = http_spec(action.http)
+        elif action.python is not None:
+            spec.update(callable=action.python.callable, kwargs=dict(action.python.kwargs),
+                        prefixes=list(python_prefixes()), runbooks_dir=self.runbooks_dir)
+        else:
+            assert owner is not None  # the checks guarantee a manual undo has an owner
+            spec.update(manual=action.manual, users=self.runbook.roles[owner].users)
+        return spec
+
     # -- forward -------------------------------------------------------------------------------
 
     def phase(self, phase: Phase) -> tuple[list[BaseOperator], list[BaseOperator], dict[str, BaseOperator]]:
@@ -210,6 +231,7 @@ class Compiler:
             retries=step.retries,
             retry_delay=step.retry_delay,
             pre_execute=self.forward_guard,
+            post_execute=rb.record_finish,
         )
 
     # -- the whole DAG -------------------------------------------------------------------------
@@ -263,7 +285,7 @@ class Compiler:
                 for before in previous:
                     before >> entries
                 previous = exits
-            last_rollback = rb.build_rollback_group(self, forward, steps)
+            rollback_tasks = rb.build_rollback_group(self, forward, steps)
             # In a good run rollback.start is skipped once every forward task is done, and the
             # skips run down the chain, so release_lock and outcome come after all forward work.
             release = PythonOperator(
@@ -274,7 +296,7 @@ class Compiler:
                 pool=LOCK_POOL,
                 priority_weight=100,
             )
-            last_rollback >> release
+            rollback_tasks >> release
             outcome = rb.outcome_task(self, forward, steps)
             release >> outcome
         return dag

@@ -479,4 +479,8 @@ def build_gate(compiler: Compiler, gate: Gate, guard: Any) -> tuple[list[BaseOpe
         )
         [t for t in tasks if isinstance(t, GateRoleOperator)] >> result
         tasks.append(result)
-    return entries, [result], tasks
+    # In stop mode every round is final, so the next phase waits for the requests
+    # themselves: no extra scheduling hop after the last GO. Reask rounds that are
+    # skipped need the result task to join them.
+    exits = [result] if gate.on_nogo == "reask" else finals
+    return entries, exits, tasks

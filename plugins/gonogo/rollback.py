@@ -13,16 +13,25 @@ Airflow's own run state stays truthful.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
-from datetime import timedelta
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
+from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import BaseSensorOperator, TaskGroup
-from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+from airflow.sdk.exceptions import (
+    AirflowFailException,
+    AirflowSkipException,
+)
 
 from gonogo.checks import is_read_only
 from gonogo.model import Phase
+from gonogo.operators import DONE, FAILED, with_comment
+from gonogo.plan import StepRecord, plan_rollback
+from gonogo.runtime import run_http, run_python
 
 if TYPE_CHECKING:
     from airflow.sdk.bases.operator import BaseOperator
@@ -86,10 +95,19 @@ def reasons_for(failed: list[str]) -> list[str]:
     return reasons
 
 
-class RollbackStartSensor(BaseSensorOperator):
-    """Starts rollback once forward steps already running have finished."""
+def record_finish(context: Any, result: Any = None) -> None:
+    """A post_execute hook on forward steps: when the step completed, for the rollback order."""
+    context["ti"].xcom_push(key="finished_at", value=datetime.now(timezone.utc).isoformat())
 
-    def __init__(self, *, forward: list[str], technical: list[str], **kwargs: Any) -> None:
+
+class RollbackStartSensor(BaseSensorOperator):
+    """Starts rollback once forward steps already running have finished, and plans it.
+
+    The plan (:func:`gonogo.plan.plan_rollback`) lists the completed steps to undo,
+    newest first, from the time each step finished.
+    """
+
+    def __init__(self, *, forward: list[str], steps: list[tuple[str, str, bool]], **kwargs: Any) -> None:
         kwargs.setdefault("mode", "reschedule")
         kwargs.setdefault("poke_interval", 5)
         kwargs.setdefault("timeout", 24 * 3600)
@@ -99,68 +117,156 @@ class RollbackStartSensor(BaseSensorOperator):
         kwargs["retry_delay"] = timedelta(seconds=1)
         super().__init__(**kwargs)
         self.forward = forward
-        self.technical = technical
+        self.steps = steps  # (step id, task id, has a rollback) in runbook order
 
     def poke(self, context: Any) -> Any:
         states = _states(context)
-        running = [t for t in self.technical if states.get(t) in IN_FLIGHT]
+        running = [task for _, task, _ in self.steps if states.get(task) in IN_FLIGHT]
         if running:
             log.info("rollback waits for steps still running: %s", ", ".join(running))
             return False
         failed = why_rollback(states, self.forward)
         reasons = reasons_for(failed)
+        ti = context["ti"]
+        records = []
+        for position, (step_id, task_id, has_rollback) in enumerate(self.steps):
+            state = states.get(task_id)
+            finished = ti.xcom_pull(task_ids=task_id, key="finished_at") if state == "success" else None
+            end = datetime.fromisoformat(finished) if finished else None
+            records.append(StepRecord(step_id, str(state), end, has_rollback, position))
+        plan = plan_rollback(records)
         log.info("rollback starts because: %s", "; ".join(reasons) or "a forward task failed")
-        context["ti"].xcom_push(key="return_value", value={"failed": failed, "reasons": reasons})
+        log.info("undo, newest first: %s", ", ".join(plan.compensate) or "nothing")
+        for step_id in plan.not_undone:
+            log.info("not undone: %s: no rollback defined", step_id)
+        ti.xcom_push(
+            key="return_value",
+            value={"failed": failed, "reasons": reasons, "compensate": plan.compensate,
+                   "not_undone": plan.not_undone},
+        )
         return True
 
 
-def compensation_guard(forward_task_id: str, step_id: str) -> Callable[[Any], None]:
-    """A pre_execute hook: undo ``step_id`` only if its forward task completed."""
+class UndoSlot(HITLOperator):
+    """The n-th compensation of the rollback plan, whichever step that turns out to be.
 
-    def guard(context: Any) -> None:
-        state = _states(context).get(forward_task_id)
-        if state != "success":
-            raise AirflowSkipException(f"step {step_id} did not complete ({state}); nothing to undo")
-        started = context["ti"].xcom_pull(task_ids="rollback.start") or {}
+    Which steps completed, and in which order, is known only when rollback starts,
+    so the rollback group is a fixed chain of slots: ``undo_1`` undoes the newest
+    completed step, ``undo_2`` the one before, and so on; slots beyond the plan
+    are skipped. The chain runs one at a time with no waiting, and a failed slot
+    stops everything after it. Each slot's log names the step it undoes and why
+    rollback started. A manual undo becomes a request to the step's owner role.
+    """
+
+    template_fields: Sequence[str] = ()  # each action is rendered when its slot runs
+
+    def __init__(self, *, position: int, actions: Mapping[str, Mapping[str, Any]], **kwargs: Any) -> None:
+        kwargs["retries"] = 0  # each action retries itself, as many times as its runbook says
+        super().__init__(
+            subject=f"Rollback: undo {position + 1}",
+            options=[DONE, FAILED],
+            params=with_comment(kwargs, "What you did; required when it failed"),
+            **kwargs,
+        )
+        self.position = position
+        self.actions = dict(actions)
+
+    def execute(self, context: Any) -> Any:
+        ti = context["ti"]
+        plan = ti.xcom_pull(task_ids="rollback.start") or {}
+        order = plan.get("compensate", [])
+        if self.position >= len(order):
+            raise AirflowSkipException(f"nothing more to undo: the plan has {len(order)} compensation(s)")
+        step_id = order[self.position]
+        action = self.actions[step_id]
+        ti.xcom_push(key="step", value=step_id)
         log.info(
-            "undoing step %s (%s) because: %s",
-            step_id,
-            forward_task_id,
-            "; ".join(started.get("reasons", [])) or "rollback started",
+            "undo %d of %d: undoing step %s (%s) because: %s",
+            self.position + 1, len(order), step_id, action["task_id"],
+            "; ".join(plan.get("reasons", [])) or "rollback started",
+        )
+        if action["kind"] == "manual":
+            self.subject = f"Rollback: undo {step_id}"
+            self.body = str(self.render_template(action["manual"], context))
+            self.assigned_users = [{"id": u, "name": u} for u in action["users"]]
+            return super().execute(context)
+        run = {"bash": self._bash, "http": self._http, "python": self._python}[action["kind"]]
+        attempts = int(action.get("retries", 0)) + 1
+        for attempt in range(1, attempts + 1):
+            try:
+                return run(action, context)
+            except Exception as exc:
+                if attempt == attempts:
+                    raise AirflowFailException(f"undoing {step_id} failed: {exc}") from exc
+                log.warning("undoing %s failed (%s); attempt %d of %d in 5s", step_id, exc, attempt + 1, attempts)
+                time.sleep(5)
+        return None
+
+    def _bash(self, action: Mapping[str, Any], context: Any) -> Any:
+        from airflow.providers.standard.hooks.subprocess import SubprocessHook
+
+        command = str(self.render_template(action["bash"], context)).strip()
+        env = {**os.environ, **{k: str(self.render_template(v, context)) for k, v in action["env"].items()}}
+        log.info("bash step: %s", command)
+        log.info("working directory: %s", action["cwd"])
+        result = SubprocessHook().run_command(["bash", "-c", command], env=env, cwd=action["cwd"])
+        if result.exit_code != 0:
+            raise RuntimeError(f"bash exited with {result.exit_code}")
+        return result.output
+
+    def _http(self, action: Mapping[str, Any], context: Any) -> Any:
+        return run_http(self.render_template(action["http"], context))
+
+    def _python(self, action: Mapping[str, Any], context: Any) -> Any:
+        return run_python(
+            action["callable"], self.render_template(action["kwargs"], context), action["prefixes"],
+            action["runbooks_dir"], **context,
         )
 
-    return guard
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+        if event.get("error_type") == "timeout":
+            raise AirflowFailException("the manual undo was not confirmed in time")
+        super().execute_complete(context, event)
+        who = (event.get("responded_by_user") or {}).get("name", "?")
+        comment = (event.get("params_input") or {}).get("comment") or ""
+        if event["chosen_options"][0] == FAILED:
+            raise AirflowFailException(f"{who} reported the manual undo failed: {comment}")
+        log.info("%s confirmed the manual undo: %s", who, comment)
+        return None
 
 
 def build_rollback_group(
     compiler: Compiler, forward: list[BaseOperator], steps: Mapping[str, BaseOperator]
-) -> BaseOperator:
+) -> list[BaseOperator]:
+    """The rollback TaskGroup; returns all its tasks."""
     runbook = compiler.runbook
     with TaskGroup(group_id="rollback", tooltip="Runs only when something failed"):
         start = RollbackStartSensor(
             task_id="start",
             forward=[t.task_id for t in forward],
-            technical=[t.task_id for t in steps.values()],
+            steps=[(s.id, steps[s.id].task_id, s.rollback is not None) for _, s in runbook.steps()],
             trigger_rule="one_failed",
         )
         forward >> start
-        last: BaseOperator = start
-        ordered = [s for _, s in runbook.steps()]
-        for step in reversed(ordered):
-            if step.rollback is None:
-                continue
-            undo = compiler.action_task(
-                f"undo__{step.id}",
-                step.rollback,
-                step_id=step.id,
-                owner=step.owner,
-                timeout=step.rollback.timeout,
-                retries=step.rollback.retries,
-                pre_execute=compensation_guard(steps[step.id].task_id, step.id),
-                trigger_rule="none_failed_min_one_success",
+        tasks: list[BaseOperator] = [start]
+        actions = {
+            step.id: {**compiler.action_spec(step.id, step.rollback, step.owner),
+                      "task_id": steps[step.id].task_id}
+            for _, step in runbook.steps()
+            if step.rollback is not None
+        }
+        previous: BaseOperator = start
+        for position in range(len(actions)):
+            slot = UndoSlot(
+                task_id=f"undo_{position + 1}",
+                position=position,
+                actions=actions,
+                doc_md=f"Undoes the {_ordinal(position + 1)} newest completed step, when rollback runs.",
             )
-            [start, last] >> undo
-            last = undo
+            previous >> slot
+            tasks.append(slot)
+            previous = slot
+        before = [start, previous] if previous is not start else [start]
         for global_step in runbook.rollback.steps:
             task = compiler.action_task(
                 global_step.id,
@@ -169,11 +275,17 @@ def build_rollback_group(
                 owner=global_step.owner,
                 timeout=global_step.timeout,
                 retries=global_step.retries,
+                in_window=False,
                 trigger_rule="none_failed_min_one_success",
             )
-            [start, last] >> task
-            last = task
-    return last
+            before >> task
+            tasks.append(task)
+            before = [task]
+    return tasks
+
+
+def _ordinal(n: int) -> str:
+    return {1: "1st", 2: "2nd", 3: "3rd"}.get(n, f"{n}th")
 
 
 def decide_outcome(
@@ -191,18 +303,48 @@ def decide_outcome(
     return ROLLED_BACK
 
 
-def record_outcome(forward: list[str], changing: list[str], rollback: list[str], **context: Any) -> dict[str, Any]:
+def rollback_record(
+    states: Mapping[str, str], plan: Mapping[str, Any], global_ids: list[str]
+) -> dict[str, list[str]]:
+    """Exactly what was undone and what was not, from the plan and the task states. Pure.
+
+    The n-th step of the plan is undone by slot ``rollback.undo_<n>``.
+    """
+    compensate = list(plan.get("compensate", []))
+    slot = {step: states.get(f"rollback.undo_{n}") for n, step in enumerate(compensate, start=1)}
+    record: dict[str, list[str]] = {
+        "undone": [s for s in compensate if slot[s] == "success"],
+        "undo_failed": [s for s in compensate if slot[s] == "failed"],
+        "not_run": [s for s in compensate if slot[s] not in {"success", "failed"}],
+        "no_rollback_defined": list(plan.get("not_undone", [])),
+        "global_done": [g for g in global_ids if states.get(f"rollback.{g}") == "success"],
+        "global_not_done": [g for g in global_ids if states.get(f"rollback.{g}") != "success"],
+    }
+    return record
+
+
+def record_outcome(
+    forward: list[str], changing: list[str], rollback: list[str], global_ids: list[str], **context: Any
+) -> dict[str, Any]:
     states = _states(context)
     outcome = decide_outcome(states, forward, changing, rollback)
     started = context["ti"].xcom_pull(task_ids="rollback.start") or {}
-    record = {
-        "outcome": outcome,
-        "failed": why_rollback(states, forward),
-        "reasons": started.get("reasons", []),
-        "undone": [t for t in rollback if states.get(t) == "success"],
-        "not_undone": [t for t in rollback if states.get(t) in FAILED_STATES],
-    }
+    record: dict[str, Any] = {"outcome": outcome, "failed": why_rollback(states, forward),
+                              "reasons": started.get("reasons", [])}
+    if started:
+        detail = rollback_record(states, started, global_ids)
+        record.update(detail)
+        record["not_undone"] = [
+            *(f"{s}: no rollback defined" for s in detail["no_rollback_defined"]),
+            *(f"{s}: undo failed" for s in detail["undo_failed"]),
+            *(f"{s}: not run, rollback stopped" for s in detail["not_run"]),
+        ]
+        for line in record["not_undone"]:
+            log.info("not undone: %s", line)
     context["ti"].xcom_push(key="outcome", value=record)
+    if outcome == ROLLBACK_FAILED:
+        context["ti"].xcom_push(key="events", value=[{"event": "rollback_failed", "outcome": outcome}])
+        log.error("rollback_failed: the change is only partly undone; see the record")
     log.info("outcome: %s", outcome)
     if outcome != SUCCEEDED:
         raise AirflowFailException(f"outcome: {outcome}")
@@ -212,13 +354,19 @@ def record_outcome(forward: list[str], changing: list[str], rollback: list[str],
 def outcome_task(compiler: Compiler, forward: list[BaseOperator], steps: Mapping[str, BaseOperator]) -> BaseOperator:
     runbook = compiler.runbook
     changing = [steps[s.id].task_id for p in runbook.phases if isinstance(p, Phase) for s in p.steps if not is_read_only(s)]
+    slots = sum(1 for _, s in runbook.steps() if s.rollback is not None)
     rollback_ids = [
-        *(f"rollback.undo__{s.id}" for _, s in runbook.steps() if s.rollback is not None),
+        *(f"rollback.undo_{n}" for n in range(1, slots + 1)),
         *(f"rollback.{g.id}" for g in runbook.rollback.steps),
     ]
     return PythonOperator(
         task_id="outcome",
         python_callable=record_outcome,
-        op_kwargs={"forward": [t.task_id for t in forward], "changing": changing, "rollback": rollback_ids},
+        op_kwargs={
+            "forward": [t.task_id for t in forward],
+            "changing": changing,
+            "rollback": rollback_ids,
+            "global_ids": [g.id for g in runbook.rollback.steps],
+        },
         trigger_rule="all_done",
     )

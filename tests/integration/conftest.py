@@ -99,9 +99,19 @@ def http_server() -> Iterator[str]:
     server.server_close()
 
 
+MATRIX_CASES = ["none", "s1", "s2", "s3", "s4", "s5", "s6", "undo"]
+
+
 def build_runbooks_dir(target: Path) -> Path:
-    """The examples and the test runbooks, side by side, as one runbooks folder."""
+    """The examples and the test runbooks, side by side, as one runbooks folder.
+
+    The failure-injection runbook is copied once per case, each with its own
+    service, so the cases run at the same time without waiting for each other's lock.
+    """
     shutil.copytree(RUNBOOKS, target)
+    template = (HERE / "templates" / "matrix.yaml.in").read_text()
+    for case in MATRIX_CASES:
+        (target / f"matrix_{case}.yaml").write_text(template.replace("{k}", case))
     for path in (HERE / "runbooks").rglob("*"):
         if path.is_file() and "__pycache__" not in path.parts:
             destination = target / path.relative_to(HERE / "runbooks")
