@@ -66,7 +66,9 @@ def test_a_nogo_with_a_reason_stops_the_forward_path(airflow: Airflow) -> None:
     found = states(airflow, DAG, run)
     assert found["after.after_gate"] in ("upstream_failed", "skipped")
     assert found["gate__go_nogo.service_owner"] == "skipped"  # withdrawn: the gate was decided
-    assert found["rollback.undo__change_something"] == "success"
+    assert found["rollback.undo_1"] == "success"
+    assert airflow.admin.xcom(DAG, run, "rollback.undo_1", key="step") == "change_something"
+    assert found["rollback.undo_2"] == "skipped"  # after_gate never ran: nothing to undo
     log = airflow.admin.task_log(DAG, run, "gate__go_nogo.hospital")
     assert "NOGO at gate go_nogo from wardrep for hospital: AMK reports a major incident" in log
     outcome = airflow.admin.xcom(DAG, run, "outcome", key="outcome")
