@@ -63,6 +63,9 @@ class AirflowStack:
         self.home.mkdir(parents=True, exist_ok=True)
         (self.home / "logs").mkdir(exist_ok=True)
         self.port = self.port or free_port()
+        # Workers and the triggerer serve their logs on ports of their own; two stacks
+        # on one machine (tests beside a benchmark) must not collide there either.
+        self.log_ports = (free_port(), free_port())
 
     @property
     def base_url(self) -> str:
@@ -73,6 +76,8 @@ class AirflowStack:
     def _database(self) -> str:
         if not self.database_url:
             return f"sqlite:///{self.home / 'airflow.db'}"
+        if self.database_url.startswith("sqlite"):
+            return self.database_url
         if self._created_db is None:
             self._created_db = f"gonogo_{os.getpid()}_{secrets.token_hex(3)}"
             _postgres_admin(self.database_url, f'CREATE DATABASE "{self._created_db}"')
@@ -115,10 +120,16 @@ class AirflowStack:
                 # default 5 s widens a race in Airflow 3.3 (see gonogo.answers).
                 "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
                 "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.home / "logs"),
+                "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(self.log_ports[0]),
+                "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(self.log_ports[1]),
                 "GONOGO_RUNBOOKS_DIR": str(self.runbooks_dir),
                 "PYTHONUNBUFFERED": "1",
             }
         )
+        if self.executor == "CeleryExecutor":
+            # Results in the metadata database, like the team deployment.
+            env["AIRFLOW__CELERY__RESULT_BACKEND"] = "db+" + env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].replace(
+                "+psycopg2", "")
         env.update(self.extra_env)
         return env
 
@@ -168,6 +179,19 @@ class AirflowStack:
         self.processes[name] = process
         return process
 
+    def start_celery_worker(self, name: str, queue: str) -> subprocess.Popen[bytes]:
+        """One more Celery worker, named ``name`` in task instances' hostname, on ``queue``."""
+        env = self.env()
+        env["GONOGO_WORKER_NAME"] = name
+        env["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"] = str(free_port())
+        env["AIRFLOW__CORE__HOSTNAME_CALLABLE"] = "gonogo.stack.worker_hostname"
+        return self.spawn(
+            f"celery-{name}",
+            [_airflow_bin(), "celery", "worker", "--celery-hostname", f"{name}@%h", "--queues", queue,
+             "--concurrency", "4", "--without-mingle", "--without-gossip"],
+            env,
+        )
+
     def wait_healthy(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         last: Any = None
@@ -213,6 +237,21 @@ class AirflowStack:
             with contextlib.suppress(Exception):
                 _postgres_admin(self.database_url, f'DROP DATABASE IF EXISTS "{self._created_db}" WITH (FORCE)')
             self._created_db = None
+
+
+def worker_hostname() -> str:
+    """``[core] hostname_callable`` for several workers on one machine: each reports its own name."""
+    return os.environ.get("GONOGO_WORKER_NAME") or socket.getfqdn()
+
+
+def celery_env(broker_url: str, queue: str) -> dict[str, str]:
+    """Settings for CeleryExecutor: Redis as the broker, the metadata database as result backend."""
+    return {
+        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+        "AIRFLOW__CELERY__BROKER_URL": broker_url,
+        "AIRFLOW__OPERATORS__DEFAULT_QUEUE": queue,
+        "AIRFLOW__CELERY__WORKER_CONCURRENCY": "4",
+    }
 
 
 def group_members(pgid: int) -> list[int]:
