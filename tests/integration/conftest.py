@@ -11,6 +11,7 @@ import os
 import shutil
 import threading
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,19 @@ def build_runbooks_dir(target: Path) -> Path:
     service, so the cases run at the same time without waiting for each other's lock.
     """
     shutil.copytree(RUNBOOKS, target)
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    windows = {
+        # Opens tomorrow: a run waits for it without holding a worker slot.
+        "later": (now + timedelta(days=1), now + timedelta(days=1, hours=2)),
+        # Open now, closes 4 minutes after the harness starts: long work fails at its end.
+        "closing": (now - timedelta(hours=1), now + timedelta(minutes=4)),
+    }
+    window_template = (HERE / "templates" / "window.yaml.in").read_text()
+    for name, (start, end) in windows.items():
+        (target / f"window_{name}.yaml").write_text(
+            window_template.replace("{k}", name).replace("{start}", start.isoformat())
+            .replace("{end}", end.isoformat())
+        )
     template = (HERE / "templates" / "matrix.yaml.in").read_text()
     for case in MATRIX_CASES:
         (target / f"matrix_{case}.yaml").write_text(template.replace("{k}", case))

@@ -94,3 +94,29 @@ def test_two_rollouts_of_one_service_never_overlap(airflow: Airflow) -> None:
         spans.append((hold["start_date"], hold["end_date"]))
     (a_start, a_end), (b_start, b_end) = sorted(spans)
     assert a_end <= b_start, f"runs overlapped: {spans}"
+
+
+def test_work_waits_for_the_window_without_a_worker_slot(airflow: Airflow) -> None:
+    airflow.wait_dags("it-window-later")
+    operator = airflow.operator
+    run = operator.trigger("it-window-later")
+    waiting = operator.wait_task("it-window-later", run, "wait_for_window", ["deferred"], timeout=120)
+    assert waiting["state"] == "deferred"  # parked in the triggerer: no worker slot held
+    states = {t: ti["state"] for t, ti in operator.task_instances("it-window-later", run).items()}
+    assert states.get("work.prepare") in (None, "none", "scheduled")  # nothing ran before the window
+
+
+def test_work_still_running_when_the_window_closes_fails_and_rolls_back(airflow: Airflow) -> None:
+    airflow.wait_dags("it-window-closing")
+    operator = airflow.operator
+    run = operator.trigger("it-window-closing")
+    assert operator.wait_run("it-window-closing", run, timeout=600)["state"] == "failed"
+    states = {t: ti["state"] for t, ti in operator.task_instances("it-window-closing", run).items()}
+    failed = [t for t in ("work.prepare", "work.long_work") if states[t] == "failed"]
+    assert failed, states
+    log = operator.task_log("it-window-closing", run, failed[0])
+    assert "window ended" in log or "Timeout" in log, log[-2000:]
+    outcome = operator.xcom("it-window-closing", run, "outcome", key="outcome")
+    assert outcome["outcome"] == "rolled_back"
+    if states["work.prepare"] == "success":
+        assert outcome["undone"] == ["prepare"]
