@@ -23,7 +23,8 @@ integration: $(STAMP)
 	$(BIN)/python -m pytest -q tests/integration
 
 lint: $(STAMP)
-	$(BIN)/ruff check plugins dags tests bench
+	$(BIN)/ruff check plugins dags tests
+	$(BIN)/ruff format --check plugins dags tests
 	$(BIN)/mypy
 
 ## Airflow on SQLite at http://localhost:8080 with the example runbooks. Ctrl-C stops it all.

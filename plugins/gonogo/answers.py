@@ -20,8 +20,8 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from datetime import datetime, timezone
 from collections.abc import Awaitable, Callable, MutableMapping
+from datetime import UTC, datetime
 from typing import Any
 
 Scope = MutableMapping[str, Any]
@@ -31,7 +31,9 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 NEEDS_REASON = frozenset({"NOGO", "Failed", "Continue"})
-_HITL_PATH = re.compile(r"/api/v2/dags/[^/]+/dagRuns/[^/]+/taskInstances/[^/]+/-?\d+/hitlDetails/?$")
+_HITL_PATH = re.compile(
+    r"/api/v2/dags/[^/]+/dagRuns/[^/]+/taskInstances/[^/]+/-?\d+/hitlDetails/?$"
+)
 MAX_BODY = 1024 * 1024
 SETTLE_SECONDS = 10.0
 
@@ -52,7 +54,9 @@ def refusal(body: bytes) -> str | None:
     comment = params.get("comment") if isinstance(params, dict) else None
     if isinstance(comment, str) and comment.strip():
         return None
-    return f"{needing[0]} needs a comment that says why and what must be fixed; nothing was recorded"
+    return (
+        f"{needing[0]} needs a comment that says why and what must be fixed; nothing was recorded"
+    )
 
 
 class RequireReasonMiddleware:
@@ -62,8 +66,10 @@ class RequireReasonMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope.get("type") != "http" or scope.get("method") != "PATCH" or not _HITL_PATH.search(
-            scope.get("path", "")
+        if (
+            scope.get("type") != "http"
+            or scope.get("method") != "PATCH"
+            or not _HITL_PATH.search(scope.get("path", ""))
         ):
             await self.app(scope, receive, send)
             return
@@ -89,8 +95,12 @@ class RequireReasonMiddleware:
         age = await asyncio.to_thread(request_age, scope.get("path", ""))
         if age is not None and age < SETTLE_SECONDS:
             wait = max(1, round(SETTLE_SECONDS - age + 0.5))
-            await _reply(send, 425, f"the request is still opening; answer again in {wait}s",
-                         headers=[(b"retry-after", str(wait).encode())])
+            await _reply(
+                send,
+                425,
+                f"the request is still opening; answer again in {wait}s",
+                headers=[(b"retry-after", str(wait).encode())],
+            )
             return
         replayed = False
         status: list[int] = []
@@ -136,11 +146,10 @@ def withdraw_siblings(path: str) -> list[str]:
     """End the gate's other open requests as skipped: their answers would change nothing."""
     try:
         dag_id, run_id, task_id, _ = _path_parts(path)
-        from sqlalchemy import select
-
         from airflow.models.taskinstance import TaskInstance
         from airflow.utils.session import create_session
         from airflow.utils.state import TaskInstanceState
+        from sqlalchemy import select
 
         group = task_id.partition(".")[0] + "."
         withdrawn = []
@@ -169,11 +178,10 @@ def request_age(path: str) -> float | None:
     """Seconds since the HITL request at ``path`` opened, or None if unknown."""
     try:
         dag_id, run_id, task_id, map_index = _path_parts(path)
-        from sqlalchemy import select
-
         from airflow.models.hitl import HITLDetail
         from airflow.models.taskinstance import TaskInstance
         from airflow.utils.session import create_session
+        from sqlalchemy import select
 
         with create_session() as session:
             created = session.scalar(
@@ -191,8 +199,8 @@ def request_age(path: str) -> float | None:
     if created is None:
         return None
     if created.tzinfo is None:
-        created = created.replace(tzinfo=timezone.utc)
-    return (datetime.now(timezone.utc) - created).total_seconds()
+        created = created.replace(tzinfo=UTC)
+    return (datetime.now(UTC) - created).total_seconds()
 
 
 async def _reply(

@@ -82,8 +82,8 @@ def _unique_ids(runbook: Runbook, source: Source) -> list[Problem]:
 
 def _roles(runbook: Runbook, source: Source) -> list[Problem]:
     problems = []
-    for name, role in runbook.roles.items():
-        if not role.users:
+    for name, defined in runbook.roles.items():
+        if not defined.users:
             problems.append(
                 source.problem(("roles", name), "a role needs at least one user", key=True)
             )
@@ -162,9 +162,7 @@ def _dependencies(runbook: Runbook, source: Source) -> list[Problem]:
 def _window_and_change(runbook: Runbook, source: Source) -> list[Problem]:
     problems = []
     if runbook.window is not None and runbook.window.end <= runbook.window.start:
-        problems.append(
-            source.problem(("window", "end"), "the window must end after it starts")
-        )
+        problems.append(source.problem(("window", "end"), "the window must end after it starts"))
     if runbook.change.type in ("normal", "emergency") and not runbook.gates:
         problems.append(
             source.problem(
@@ -187,7 +185,11 @@ def _manual_owners(runbook: Runbook, source: Source) -> list[Problem]:
                 problems.append(
                     source.problem(loc, "a manual step needs an owner: the role that confirms it")
                 )
-            if step.rollback is not None and step.rollback.manual is not None and step.owner is None:
+            if (
+                step.rollback is not None
+                and step.rollback.manual is not None
+                and step.owner is None
+            ):
                 problems.append(
                     source.problem(
                         (*loc, "rollback"),
@@ -223,7 +225,9 @@ def _templates(runbook: Runbook, source: Source) -> list[Problem]:
             "bash": action.bash,
             "manual": action.manual,
             "env": action.env,
-            "http": action.http.model_dump(by_alias=True, exclude_none=True) if action.http else None,
+            "http": action.http.model_dump(by_alias=True, exclude_none=True)
+            if action.http
+            else None,
         }
         for where, text in _strings(fields, loc):
             if where[len(loc)] == "bash" and "{%" in text:
@@ -306,7 +310,11 @@ def _param_defaults(runbook: Runbook, source: Source) -> list[Problem]:
 
 def is_read_only(step: Step) -> bool:
     """Steps that change nothing need no rollback: read_only, manual and GET/HEAD requests."""
-    return step.read_only or step.manual is not None or (step.http is not None and step.http.method in ("GET", "HEAD"))
+    return (
+        step.read_only
+        or step.manual is not None
+        or (step.http is not None and step.http.method in ("GET", "HEAD"))
+    )
 
 
 def _irreversible(runbook: Runbook, source: Source) -> list[Problem]:

@@ -94,7 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     validate = commands.add_parser("validate", help="check runbooks; exit 1 if any is invalid")
-    validate.add_argument("paths", nargs="*", metavar="PATH", help="files or folders (default: runbooks/)")
+    validate.add_argument(
+        "paths", nargs="*", metavar="PATH", help="files or folders (default: runbooks/)"
+    )
     validate.add_argument("--format", choices=["text", "json"], default="text")
     validate.set_defaults(func=_validate)
 

@@ -61,7 +61,11 @@ class AirflowClient:
         headers = {"Authorization": f"Bearer {self.token()}"}
         try:
             return self.session.request(
-                method, f"{self.base_url}/api/v2{path}", headers=headers, timeout=self.timeout, **kwargs
+                method,
+                f"{self.base_url}/api/v2{path}",
+                headers=headers,
+                timeout=self.timeout,
+                **kwargs,
             )
         except requests.RequestException as exc:
             raise ClientError(f"cannot reach Airflow at {self.base_url}: {exc}") from None
@@ -81,7 +85,9 @@ class AirflowClient:
     def unpause(self, dag_id: str) -> None:
         self.call("PATCH", f"/dags/{_q(dag_id)}", json={"is_paused": False})
 
-    def trigger(self, dag_id: str, conf: dict[str, Any] | None = None, note: str | None = None) -> str:
+    def trigger(
+        self, dag_id: str, conf: dict[str, Any] | None = None, note: str | None = None
+    ) -> str:
         body: dict[str, Any] = {"logical_date": None, "conf": conf or {}}
         if note:
             body["note"] = note
@@ -133,7 +139,9 @@ class AirflowClient:
         params: dict[str, Any] = {"limit": 1000}
         if pending is not None:
             params["response_received"] = str(not pending).lower()
-        found = self.call("GET", f"/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}/hitlDetails", params=params)
+        found = self.call(
+            "GET", f"/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}/hitlDetails", params=params
+        )
         return found["hitl_details"]  # type: ignore[no-any-return]
 
     def answer(
@@ -196,7 +204,9 @@ class AirflowClient:
 
         return self.wait_for(f"run {run_id} of {dag_id} to finish", probe, timeout=timeout)  # type: ignore[no-any-return]
 
-    def wait_pending(self, dag_id: str, run_id: str, task_id: str, timeout: float = 120) -> dict[str, Any]:
+    def wait_pending(
+        self, dag_id: str, run_id: str, task_id: str, timeout: float = 120
+    ) -> dict[str, Any]:
         """Wait until a HITL request for ``task_id`` is open."""
 
         def probe() -> Any:

@@ -30,15 +30,19 @@ from gonogo.errors import ApprovalRefused, ClientError
 
 
 def _settings() -> tuple[str, str, str]:
-    path = Path(os.environ.get("GONOGO_CONFIG") or Path.home() / ".config" / "gonogo" / "client.ini")
+    path = Path(
+        os.environ.get("GONOGO_CONFIG") or Path.home() / ".config" / "gonogo" / "client.ini"
+    )
     file: dict[str, str] = {}
     if path.exists():
         parser = configparser.ConfigParser()
         parser.read(path)
         file = dict(parser["airflow"]) if parser.has_section("airflow") else {}
         if "password" in file and path.stat().st_mode & (stat.S_IRGRP | stat.S_IROTH):
-            print(f"gonogo: warning: {path} holds a password and is readable by others; chmod 600 it",
-                  file=sys.stderr)
+            print(
+                f"gonogo: warning: {path} holds a password and is readable by others; chmod 600 it",
+                file=sys.stderr,
+            )
     url = os.environ.get("GONOGO_AIRFLOW_URL") or file.get("url") or "http://localhost:8080"
     username = os.environ.get("GONOGO_USERNAME") or file.get("username")
     password = os.environ.get("GONOGO_PASSWORD") or file.get("password")
@@ -54,7 +58,7 @@ def _client() -> AirflowClient:
 
 
 def _events(client: AirflowClient, dag_id: str, run_id: str) -> list[dict[str, Any]]:
-    found = []
+    found: list[dict[str, Any]] = []
     for task_id in client.task_instances(dag_id, run_id):
         if task_id.endswith(".watch"):
             found += client.xcom(dag_id, run_id, task_id, key="events") or []
@@ -72,7 +76,8 @@ def _decisions(args: argparse.Namespace) -> int:
 def _gates(args: argparse.Namespace) -> int:
     client = _client()
     waiting = [
-        d for d in client.hitl_details(pending=True)
+        d
+        for d in client.hitl_details(pending=True)
         if any(u.get("id") == client.username for u in d.get("assigned_users") or [])
     ]
     if args.format == "json":
@@ -90,12 +95,15 @@ def _answer(args: argparse.Namespace) -> int:
     client = _client()
     prefix = f"gate__{args.gate}.{args.role}"
     pending = [
-        d for d in client.hitl_details(args.dag_id, args.run_id, pending=True)
+        d
+        for d in client.hitl_details(args.dag_id, args.run_id, pending=True)
         if d["task_instance"]["task_id"] == prefix
         or d["task_instance"]["task_id"].startswith(prefix + "__round_")
     ]
     if not pending:
-        raise ClientError(f"no open request for role {args.role!r} at gate {args.gate!r} in {args.run_id}")
+        raise ClientError(
+            f"no open request for role {args.role!r} at gate {args.gate!r} in {args.run_id}"
+        )
     task_id = pending[0]["task_instance"]["task_id"]
     option = "GO" if args.go else "NOGO"
     try:

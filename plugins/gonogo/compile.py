@@ -29,8 +29,8 @@ from airflow.sdk.bases.operator import BaseOperator
 
 from gonogo import rollback as rb
 from gonogo.checks import python_prefixes
-from gonogo.model import Activity, Gate, Http, Phase, Runbook, Step
 from gonogo.gates import build_gate
+from gonogo.model import Activity, Gate, Http, Phase, Runbook, Step
 from gonogo.operators import LOCK_POOL, AcquireLockSensor, ManualStepOperator, release_lock
 from gonogo.plan import phase_leaves, phase_upstreams, render_outline
 from gonogo.runtime import bound_to_window, run_http, run_python
@@ -90,7 +90,7 @@ class StepBashOperator(BashOperator):
     """BashOperator that first logs the rendered command and where it runs, as one plain line."""
 
     def execute(self, context: Any) -> Any:
-        log.info("bash step: %s", self.bash_command.strip())
+        log.info("bash step: %s", str(self.bash_command).strip())
         log.info("working directory: %s", self.cwd)
         return super().execute(context)
 
@@ -120,7 +120,9 @@ class Compiler:
             "GONOGO_TRIGGERED_BY": "{{ dag_run.triggering_user_name or '' }}",
         }
         for name in rb_.params:
-            env[f"GONOGO_PARAM_{env_name(name)}"] = "{{ params[%r] if params[%r] is not none else '' }}" % (name, name)
+            env[f"GONOGO_PARAM_{env_name(name)}"] = (
+                f"{{{{ params[{name!r}] if params[{name!r}] is not none else '' }}}}"
+            )
         env.update(extra)
         return env
 
@@ -193,13 +195,20 @@ class Compiler:
         """An action as plain data, for a task that decides at run time what it runs (undo slots)."""
         spec: dict[str, Any] = {"kind": action.kind, "retries": getattr(action, "retries", 0)}
         if action.bash is not None:
-            spec.update(bash=quote_templates(action.bash), env=self._env(step_id, dict(action.env)),
-                        cwd=self.runbooks_dir)
+            spec.update(
+                bash=quote_templates(action.bash),
+                env=self._env(step_id, dict(action.env)),
+                cwd=self.runbooks_dir,
+            )
         elif action.http is not None:
             spec["http"] = http_spec(action.http)
         elif action.python is not None:
-            spec.update(callable=action.python.callable, kwargs=dict(action.python.kwargs),
-                        prefixes=list(python_prefixes()), runbooks_dir=self.runbooks_dir)
+            spec.update(
+                callable=action.python.callable,
+                kwargs=dict(action.python.kwargs),
+                prefixes=list(python_prefixes()),
+                runbooks_dir=self.runbooks_dir,
+            )
         else:
             assert owner is not None  # the checks guarantee a manual undo has an owner
             spec.update(manual=action.manual, users=self.runbook.roles[owner].users)
@@ -207,7 +216,9 @@ class Compiler:
 
     # -- forward -------------------------------------------------------------------------------
 
-    def phase(self, phase: Phase) -> tuple[list[BaseOperator], list[BaseOperator], dict[str, BaseOperator]]:
+    def phase(
+        self, phase: Phase
+    ) -> tuple[list[BaseOperator], list[BaseOperator], dict[str, BaseOperator]]:
         """The phase's TaskGroup: its entry tasks, exit tasks, and every step's task by id."""
         tasks: dict[str, BaseOperator] = {}
         with TaskGroup(group_id=phase.id, tooltip=phase.title or phase.id):

@@ -101,8 +101,15 @@ def build_all(folder: Path, namespace: dict[str, Any]) -> dict[str, Any]:
                 continue
             if runbook.runbook in seen:
                 raise RunbookError(
-                    [Problem(str(file), 1, 1, "runbook",
-                             f"runbook id {runbook.runbook!r} is already used by {seen[runbook.runbook]}")]
+                    [
+                        Problem(
+                            str(file),
+                            1,
+                            1,
+                            "runbook",
+                            f"runbook id {runbook.runbook!r} is already used by {seen[runbook.runbook]}",
+                        )
+                    ]
                 )
             dag = build_dag(runbook, folder)
         except RunbookError as exc:

@@ -73,7 +73,9 @@ def decision_from_detail(detail: Mapping[str, Any]) -> Decision:
 
 def decisions(details: Iterable[Mapping[str, Any]]) -> list[Decision]:
     """Every decision of a run in the order the requests opened."""
-    ordered = sorted(details, key=lambda d: (str(d.get("created_at") or ""), d["task_instance"]["task_id"]))
+    ordered = sorted(
+        details, key=lambda d: (str(d.get("created_at") or ""), d["task_instance"]["task_id"])
+    )
     return [decision_from_detail(d) for d in ordered]
 
 
@@ -82,14 +84,22 @@ def table(rows: list[Decision], events: Iterable[Mapping[str, Any]] = ()) -> str
     data = [[str(getattr(r, c)) for c in COLUMNS] for r in rows]
     widths = [max([len(c), *(len(row[i]) for row in data)]) for i, c in enumerate(COLUMNS)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(COLUMNS, widths, strict=True)).rstrip()]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in data]
+    lines += [
+        "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in data
+    ]
     for event in events:
-        lines.append(f"event {event.get('event')}: gate {event.get('gate')} at {event.get('at')}; "
-                     f"no answer yet from {', '.join(event.get('silent_roles') or [])}")
+        lines.append(
+            f"event {event.get('event')}: gate {event.get('gate')} at {event.get('at')}; "
+            f"no answer yet from {', '.join(event.get('silent_roles') or [])}"
+        )
     return "\n".join(lines)
 
 
-def note(rows: list[Decision], outcome: Mapping[str, Any] | None, events: Iterable[Mapping[str, Any]] = ()) -> str:
+def note(
+    rows: list[Decision],
+    outcome: Mapping[str, Any] | None,
+    events: Iterable[Mapping[str, Any]] = (),
+) -> str:
     """The DAG run's note: the outcome and every decision, in one readable block."""
     lines = []
     if outcome:
@@ -110,8 +120,10 @@ def note(rows: list[Decision], outcome: Mapping[str, Any] | None, events: Iterab
             again = f" (round {r.round})" if r.round > 1 else ""
             lines.append(f"- {where}{again}: {r.answer}{who}{why}")
     for event in events:
-        lines.append(f"- {event.get('gate')}: gate_expiring, no answer yet from "
-                     f"{', '.join(event.get('silent_roles') or [])}")
+        lines.append(
+            f"- {event.get('gate')}: gate_expiring, no answer yet from "
+            f"{', '.join(event.get('silent_roles') or [])}"
+        )
     return "\n".join(lines) or "No decisions."
 
 

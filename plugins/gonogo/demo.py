@@ -61,7 +61,10 @@ def main(argv: list[str] | None = None) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
-    print("gonogo demo: starting Airflow (database migration takes a minute the first time)…", flush=True)
+    print(
+        "gonogo demo: starting Airflow (database migration takes a minute the first time)…",
+        flush=True,
+    )
     try:
         stack.start(timeout=300)
         url = f"http://localhost:{args.port}"
@@ -70,7 +73,10 @@ def main(argv: list[str] | None = None) -> int:
         for user in DEMO_USERS:
             print(f"  {user.name:<10} {user.password}")
         print(f"\nRunbooks: {root / 'runbooks'}; their scripts write under {state}")
-        print("Approvers answer gates under Browse > Required Actions. Ctrl-C stops everything.", flush=True)
+        print(
+            "Approvers answer gates under Browse > Required Actions. Ctrl-C stops everything.",
+            flush=True,
+        )
         while all(p.poll() is None for p in stack.processes.values()):
             time.sleep(1)
         dead = [n for n, p in stack.processes.items() if p.poll() is not None]

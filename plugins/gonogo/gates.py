@@ -26,13 +26,14 @@ import logging
 import os
 import subprocess
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import BaseSensorOperator, TaskGroup
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+from airflow.sdk.execution_time.hitl import HITLUser
 
 from gonogo.errors import GateError
 from gonogo.model import Gate, Runbook, format_duration
@@ -74,9 +75,9 @@ def is_final_round(task_id: str) -> bool:
     return part.rsplit("__round_", 1)[1] == str(REASKS + 1)
 
 
-def eligible_users(users: Sequence[str], triggered_by: str | None) -> list[dict[str, str]]:
+def eligible_users(users: Sequence[str], triggered_by: str | None) -> list[HITLUser]:
     """The role's users who may answer: everyone but the person who started the rollout."""
-    return [{"id": u, "name": u} for u in users if u != triggered_by]
+    return [HITLUser(id=u, name=u) for u in users if u != triggered_by]
 
 
 def _escape(text: str) -> str:
@@ -139,7 +140,9 @@ def evidence(
     return "\n".join(lines)
 
 
-def run_checks(checks: list[dict[str, Any]], gate: str, cwd: str, **context: Any) -> list[dict[str, Any]]:
+def run_checks(
+    checks: list[dict[str, Any]], gate: str, cwd: str, **context: Any
+) -> list[dict[str, Any]]:
     """Run the gate's checks; a failing required check is NOGO without asking anyone."""
     import requests
 
@@ -148,8 +151,12 @@ def run_checks(checks: list[dict[str, Any]], gate: str, cwd: str, **context: Any
         if check.get("bash"):
             log.info("check %s: bash: %s", check["id"], check["bash"])
             done = subprocess.run(
-                ["bash", "-c", check["bash"]], cwd=cwd, capture_output=True, text=True,
-                timeout=check.get("timeout") or 600, env=os.environ.copy(),
+                ["bash", "-c", check["bash"]],
+                cwd=cwd,
+                capture_output=True,
+                text=True,
+                timeout=check.get("timeout") or 600,
+                env=os.environ.copy(),
             )
             output = (done.stdout + done.stderr).strip()
             log.info("exit %d; output:\n%s", done.returncode, output)
@@ -159,20 +166,33 @@ def run_checks(checks: list[dict[str, Any]], gate: str, cwd: str, **context: Any
             log.info("check %s: %s %s", check["id"], http.get("method", "GET"), http["url"])
             try:
                 response = requests.request(
-                    http.get("method", "GET"), http["url"], headers=http.get("headers") or {},
-                    timeout=http.get("request_timeout", 30), verify=http.get("verify", True),
+                    http.get("method", "GET"),
+                    http["url"],
+                    headers=http.get("headers") or {},
+                    timeout=http.get("request_timeout", 30),
+                    verify=http.get("verify", True),
                 )
-                misses = check_response(response.status_code, response.text, http.get("expect") or {})
+                misses = check_response(
+                    response.status_code, response.text, http.get("expect") or {}
+                )
             except requests.RequestException as exc:
                 misses = [f"request failed: {exc}"]
             passed, detail = not misses, "; ".join(misses) or "as expected"
             log.info("%s", detail)
-        results.append({"id": check["id"], "required": check.get("required", False), "passed": passed,
-                        "detail": detail})
+        results.append(
+            {
+                "id": check["id"],
+                "required": check.get("required", False),
+                "passed": passed,
+                "detail": detail,
+            }
+        )
     failed = [r["id"] for r in results if r["required"] and not r["passed"]]
     context["ti"].xcom_push(key="checks", value=results)
     if failed:
-        raise AirflowFailException(f"NOGO at gate {gate}: required check(s) failed: {', '.join(failed)}")
+        raise AirflowFailException(
+            f"NOGO at gate {gate}: required check(s) failed: {', '.join(failed)}"
+        )
     return results
 
 
@@ -237,7 +257,7 @@ class GateRoleOperator(HITLOperator):
                 f"{triggered_by!r} started this rollout and may not approve it (four-eyes rule)"
             )
         if deadline is not None:
-            remaining = deadline - datetime.now(timezone.utc)
+            remaining = deadline - datetime.now(UTC)
             if remaining <= timedelta(0):
                 return self._timed_out(context)
             self.response_timeout = remaining
@@ -249,7 +269,9 @@ class GateRoleOperator(HITLOperator):
             self.role,
             ", ".join(u["id"] for u in self.assigned_users),
             f", round {self.round_no + 1}" if self.round_no else "",
-            f"; {triggered_by} started the run and may not answer" if triggered_by in self.users else "",
+            f"; {triggered_by} started the run and may not answer"
+            if triggered_by in self.users
+            else "",
         )
         return super().execute(context)
 
@@ -258,7 +280,7 @@ class GateRoleOperator(HITLOperator):
             return None
         if previous and previous.get("deadline"):
             return datetime.fromisoformat(previous["deadline"])
-        return datetime.now(timezone.utc) + self.gate_timeout
+        return datetime.now(UTC) + self.gate_timeout
 
     def _full_body(self, context: Any, previous: Mapping[str, Any] | None) -> str:
         from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
@@ -270,7 +292,9 @@ class GateRoleOperator(HITLOperator):
                 f"\u201c{previous.get('comment')}\u201d\n\n" + body
             )
         try:
-            crumbs = list(RuntimeTaskInstance.get_task_breadcrumbs(context["dag"].dag_id, context["run_id"]))
+            crumbs = list(
+                RuntimeTaskInstance.get_task_breadcrumbs(context["dag"].dag_id, context["run_id"])
+            )
         except Exception:  # evidence is a help, never a reason to fail the gate
             log.warning("could not read the run's finished steps", exc_info=True)
             crumbs = []
@@ -286,7 +310,7 @@ class GateRoleOperator(HITLOperator):
             "answer": answer,
             "by": by,
             "comment": comment,
-            "at": datetime.now(timezone.utc).isoformat(),
+            "at": datetime.now(UTC).isoformat(),
             "deadline": deadline,
         }
 
@@ -304,12 +328,20 @@ class GateRoleOperator(HITLOperator):
         who = (event.get("responded_by_user") or {}).get("name")
         comment = ((event.get("params_input") or {}).get("comment") or "").strip()
         answer = event["chosen_options"][0]
-        log.info("gate %s: %s answered %s for role %s%s", self.gate_id, who, answer, self.role,
-                 f": {comment}" if comment else "")
+        log.info(
+            "gate %s: %s answered %s for role %s%s",
+            self.gate_id,
+            who,
+            answer,
+            self.role,
+            f": {comment}" if comment else "",
+        )
         record = self._record(context, answer, who, comment)
         if answer == NOGO and (not self.reask or self.is_last_round):
             context["ti"].xcom_push(key="return_value", value=record)
-            raise AirflowFailException(f"NOGO at gate {self.gate_id} from {who} for {self.role}: {comment}")
+            raise AirflowFailException(
+                f"NOGO at gate {self.gate_id} from {who} for {self.role}: {comment}"
+            )
         if answer == NOGO:
             log.info("on_nogo is reask: role %s will be asked again", self.role)
         return record
@@ -342,7 +374,8 @@ class GateWatchSensor(BaseSensorOperator):
         # The gate opened when its requests did: each round-1 request records its deadline.
         # (Read from there, not kept here: a retry of this sensor clears its own XCom.)
         deadlines = [
-            ti.xcom_pull(task_ids=f"{self.group}.{rounds[0]}", key="deadline") for rounds in self.roles.values()
+            ti.xcom_pull(task_ids=f"{self.group}.{rounds[0]}", key="deadline")
+            for rounds in self.roles.values()
         ]
         known = [datetime.fromisoformat(d) for d in deadlines if d]
         if not known:
@@ -353,19 +386,29 @@ class GateWatchSensor(BaseSensorOperator):
             role
             for role, rounds in self.roles.items()
             if not any(_answered(states.get(f"{self.group}.{r}")) for r in rounds)
-            or any(states.get(f"{self.group}.{r}") in ("awaiting_input", "running", "queued", "scheduled")
-                   for r in rounds)
+            or any(
+                states.get(f"{self.group}.{r}")
+                in ("awaiting_input", "running", "queued", "scheduled")
+                for r in rounds
+            )
         ]
         if not silent:
             log.info("gate %s: every role has answered", self.gate_id)
             return True
-        elapsed = (datetime.now(timezone.utc) - datetime.fromisoformat(opened)).total_seconds()
+        elapsed = (datetime.now(UTC) - datetime.fromisoformat(opened)).total_seconds()
         if elapsed >= EXPIRING_AT * self.timeout_seconds:
-            event = {"event": "gate_expiring", "gate": self.gate_id, "silent_roles": silent,
-                     "at": datetime.now(timezone.utc).isoformat()}
+            event = {
+                "event": "gate_expiring",
+                "gate": self.gate_id,
+                "silent_roles": silent,
+                "at": datetime.now(UTC).isoformat(),
+            }
             ti.xcom_push(key="events", value=[event])
-            log.warning("gate_expiring: gate %s expires soon; no answer yet from %s", self.gate_id,
-                        ", ".join(silent))
+            log.warning(
+                "gate_expiring: gate %s expires soon; no answer yet from %s",
+                self.gate_id,
+                ", ".join(silent),
+            )
             return True
         return False
 
@@ -376,10 +419,15 @@ def _answered(state: str | None) -> bool:
 
 def _run_states(context: Mapping[str, Any]) -> dict[str, str]:
     found = context["ti"].get_task_states(dag_id=context["dag"].dag_id, run_ids=[context["run_id"]])
-    return {task: str(getattr(state, "value", state)) for task, state in found.get(context["run_id"], {}).items()}
+    return {
+        task: str(getattr(state, "value", state))
+        for task, state in found.get(context["run_id"], {}).items()
+    }
 
 
-def summarize(gate: str, answers: Mapping[str, Sequence[Mapping[str, Any] | None]]) -> tuple[bool, str]:
+def summarize(
+    gate: str, answers: Mapping[str, Sequence[Mapping[str, Any] | None]]
+) -> tuple[bool, str]:
     """The gate's decision from each role's rounds. Pure: ``answers[role]`` in round order."""
     nogo, silent, go = [], [], []
     for role, rounds in answers.items():
@@ -401,7 +449,8 @@ def gate_result(gate: str, roles: dict[str, list[str]], **context: Any) -> dict[
     group = f"gate__{gate}"
     ti = context["ti"]
     answers = {
-        role: [ti.xcom_pull(task_ids=f"{group}.{r}") for r in rounds] for role, rounds in roles.items()
+        role: [ti.xcom_pull(task_ids=f"{group}.{r}") for r in rounds]
+        for role, rounds in roles.items()
     }
     go, summary = summarize(gate, answers)
     log.info("%s", summary)
@@ -410,11 +459,17 @@ def gate_result(gate: str, roles: dict[str, list[str]], **context: Any) -> dict[
     return {"gate": gate, "decision": "GO", "summary": summary}
 
 
-def build_gate(compiler: Compiler, gate: Gate, guard: Any) -> tuple[list[BaseOperator], list[BaseOperator], list[BaseOperator]]:
+def build_gate(
+    compiler: Compiler, gate: Gate, guard: Any
+) -> tuple[list[BaseOperator], list[BaseOperator], list[BaseOperator]]:
     """The gate's TaskGroup: entry tasks, exit tasks, and every task in it."""
     runbook = compiler.runbook
     evidence_steps = [
-        (f"{phase.id}.{step.id}", step.title or step.id, step.planned.total_seconds() if step.planned else None)
+        (
+            f"{phase.id}.{step.id}",
+            step.title or step.id,
+            step.planned.total_seconds() if step.planned else None,
+        )
         for phase, step in runbook.steps()
     ]
     tasks: list[BaseOperator] = []
@@ -424,8 +479,11 @@ def build_gate(compiler: Compiler, gate: Gate, guard: Any) -> tuple[list[BaseOpe
         if gate.checks:
             specs = []
             for check in gate.checks:
-                spec: dict[str, Any] = {"id": check.id, "required": check.required,
-                                        "timeout": check.timeout.total_seconds() if check.timeout else None}
+                spec: dict[str, Any] = {
+                    "id": check.id,
+                    "required": check.required,
+                    "timeout": check.timeout.total_seconds() if check.timeout else None,
+                }
                 if check.bash is not None:
                     spec["bash"] = check.bash
                 else:
@@ -482,5 +540,5 @@ def build_gate(compiler: Compiler, gate: Gate, guard: Any) -> tuple[list[BaseOpe
     # In stop mode every round is final, so the next phase waits for the requests
     # themselves: no extra scheduling hop after the last GO. Reask rounds that are
     # skipped need the result task to join them.
-    exits = [result] if gate.on_nogo == "reask" else finals
+    exits: list[BaseOperator] = [result] if gate.on_nogo == "reask" else [f for f in finals if f]
     return entries, exits, tasks

@@ -20,10 +20,9 @@ log = logging.getLogger("gonogo")
 
 
 def _details(session: Any, dag_id: str, run_id: str) -> list[dict[str, Any]]:
-    from sqlalchemy import select
-
     from airflow.models.hitl import HITLDetail
     from airflow.models.taskinstance import TaskInstance
+    from sqlalchemy import select
 
     rows = session.execute(
         select(HITLDetail, TaskInstance.task_id, TaskInstance.state, TaskInstance.try_number)
@@ -32,7 +31,11 @@ def _details(session: Any, dag_id: str, run_id: str) -> list[dict[str, Any]]:
     ).all()
     return [
         {
-            "task_instance": {"task_id": task_id, "state": str(getattr(state, "value", state)), "try_number": tries},
+            "task_instance": {
+                "task_id": task_id,
+                "state": str(getattr(state, "value", state)),
+                "try_number": tries,
+            },
             "chosen_options": detail.chosen_options,
             "responded_by_user": detail.responded_by,
             "responded_at": detail.responded_at.isoformat() if detail.responded_at else None,
@@ -46,9 +49,8 @@ def _details(session: Any, dag_id: str, run_id: str) -> list[dict[str, Any]]:
 
 
 def _xcoms(session: Any, dag_id: str, run_id: str, key: str) -> list[Any]:
-    from sqlalchemy import select
-
     from airflow.models.xcom import XComModel
+    from sqlalchemy import select
 
     values = session.scalars(
         select(XComModel.value).where(

@@ -59,7 +59,9 @@ class Source:
             probe = probe[:-1]
             key = False
 
-    def problem(self, loc: Loc, message: str, *, key: bool = False, warning: bool = False) -> Problem:
+    def problem(
+        self, loc: Loc, message: str, *, key: bool = False, warning: bool = False
+    ) -> Problem:
         line, column = self.position(loc, key=key)
         return Problem(
             self.file,
@@ -120,13 +122,25 @@ class _Builder:
             if not isinstance(key_node, yaml.ScalarNode):
                 line, column = self._at(key_node)
                 self.problems.append(
-                    Problem(self.source.file, line, column, format_loc(loc), "a key must be a plain name")
+                    Problem(
+                        self.source.file,
+                        line,
+                        column,
+                        format_loc(loc),
+                        "a key must be a plain name",
+                    )
                 )
                 continue
             if key_node.tag == "tag:yaml.org,2002:merge":
                 line, column = self._at(key_node)
                 self.problems.append(
-                    Problem(self.source.file, line, column, format_loc(loc), "merge keys (<<) are not supported")
+                    Problem(
+                        self.source.file,
+                        line,
+                        column,
+                        format_loc(loc),
+                        "merge keys (<<) are not supported",
+                    )
                 )
                 continue
             # Keys are always text: `on:` must not become True, nor `1:` an int.
@@ -159,11 +173,11 @@ class _Composer(yaml.SafeLoader):
 
     def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
         if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
+            event = self.peek_event()  # type: ignore[no-untyped-call]
             self.aliases.append(event.start_mark)
-            self.get_event()
+            self.get_event()  # type: ignore[no-untyped-call]
             return yaml.ScalarNode("tag:yaml.org,2002:null", "", event.start_mark, event.end_mark)
-        return super().compose_node(parent, index)  # type: ignore[no-any-return]
+        return super().compose_node(parent, index)  # type: ignore[arg-type]
 
 
 _LIBYAML: type[yaml.CSafeLoader] | None = getattr(yaml, "CSafeLoader", None)
@@ -259,7 +273,9 @@ def _compose(text: str, file: str) -> yaml.Node:
     finally:
         loader.dispose()
     if node is None:
-        raise RunbookError([Problem(file, 1, 1, "", "the file is empty; expected a runbook mapping")])
+        raise RunbookError(
+            [Problem(file, 1, 1, "", "the file is empty; expected a runbook mapping")]
+        )
     if loader.aliases:
         first, more = loader.aliases[0], len(loader.aliases) - 1
         also = f" ({more} more in this file)" if more else ""
@@ -287,7 +303,9 @@ def _pydantic_problems(source: Source, error: ValidationError) -> list[Problem]:
         if kind == "extra_forbidden":
             parent = _model_fields_at(source, loc[:-1])
             hint = did_you_mean(str(loc[-1]), parent)
-            expected = f"; expected one of: {', '.join(sorted(parent))}" if parent and not hint else ""
+            expected = (
+                f"; expected one of: {', '.join(sorted(parent))}" if parent and not hint else ""
+            )
             problems.append(source.problem(loc, f"unknown key{hint}{expected}", key=True))
         elif kind == "missing":
             problems.append(source.problem(loc[:-1], f"missing required key {loc[-1]!r}"))
@@ -368,7 +386,9 @@ def load_text(text: str, file: str = "<string>") -> tuple[Runbook, list[Problem]
 
     source = parse_yaml(text, file)
     if not isinstance(source.data, dict):
-        raise RunbookError([source.problem((), "expected a mapping with 'runbook', 'title', … at the top")])
+        raise RunbookError(
+            [source.problem((), "expected a mapping with 'runbook', 'title', … at the top")]
+        )
     try:
         runbook = Runbook.model_validate(source.data)
     except ValidationError as exc:
@@ -389,11 +409,15 @@ def load_file(path: str | os.PathLike[str]) -> tuple[Runbook, list[Problem]]:
             raise RunbookError([Problem(shown, 1, 1, "", f"file is larger than {MAX_BYTES} bytes")])
         raw = path.read_bytes()
     except OSError as exc:
-        raise RunbookError([Problem(shown, 1, 1, "", f"cannot read the file: {exc.strerror}")]) from None
+        raise RunbookError(
+            [Problem(shown, 1, 1, "", f"cannot read the file: {exc.strerror}")]
+        ) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise RunbookError([Problem(shown, 1, 1, "", f"the file is not UTF-8 ({exc.reason})")]) from None
+        raise RunbookError(
+            [Problem(shown, 1, 1, "", f"the file is not UTF-8 ({exc.reason})")]
+        ) from None
     return load_text(text, shown)
 
 

@@ -135,8 +135,8 @@ class Param(_Model):
     pattern: str | None = None
     minimum: float | None = None
     maximum: float | None = None
-    minLength: int | None = Field(default=None, ge=0)  # noqa: N815 - JSON-schema spelling
-    maxLength: int | None = Field(default=None, ge=0)  # noqa: N815 - JSON-schema spelling
+    minLength: int | None = Field(default=None, ge=0)
+    maxLength: int | None = Field(default=None, ge=0)
 
     @model_validator(mode="after")
     def _pattern_compiles(self) -> Param:

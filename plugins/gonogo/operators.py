@@ -57,7 +57,9 @@ class ManualStepOperator(HITLOperator):
         chosen = event["chosen_options"][0]
         log.info("%s answered %s%s", who, chosen, f": {comment}" if comment else "")
         if chosen == FAILED:
-            raise AirflowFailException(f"{who} reported the manual step failed: {comment or '(no comment)'}")
+            raise AirflowFailException(
+                f"{who} reported the manual step failed: {comment or '(no comment)'}"
+            )
         return result
 
 
@@ -92,8 +94,13 @@ class AcquireLockSensor(BaseSensorOperator):
         me = {"dag_id": context["dag"].dag_id, "run_id": context["run_id"]}
         owner = Variable.get(self.key, default=None, deserialize_json=True)
         if owner and owner != me and _run_is_live(owner):
-            log.info("%s/%s is locked by %s %s; waiting", self.service, self.environment,
-                     owner["dag_id"], owner["run_id"])
+            log.info(
+                "%s/%s is locked by %s %s; waiting",
+                self.service,
+                self.environment,
+                owner["dag_id"],
+                owner["run_id"],
+            )
             return False
         Variable.set(self.key, me, serialize_json=True, description="gonogo rollout lock")
         log.info("lock %s taken by %s %s", self.key, me["dag_id"], me["run_id"])

@@ -90,27 +90,31 @@ def schedule(runbook: Runbook) -> dict[str, Slot]:
         if isinstance(item, Gate):
             slots[item.gate] = Slot(item.gate, cursor, timedelta(0))
             continue
-        upstreams = phase_upstreams(item)
-        ends: dict[str, timedelta] = {}
-        by_id = {s.id: s for s in item.steps}
-
-        def end_of(step_id: str, stack: tuple[str, ...] = ()) -> timedelta:
-            if step_id in ends:
-                return ends[step_id]
-            if step_id in stack:  # a cycle; the checks report it
-                return cursor
-            start = max(
-                (end_of(u, (*stack, step_id)) for u in upstreams[step_id]), default=cursor
-            )
-            duration = by_id[step_id].planned or timedelta(0)
-            slots[step_id] = Slot(step_id, start, duration)
-            ends[step_id] = start + duration
-            return ends[step_id]
-
-        for step in item.steps:
-            end_of(step.id)
+        ends = _phase_schedule(item, cursor, slots)
         cursor = max(ends.values(), default=cursor)
     return slots
+
+
+def _phase_schedule(phase: Phase, start: timedelta, slots: dict[str, Slot]) -> dict[str, timedelta]:
+    """Plan one phase from ``start``: fills ``slots`` and returns each step's planned end."""
+    upstreams = phase_upstreams(phase)
+    by_id = {s.id: s for s in phase.steps}
+    ends: dict[str, timedelta] = {}
+
+    def end_of(step_id: str, stack: tuple[str, ...] = ()) -> timedelta:
+        if step_id in ends:
+            return ends[step_id]
+        if step_id in stack:  # a cycle; the checks report it
+            return start
+        begin = max((end_of(u, (*stack, step_id)) for u in upstreams[step_id]), default=start)
+        duration = by_id[step_id].planned or timedelta(0)
+        slots[step_id] = Slot(step_id, begin, duration)
+        ends[step_id] = begin + duration
+        return ends[step_id]
+
+    for step in phase.steps:
+        end_of(step.id)
+    return ends
 
 
 # -- rollback ----------------------------------------------------------------------------------
@@ -232,7 +236,9 @@ def render_outline(runbook: Runbook) -> str:
         slot = slots[item.gate] if isinstance(item, Gate) else slots[item.steps[0].id]
         at = _clock(runbook, slot.offset)
         if isinstance(item, Gate):
-            lines.append(f"### {number}. GO/NOGO gate `{item.gate}`: {item.title or item.gate} ({at})")
+            lines.append(
+                f"### {number}. GO/NOGO gate `{item.gate}`: {item.title or item.gate} ({at})"
+            )
             lines.append("")
             lines.append(f"- Sign-off: {', '.join(_owner(runbook, r) for r in item.sign_off)}")
             timeout = format_duration(item.timeout) if item.timeout else "none (waits)"
@@ -271,5 +277,8 @@ def render_outline(runbook: Runbook) -> str:
     order += [f"`{g.id}`: {g.title or describe(g)}" for g in runbook.rollback.steps]
     lines += [f"{n}. {entry}" for n, entry in enumerate(order, start=1)] or ["(nothing to run)"]
     if plan.not_undone:
-        lines += ["", f"Not undone (no rollback defined): {', '.join(f'`{s}`' for s in plan.not_undone)}"]
+        lines += [
+            "",
+            f"Not undone (no rollback defined): {', '.join(f'`{s}`' for s in plan.not_undone)}",
+        ]
     return "\n".join(lines) + "\n"

@@ -16,7 +16,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.standard.operators.hitl import HITLOperator
@@ -42,7 +42,15 @@ log = logging.getLogger("gonogo")
 
 FAILED_STATES = frozenset({"failed", "upstream_failed"})
 IN_FLIGHT = frozenset(
-    {"queued", "running", "scheduled", "up_for_retry", "up_for_reschedule", "deferred", "restarting"}
+    {
+        "queued",
+        "running",
+        "scheduled",
+        "up_for_retry",
+        "up_for_reschedule",
+        "deferred",
+        "restarting",
+    }
 )
 SUCCEEDED, NOGO_BEFORE_START, ROLLED_BACK, ROLLBACK_FAILED = (
     "succeeded",
@@ -65,9 +73,13 @@ def stop_if_failed() -> Callable[[Any], None]:
     """A pre_execute hook for forward tasks: start nothing new once something has failed."""
 
     def guard(context: Any) -> None:
-        failed = [t for t, state in _states(context).items() if state == "failed"
-                  and not t.startswith(("rollback.", "outcome", "release_lock"))
-                  and not t.endswith(".watch")]
+        failed = [
+            t
+            for t, state in _states(context).items()
+            if state == "failed"
+            and not t.startswith(("rollback.", "outcome", "release_lock"))
+            and not t.endswith(".watch")
+        ]
         if failed:
             raise AirflowSkipException(
                 f"not started: {', '.join(failed)} failed and rollback takes over"
@@ -87,8 +99,11 @@ def reasons_for(failed: list[str]) -> list[str]:
     for task_id in failed:
         if task_id.startswith("gate__"):
             gate, _, part = task_id.partition(".")
-            what = "a required check failed" if part == "checks" else (
-                f"NOGO or no answer from role {part.split('__round_')[0]}")
+            what = (
+                "a required check failed"
+                if part == "checks"
+                else (f"NOGO or no answer from role {part.split('__round_')[0]}")
+            )
             reasons.append(f"gate {gate.removeprefix('gate__')}: {what}")
         else:
             reasons.append(f"step {task_id} failed")
@@ -97,7 +112,7 @@ def reasons_for(failed: list[str]) -> list[str]:
 
 def record_finish(context: Any, result: Any = None) -> None:
     """A post_execute hook on forward steps: when the step completed, for the rollback order."""
-    context["ti"].xcom_push(key="finished_at", value=datetime.now(timezone.utc).isoformat())
+    context["ti"].xcom_push(key="finished_at", value=datetime.now(UTC).isoformat())
 
 
 class RollbackStartSensor(BaseSensorOperator):
@@ -107,7 +122,9 @@ class RollbackStartSensor(BaseSensorOperator):
     newest first, from the time each step finished.
     """
 
-    def __init__(self, *, forward: list[str], steps: list[tuple[str, str, bool]], **kwargs: Any) -> None:
+    def __init__(
+        self, *, forward: list[str], steps: list[tuple[str, str, bool]], **kwargs: Any
+    ) -> None:
         kwargs.setdefault("mode", "reschedule")
         kwargs.setdefault("poke_interval", 5)
         kwargs.setdefault("timeout", 24 * 3600)
@@ -131,7 +148,9 @@ class RollbackStartSensor(BaseSensorOperator):
         records = []
         for position, (step_id, task_id, has_rollback) in enumerate(self.steps):
             state = states.get(task_id)
-            finished = ti.xcom_pull(task_ids=task_id, key="finished_at") if state == "success" else None
+            finished = (
+                ti.xcom_pull(task_ids=task_id, key="finished_at") if state == "success" else None
+            )
             end = datetime.fromisoformat(finished) if finished else None
             records.append(StepRecord(step_id, str(state), end, has_rollback, position))
         plan = plan_rollback(records)
@@ -141,8 +160,12 @@ class RollbackStartSensor(BaseSensorOperator):
             log.info("not undone: %s: no rollback defined", step_id)
         ti.xcom_push(
             key="return_value",
-            value={"failed": failed, "reasons": reasons, "compensate": plan.compensate,
-                   "not_undone": plan.not_undone},
+            value={
+                "failed": failed,
+                "reasons": reasons,
+                "compensate": plan.compensate,
+                "not_undone": plan.not_undone,
+            },
         )
         return True
 
@@ -160,7 +183,9 @@ class UndoSlot(HITLOperator):
 
     template_fields: Sequence[str] = ()  # each action is rendered when its slot runs
 
-    def __init__(self, *, position: int, actions: Mapping[str, Mapping[str, Any]], **kwargs: Any) -> None:
+    def __init__(
+        self, *, position: int, actions: Mapping[str, Mapping[str, Any]], **kwargs: Any
+    ) -> None:
         kwargs["retries"] = 0  # each action retries itself, as many times as its runbook says
         super().__init__(
             subject=f"Rollback: undo {position + 1}",
@@ -176,13 +201,18 @@ class UndoSlot(HITLOperator):
         plan = ti.xcom_pull(task_ids="rollback.start") or {}
         order = plan.get("compensate", [])
         if self.position >= len(order):
-            raise AirflowSkipException(f"nothing more to undo: the plan has {len(order)} compensation(s)")
+            raise AirflowSkipException(
+                f"nothing more to undo: the plan has {len(order)} compensation(s)"
+            )
         step_id = order[self.position]
         action = self.actions[step_id]
         ti.xcom_push(key="step", value=step_id)
         log.info(
             "undo %d of %d: undoing step %s (%s) because: %s",
-            self.position + 1, len(order), step_id, action["task_id"],
+            self.position + 1,
+            len(order),
+            step_id,
+            action["task_id"],
             "; ".join(plan.get("reasons", [])) or "rollback started",
         )
         if action["kind"] == "manual":
@@ -198,7 +228,13 @@ class UndoSlot(HITLOperator):
             except Exception as exc:
                 if attempt == attempts:
                     raise AirflowFailException(f"undoing {step_id} failed: {exc}") from exc
-                log.warning("undoing %s failed (%s); attempt %d of %d in 5s", step_id, exc, attempt + 1, attempts)
+                log.warning(
+                    "undoing %s failed (%s); attempt %d of %d in 5s",
+                    step_id,
+                    exc,
+                    attempt + 1,
+                    attempts,
+                )
                 time.sleep(5)
         return None
 
@@ -206,7 +242,10 @@ class UndoSlot(HITLOperator):
         from airflow.providers.standard.hooks.subprocess import SubprocessHook
 
         command = str(self.render_template(action["bash"], context)).strip()
-        env = {**os.environ, **{k: str(self.render_template(v, context)) for k, v in action["env"].items()}}
+        env = {
+            **os.environ,
+            **{k: str(self.render_template(v, context)) for k, v in action["env"].items()},
+        }
         log.info("bash step: %s", command)
         log.info("working directory: %s", action["cwd"])
         result = SubprocessHook().run_command(["bash", "-c", command], env=env, cwd=action["cwd"])
@@ -219,8 +258,11 @@ class UndoSlot(HITLOperator):
 
     def _python(self, action: Mapping[str, Any], context: Any) -> Any:
         return run_python(
-            action["callable"], self.render_template(action["kwargs"], context), action["prefixes"],
-            action["runbooks_dir"], **context,
+            action["callable"],
+            self.render_template(action["kwargs"], context),
+            action["prefixes"],
+            action["runbooks_dir"],
+            **context,
         )
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
@@ -250,8 +292,10 @@ def build_rollback_group(
         forward >> start
         tasks: list[BaseOperator] = [start]
         actions = {
-            step.id: {**compiler.action_spec(step.id, step.rollback, step.owner),
-                      "task_id": steps[step.id].task_id}
+            step.id: {
+                **compiler.action_spec(step.id, step.rollback, step.owner),
+                "task_id": steps[step.id].task_id,
+            }
             for _, step in runbook.steps()
             if step.rollback is not None
         }
@@ -324,13 +368,20 @@ def rollback_record(
 
 
 def record_outcome(
-    forward: list[str], changing: list[str], rollback: list[str], global_ids: list[str], **context: Any
+    forward: list[str],
+    changing: list[str],
+    rollback: list[str],
+    global_ids: list[str],
+    **context: Any,
 ) -> dict[str, Any]:
     states = _states(context)
     outcome = decide_outcome(states, forward, changing, rollback)
     started = context["ti"].xcom_pull(task_ids="rollback.start") or {}
-    record: dict[str, Any] = {"outcome": outcome, "failed": why_rollback(states, forward),
-                              "reasons": started.get("reasons", [])}
+    record: dict[str, Any] = {
+        "outcome": outcome,
+        "failed": why_rollback(states, forward),
+        "reasons": started.get("reasons", []),
+    }
     if started:
         detail = rollback_record(states, started, global_ids)
         record.update(detail)
@@ -343,7 +394,9 @@ def record_outcome(
             log.info("not undone: %s", line)
     context["ti"].xcom_push(key="outcome", value=record)
     if outcome == ROLLBACK_FAILED:
-        context["ti"].xcom_push(key="events", value=[{"event": "rollback_failed", "outcome": outcome}])
+        context["ti"].xcom_push(
+            key="events", value=[{"event": "rollback_failed", "outcome": outcome}]
+        )
         log.error("rollback_failed: the change is only partly undone; see the record")
     log.info("outcome: %s", outcome)
     if outcome != SUCCEEDED:
@@ -351,9 +404,17 @@ def record_outcome(
     return record
 
 
-def outcome_task(compiler: Compiler, forward: list[BaseOperator], steps: Mapping[str, BaseOperator]) -> BaseOperator:
+def outcome_task(
+    compiler: Compiler, forward: list[BaseOperator], steps: Mapping[str, BaseOperator]
+) -> BaseOperator:
     runbook = compiler.runbook
-    changing = [steps[s.id].task_id for p in runbook.phases if isinstance(p, Phase) for s in p.steps if not is_read_only(s)]
+    changing = [
+        steps[s.id].task_id
+        for p in runbook.phases
+        if isinstance(p, Phase)
+        for s in p.steps
+        if not is_read_only(s)
+    ]
     slots = sum(1 for _, s in runbook.steps() if s.rollback is not None)
     rollback_ids = [
         *(f"rollback.undo_{n}" for n in range(1, slots + 1)),

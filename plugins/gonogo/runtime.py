@@ -15,7 +15,7 @@ import logging
 import sys
 import time
 from collections.abc import Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from gonogo.errors import StepError
@@ -117,7 +117,7 @@ def run_http(spec: Mapping[str, Any], **_context: Any) -> dict[str, Any]:
         if not misses:
             log.info("expectation met")
             return {"status": status, "attempts": attempt}
-        if deadline is None or time.monotonic() + until["interval"] > deadline:
+        if until is None or deadline is None or time.monotonic() + until["interval"] > deadline:
             waited = f" after {attempt} attempts" if until else ""
             raise StepError(f"{method} {url}{waited}: {'; '.join(misses)}")
         log.info("not yet (%s); trying again in %ss", "; ".join(misses), until["interval"])
@@ -131,7 +131,9 @@ def import_callable(target: str, prefixes: tuple[str, ...], runbooks_dir: str) -
     """Import ``pkg.module:function``, only from the allowed module prefixes."""
     module_name, _, attr = target.partition(":")
     if not any(module_name == p or module_name.startswith(p + ".") for p in prefixes):
-        raise StepError(f"module {module_name!r} is not under an allowed prefix ({', '.join(prefixes)})")
+        raise StepError(
+            f"module {module_name!r} is not under an allowed prefix ({', '.join(prefixes)})"
+        )
     if runbooks_dir not in sys.path:
         sys.path.insert(0, runbooks_dir)
     module = importlib.import_module(module_name)
@@ -164,7 +166,7 @@ def bound_to_window(window_end: str | None) -> Any:
         from airflow.sdk.exceptions import AirflowFailException
 
         end = datetime.fromisoformat(window_end)
-        remaining = end - datetime.now(timezone.utc)
+        remaining = end - datetime.now(UTC)
         if remaining <= timedelta(0):
             raise AirflowFailException(f"the change window ended at {window_end}; not starting")
         task = context["task"]

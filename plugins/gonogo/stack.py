@@ -128,12 +128,15 @@ class AirflowStack:
         )
         if self.executor == "CeleryExecutor":
             # Results in the metadata database, like the team deployment.
-            env["AIRFLOW__CELERY__RESULT_BACKEND"] = "db+" + env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].replace(
-                "+psycopg2", "")
+            env["AIRFLOW__CELERY__RESULT_BACKEND"] = "db+" + env[
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"
+            ].replace("+psycopg2", "")
         env.update(self.extra_env)
         return env
 
-    def airflow(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    def airflow(
+        self, *args: str, check: bool = True, timeout: float = 600
+    ) -> subprocess.CompletedProcess[str]:
         """Run one ``airflow`` CLI command against this installation and wait for it."""
         return subprocess.run(
             [_airflow_bin(), *args],
@@ -152,7 +155,9 @@ class AirflowStack:
             [_airflow_bin(), "db", "migrate"], env=env, capture_output=True, text=True, timeout=600
         )
         if migrate.returncode != 0:
-            raise RuntimeError(f"airflow db migrate failed:\n{migrate.stdout[-3000:]}\n{migrate.stderr[-3000:]}")
+            raise RuntimeError(
+                f"airflow db migrate failed:\n{migrate.stdout[-3000:]}\n{migrate.stderr[-3000:]}"
+            )
         self.airflow("pools", "set", LOCK_POOL, "1", "gonogo: one rollout lock claim at a time")
         try:
             for name in processes:
@@ -162,7 +167,9 @@ class AirflowStack:
             self.stop()
             raise
 
-    def spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    def spawn(
+        self, name: str, argv: list[str], env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
         """Start one more process in the stack's process group."""
         log = open(self.home / "logs" / f"{name.replace(' ', '_')}.out", "ab")  # noqa: SIM115
         process = subprocess.Popen(
@@ -187,19 +194,34 @@ class AirflowStack:
         env["AIRFLOW__CORE__HOSTNAME_CALLABLE"] = "gonogo.stack.worker_hostname"
         return self.spawn(
             f"celery-{name}",
-            [_airflow_bin(), "celery", "worker", "--celery-hostname", f"{name}@%h", "--queues", queue,
-             "--concurrency", "4", "--without-mingle", "--without-gossip"],
+            [
+                _airflow_bin(),
+                "celery",
+                "worker",
+                "--celery-hostname",
+                f"{name}@%h",
+                "--queues",
+                queue,
+                "--concurrency",
+                "4",
+                "--without-mingle",
+                "--without-gossip",
+            ],
             env,
         )
 
     def wait_healthy(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         last: Any = None
-        wanted = {"scheduler", "dag_processor", "triggerer"} & {p.replace("-", "_") for p in self.processes}
+        wanted = {"scheduler", "dag_processor", "triggerer"} & {
+            p.replace("-", "_") for p in self.processes
+        }
         while time.monotonic() < deadline:
             for name, process in self.processes.items():
                 if process.poll() is not None:
-                    raise RuntimeError(f"airflow {name} exited with {process.returncode}:\n{self.log_tail(name)}")
+                    raise RuntimeError(
+                        f"airflow {name} exited with {process.returncode}:\n{self.log_tail(name)}"
+                    )
             try:
                 health = requests.get(f"{self.base_url}/api/v2/monitor/health", timeout=5).json()
                 last = health
@@ -235,7 +257,9 @@ class AirflowStack:
                 time.sleep(0.2)
         if self._created_db and self.database_url:
             with contextlib.suppress(Exception):
-                _postgres_admin(self.database_url, f'DROP DATABASE IF EXISTS "{self._created_db}" WITH (FORCE)')
+                _postgres_admin(
+                    self.database_url, f'DROP DATABASE IF EXISTS "{self._created_db}" WITH (FORCE)'
+                )
             self._created_db = None
 
 
@@ -285,8 +309,11 @@ def _postgres_admin(url: str, statement: str) -> None:
     hostport, _, _db = hostpart.partition("/")
     host, _, port = hostport.partition(":")
     conn = psycopg2.connect(
-        host=host or "127.0.0.1", port=int(port or 5432), user=user or "postgres",
-        password=password or None, dbname="postgres",
+        host=host or "127.0.0.1",
+        port=int(port or 5432),
+        user=user or "postgres",
+        password=password or None,
+        dbname="postgres",
     )
     try:
         conn.autocommit = True

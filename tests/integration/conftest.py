@@ -11,16 +11,16 @@ import os
 import shutil
 import threading
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
+from tests.conftest import ROOT, RUNBOOKS
 
 from gonogo.client import AirflowClient
 from gonogo.stack import AirflowStack, User, group_members
-from tests.conftest import ROOT, RUNBOOKS
 
 HERE = Path(__file__).resolve().parent
 
@@ -66,14 +66,17 @@ class Airflow:
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
-    calls: dict[str, int] = {}
+    calls: ClassVar[dict[str, int]] = {}
 
-    def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+    def do_GET(self) -> None:
         count = self.calls[self.path] = self.calls.get(self.path, 0) + 1
         if self.path == "/health":
             self._send(200, b'{"status": "ok"}')
         elif self.path == "/slow-health":
-            self._send(200 if count >= 3 else 503, b'{"status": "starting"}' if count < 3 else b'{"status": "ok"}')
+            self._send(
+                200 if count >= 3 else 503,
+                b'{"status": "starting"}' if count < 3 else b'{"status": "ok"}',
+            )
         elif self.path == "/broken":
             self._send(500, b'{"error": "boom"}')
         else:
@@ -110,7 +113,7 @@ def build_runbooks_dir(target: Path) -> Path:
     service, so the cases run at the same time without waiting for each other's lock.
     """
     shutil.copytree(RUNBOOKS, target)
-    now = datetime.now(timezone.utc).replace(microsecond=0)
+    now = datetime.now(UTC).replace(microsecond=0)
     windows = {
         # Opens tomorrow: a run waits for it without holding a worker slot.
         "later": (now + timedelta(days=1), now + timedelta(days=1, hours=2)),
@@ -120,7 +123,8 @@ def build_runbooks_dir(target: Path) -> Path:
     window_template = (HERE / "templates" / "window.yaml.in").read_text()
     for name, (start, end) in windows.items():
         (target / f"window_{name}.yaml").write_text(
-            window_template.replace("{k}", name).replace("{start}", start.isoformat())
+            window_template.replace("{k}", name)
+            .replace("{start}", start.isoformat())
             .replace("{end}", end.isoformat())
         )
     template = (HERE / "templates" / "matrix.yaml.in").read_text()

@@ -15,11 +15,11 @@ from collections.abc import Iterator
 from urllib.parse import urlparse
 
 import pytest
+from tests.conftest import ROOT, RUNBOOKS
+from tests.integration.conftest import USERS
 
 from gonogo.client import AirflowClient
 from gonogo.stack import AirflowStack, celery_env, group_members
-from tests.conftest import ROOT, RUNBOOKS
-from tests.integration.conftest import USERS
 
 pytestmark = pytest.mark.integration
 
@@ -31,14 +31,21 @@ DAG = "ehr-upgrade-4-2"
 def _reachable(url: str, default_port: int) -> bool:
     parsed = urlparse(url)
     try:
-        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or default_port), timeout=2):
+        with socket.create_connection(
+            (parsed.hostname or "127.0.0.1", parsed.port or default_port), timeout=2
+        ):
             return True
     except OSError:
         return False
 
 
 needs_services = pytest.mark.skipif(
-    not (DATABASE.startswith("postgresql") and REDIS and _reachable(DATABASE, 5432) and _reachable(REDIS, 6379)),
+    not (
+        DATABASE.startswith("postgresql")
+        and REDIS
+        and _reachable(DATABASE, 5432)
+        and _reachable(REDIS, 6379)
+    ),
     reason="the Celery topology needs Postgres and Redis: set GONOGO_TEST_DATABASE_URL and "
     "GONOGO_TEST_REDIS_URL (CI sets both)",
 )
@@ -85,10 +92,18 @@ def test_ehr_runbook_on_two_celery_workers_gates_failure_and_rollback(
 ) -> None:
     stack, state = team
     operator = client(stack, "operator")
-    operator.wait_for("the EHR DAG", lambda: operator.request("GET", f"/dags/{DAG}").status_code == 200,
-                      timeout=180, interval=1)
+    operator.wait_for(
+        "the EHR DAG",
+        lambda: operator.request("GET", f"/dags/{DAG}").status_code == 200,
+        timeout=180,
+        interval=1,
+    )
     run = operator.trigger(DAG, {"version": "4.2.0", "fail_step": "smoke_after"})
-    for role, user in (("release_manager", "relman"), ("service_owner", "svcowner2"), ("hospital", "wardrep")):
+    for role, user in (
+        ("release_manager", "relman"),
+        ("service_owner", "svcowner2"),
+        ("hospital", "wardrep"),
+    ):
         task = f"gate__go_nogo_2.{role}"
         operator.wait_pending(DAG, run, task, timeout=300)
         client(stack, user).answer_or_raise(DAG, run, task, "GO", f"{user} is ready")
@@ -98,11 +113,23 @@ def test_ehr_runbook_on_two_celery_workers_gates_failure_and_rollback(
     assert tis["production_test.smoke_after"]["state"] == "failed"
     outcome = operator.xcom(DAG, run, "outcome", key="outcome")
     assert outcome["outcome"] == "rolled_back"
-    assert outcome["undone"] == ["start_app", "install_app", "backup_db", "stop_app", "announce_start"]
+    assert outcome["undone"] == [
+        "start_app",
+        "install_app",
+        "backup_db",
+        "stop_app",
+        "announce_start",
+    ]
     assert tis["rollback.announce_rollback"]["state"] == "success"
     with open(os.path.join(state, "ehr", "db.schema")) as schema:
         assert schema.read().strip() == "schema 4.1"  # the restore really ran
-    hosts = {ti["hostname"] for ti in tis.values() if ti["state"] == "success" and ti.get("hostname")}
+    hosts = {
+        ti["hostname"] for ti in tis.values() if ti["state"] == "success" and ti.get("hostname")
+    }
     assert {"worker-a", "worker-b"} <= hosts, f"tasks ran on {hosts}"
-    decided_by = {d["responded_by_user"]["name"] for d in operator.hitl_details(DAG, run) if d["response_received"]}
+    decided_by = {
+        d["responded_by_user"]["name"]
+        for d in operator.hitl_details(DAG, run)
+        if d["response_received"]
+    }
     assert {"relman", "svcowner2", "wardrep"} <= decided_by

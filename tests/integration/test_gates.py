@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import pytest
-
 from tests.integration.conftest import USERS, Airflow
 
 pytestmark = pytest.mark.integration
@@ -29,10 +28,20 @@ def open_gate(airflow: Airflow, dag_id: str = DAG, by: str = "operator") -> str:
 
 def cli(airflow: Airflow, user: str, *args: str) -> subprocess.CompletedProcess[str]:
     password = next(u.password for u in USERS if u.name == user)
-    env = {**os.environ, "GONOGO_AIRFLOW_URL": airflow.stack.base_url, "GONOGO_USERNAME": user,
-           "GONOGO_PASSWORD": password, "GONOGO_CONFIG": "/nonexistent"}
-    return subprocess.run([sys.executable, "-m", "gonogo.cli", *args], env=env, capture_output=True,
-                          text=True, timeout=120)
+    env = {
+        **os.environ,
+        "GONOGO_AIRFLOW_URL": airflow.stack.base_url,
+        "GONOGO_USERNAME": user,
+        "GONOGO_PASSWORD": password,
+        "GONOGO_CONFIG": "/nonexistent",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "gonogo.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_every_role_says_go_and_the_run_continues(airflow: Airflow) -> None:
@@ -45,13 +54,17 @@ def test_every_role_says_go_and_the_run_continues(airflow: Airflow) -> None:
     found = states(airflow, DAG, run)
     assert found["after.after_gate"] == "success"
     assert found["rollback.start"] == "skipped"
-    note = airflow.admin.wait_for("the run note", lambda: airflow.admin.run(DAG, run).get("note"), timeout=30)
+    note = airflow.admin.wait_for(
+        "the run note", lambda: airflow.admin.run(DAG, run).get("note"), timeout=30
+    )
     assert "Outcome: succeeded" in note and "go_nogo/hospital: GO by wardrep: ready" in note
 
     shown = cli(airflow, "relman", "decisions", DAG, run)
     assert shown.returncode == 0, shown.stderr
     for role, user in ROLES.items():
-        assert any(role in line and "GO" in line and user in line for line in shown.stdout.splitlines())
+        assert any(
+            role in line and "GO" in line and user in line for line in shown.stdout.splitlines()
+        )
 
 
 def test_a_nogo_with_a_reason_stops_the_forward_path(airflow: Airflow) -> None:
@@ -76,7 +89,10 @@ def test_a_nogo_with_a_reason_stops_the_forward_path(airflow: Airflow) -> None:
     assert "gate go_nogo: NOGO or no answer from role hospital" in outcome["reasons"]
     shown = cli(airflow, "relman", "decisions", DAG, run, "--format", "json")
     rows = {r["role"]: r for r in __import__("json").loads(shown.stdout)["decisions"]}
-    assert rows["hospital"]["answer"] == "NOGO" and rows["hospital"]["comment"] == "AMK reports a major incident"
+    assert (
+        rows["hospital"]["answer"] == "NOGO"
+        and rows["hospital"]["comment"] == "AMK reports a major incident"
+    )
     assert rows["service_owner"]["answer"] == "withdrawn"
 
 
@@ -126,11 +142,15 @@ def test_timeout_is_nogo_naming_the_silent_roles_after_a_warning(airflow: Airflo
     events = airflow.admin.xcom(dag, run, "gate__go_nogo.watch", key="events")
     assert events[0]["event"] == "gate_expiring" and events[0]["silent_roles"] == ["hospital"]
     assert "gate_expiring" in airflow.admin.task_log(dag, run, "gate__go_nogo.watch")
-    assert "NOGO (timeout) at gate go_nogo: role hospital did not answer in time" in airflow.admin.task_log(
-        dag, run, "gate__go_nogo.hospital")
+    assert (
+        "NOGO (timeout) at gate go_nogo: role hospital did not answer in time"
+        in airflow.admin.task_log(dag, run, "gate__go_nogo.hospital")
+    )
     assert airflow.admin.xcom(dag, run, "outcome", key="outcome")["outcome"] == "nogo_before_start"
     shown = cli(airflow, "relman", "decisions", dag, run)
-    assert any("hospital" in line and "NOGO (timeout)" in line for line in shown.stdout.splitlines())
+    assert any(
+        "hospital" in line and "NOGO (timeout)" in line for line in shown.stdout.splitlines()
+    )
     assert "event gate_expiring: gate go_nogo" in shown.stdout
 
 
@@ -139,14 +159,20 @@ def test_reask_asks_only_the_role_that_said_nogo(airflow: Airflow) -> None:
     run = open_gate(airflow, dag)
     first = "gate__handover.hospital__round_1"
     airflow.admin.wait_pending(dag, run, "gate__handover.release_manager__round_1")
-    airflow.client("relman").answer_or_raise(dag, run, "gate__handover.release_manager__round_1", "GO", "ok")
+    airflow.client("relman").answer_or_raise(
+        dag, run, "gate__handover.release_manager__round_1", "GO", "ok"
+    )
     airflow.admin.wait_pending(dag, run, first)
     airflow.client("wardrep").answer_or_raise(dag, run, first, "NOGO", "ward 3 has no test patient")
     again = airflow.admin.wait_pending(dag, run, "gate__handover.hospital__round_2")
     assert "ward 3 has no test patient" in again["body"]
-    pending = {d["task_instance"]["task_id"] for d in airflow.admin.hitl_details(dag, run, pending=True)}
+    pending = {
+        d["task_instance"]["task_id"] for d in airflow.admin.hitl_details(dag, run, pending=True)
+    }
     assert pending == {"gate__handover.hospital__round_2"}  # the release manager's GO stands
-    airflow.client("wardrep").answer_or_raise(dag, run, "gate__handover.hospital__round_2", "GO", "fixed")
+    airflow.client("wardrep").answer_or_raise(
+        dag, run, "gate__handover.hospital__round_2", "GO", "fixed"
+    )
     assert airflow.admin.wait_run(dag, run)["state"] == "success"
     found = states(airflow, dag, run)
     assert found["gate__handover.release_manager__round_2"] == "skipped"

@@ -5,14 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from tests.integration.conftest import MATRIX_CASES, Airflow
 
 pytestmark = pytest.mark.integration
 
 STEPS = ["s1", "s2", "s3", "s4", "s5", "s6"]
-TASK = {"s1": "first.s1", "s2": "first.s2", "s3": "second.s3", "s4": "second.s4", "s5": "second.s5",
-        "s6": "third.s6"}
+TASK = {
+    "s1": "first.s1",
+    "s2": "first.s2",
+    "s3": "second.s3",
+    "s4": "second.s4",
+    "s5": "second.s5",
+    "s6": "third.s6",
+}
 HAS_ROLLBACK = {"s1", "s3", "s4", "s5", "s6"}
 
 
@@ -28,8 +33,11 @@ def matrix(airflow: Airflow) -> dict[str, tuple[str, dict[str, Any], dict[str, A
     done = {}
     for case, run in runs.items():
         dag = f"it-matrix-{case}"
-        done[case] = (run, operator.wait_run(dag, run, timeout=600),
-                      operator.task_instances(dag, run))
+        done[case] = (
+            run,
+            operator.wait_run(dag, run, timeout=600),
+            operator.task_instances(dag, run),
+        )
     return done
 
 
@@ -40,8 +48,11 @@ def completed_newest_first(tis: dict[str, Any]) -> list[str]:
 
 def undone_in_order(airflow: Airflow, case: str, run: str, tis: dict[str, Any]) -> list[str]:
     """The steps undone, ordered by when their undo started; each undo slot says which step it took."""
-    ran = [(ti["start_date"], t) for t, ti in tis.items()
-           if t.startswith("rollback.undo_") and ti["state"] == "success"]
+    ran = [
+        (ti["start_date"], t)
+        for t, ti in tis.items()
+        if t.startswith("rollback.undo_") and ti["state"] == "success"
+    ]
     return [airflow.operator.xcom(f"it-matrix-{case}", run, t, key="step") for _, t in sorted(ran)]
 
 
@@ -58,7 +69,9 @@ def test_a_failing_step_undoes_exactly_the_completed_steps_newest_first(
         assert tis[f"rollback.undo_{n}"]["state"] == "skipped"
     tell = tis["rollback.tell_users"]
     assert tell["state"] == "success"
-    last_undo = max((tis[f"rollback.undo_{n}"]["end_date"] for n in range(1, len(expected) + 1)), default="")
+    last_undo = max(
+        (tis[f"rollback.undo_{n}"]["end_date"] for n in range(1, len(expected) + 1)), default=""
+    )
     assert tell["start_date"] >= last_undo
     outcome = airflow.operator.xcom(f"it-matrix-{case}", run, "outcome", key="outcome")
     assert outcome["outcome"] == "rolled_back"
@@ -69,7 +82,10 @@ def test_a_failing_step_undoes_exactly_the_completed_steps_newest_first(
     assert f"step {TASK[case]} failed" in log
     if expected:
         first = airflow.operator.task_log(f"it-matrix-{case}", run, "rollback.undo_1")
-        assert f"undoing step {expected[0]} ({TASK[expected[0]]}) because: step {TASK[case]} failed" in first
+        assert (
+            f"undoing step {expected[0]} ({TASK[expected[0]]}) because: step {TASK[case]} failed"
+            in first
+        )
 
 
 def test_parallel_steps_are_undone_in_reverse_order_of_completion(
@@ -81,13 +97,18 @@ def test_parallel_steps_are_undone_in_reverse_order_of_completion(
     assert undone_in_order(airflow, "s5", run, tis) == ["s3", "s4", "s1"]
 
 
-def test_a_good_run_succeeds_with_every_rollback_task_skipped(airflow: Airflow, matrix: dict[str, Any]) -> None:
+def test_a_good_run_succeeds_with_every_rollback_task_skipped(
+    airflow: Airflow, matrix: dict[str, Any]
+) -> None:
     run, dag_run, tis = matrix["none"]
     assert dag_run["state"] == "success"
     assert {t: ti["state"] for t, ti in tis.items() if t.startswith("rollback.")} == {
         t: "skipped" for t in tis if t.startswith("rollback.")
     }
-    assert airflow.operator.xcom("it-matrix-none", run, "outcome", key="outcome")["outcome"] == "succeeded"
+    assert (
+        airflow.operator.xcom("it-matrix-none", run, "outcome", key="outcome")["outcome"]
+        == "succeeded"
+    )
     note = airflow.operator.run("it-matrix-none", run).get("note") or ""
     assert "Outcome: succeeded" in note
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import pytest
-
 from tests.integration.conftest import Airflow
 
 pytestmark = pytest.mark.integration
 
-HOSTILE = "1.0; touch \"$GONOGO_STATE_DIR/pwned\"; echo injected"
+HOSTILE = '1.0; touch "$GONOGO_STATE_DIR/pwned"; echo injected'
 
 
 def test_example_runbooks_load_with_no_import_errors(airflow: Airflow) -> None:
@@ -25,7 +24,9 @@ def test_broken_runbook_is_reported_with_its_location_and_hides_nothing(airflow:
         timeout=120,
     )
     assert "broken.yaml:2:1: titel: unknown key; did you mean 'title'?" in errors[0]["stack_trace"]
-    assert "it-broken" not in {d["dag_id"] for d in airflow.admin.call("GET", "/dags", params={"limit": 1000})["dags"]}
+    assert "it-broken" not in {
+        d["dag_id"] for d in airflow.admin.call("GET", "/dags", params={"limit": 1000})["dags"]
+    }
     assert "broken.yaml" in airflow.stack.log_tail("dag-processor", 10**7) or any(
         "broken.yaml" in p.read_text(errors="replace")
         for p in (airflow.stack.home / "logs").rglob("*.log")
@@ -63,11 +64,15 @@ def test_manual_step_answered_failed_fails_the_run(airflow: Airflow) -> None:
     operator = airflow.operator
     run = operator.trigger("it-kinds", {"base_url": airflow.http})
     operator.wait_pending("it-kinds", run, "run.confirm", timeout=180)
-    airflow.client("svcowner").answer_or_raise("it-kinds", run, "run.confirm", "Failed", "no label file")
+    airflow.client("svcowner").answer_or_raise(
+        "it-kinds", run, "run.confirm", "Failed", "no label file"
+    )
     assert operator.wait_run("it-kinds", run)["state"] == "failed"
     states = {t: ti["state"] for t, ti in operator.task_instances("it-kinds", run).items()}
     assert states["run.confirm"] == "failed"
-    assert "reported the manual step failed: no label file" in operator.task_log("it-kinds", run, "run.confirm")
+    assert "reported the manual step failed: no label file" in operator.task_log(
+        "it-kinds", run, "run.confirm"
+    )
 
 
 def test_http_until_waits_then_a_wrong_status_fails(airflow: Airflow) -> None:
@@ -86,13 +91,16 @@ def test_http_until_waits_then_a_wrong_status_fails(airflow: Airflow) -> None:
 def test_two_rollouts_of_one_service_never_overlap(airflow: Airflow) -> None:
     airflow.wait_dags("it-lock-a", "it-lock-b")
     operator = airflow.operator
-    runs = [("it-lock-a", operator.trigger("it-lock-a")), ("it-lock-b", operator.trigger("it-lock-b"))]
+    runs = [
+        ("it-lock-a", operator.trigger("it-lock-a")),
+        ("it-lock-b", operator.trigger("it-lock-b")),
+    ]
     spans = []
     for dag_id, run in runs:
         assert operator.wait_run(dag_id, run)["state"] == "success"
         hold = operator.task_instances(dag_id, run)["work.hold"]
         spans.append((hold["start_date"], hold["end_date"]))
-    (a_start, a_end), (b_start, b_end) = sorted(spans)
+    (_, a_end), (b_start, _) = sorted(spans)
     assert a_end <= b_start, f"runs overlapped: {spans}"
 
 
@@ -100,10 +108,16 @@ def test_work_waits_for_the_window_without_a_worker_slot(airflow: Airflow) -> No
     airflow.wait_dags("it-window-later")
     operator = airflow.operator
     run = operator.trigger("it-window-later")
-    waiting = operator.wait_task("it-window-later", run, "wait_for_window", ["deferred"], timeout=120)
+    waiting = operator.wait_task(
+        "it-window-later", run, "wait_for_window", ["deferred"], timeout=120
+    )
     assert waiting["state"] == "deferred"  # parked in the triggerer: no worker slot held
     states = {t: ti["state"] for t, ti in operator.task_instances("it-window-later", run).items()}
-    assert states.get("work.prepare") in (None, "none", "scheduled")  # nothing ran before the window
+    assert states.get("work.prepare") in (
+        None,
+        "none",
+        "scheduled",
+    )  # nothing ran before the window
 
 
 def test_work_still_running_when_the_window_closes_fails_and_rolls_back(airflow: Airflow) -> None:

@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 import yaml
-
 from tests.conftest import ROOT
 
 SERVICES = {
@@ -45,7 +44,9 @@ def test_the_services_are_the_team_topology(compose: dict[str, Any]) -> None:
 
 
 def test_every_service_has_a_healthcheck(compose: dict[str, Any]) -> None:
-    missing = [name for name, service in compose["services"].items() if "healthcheck" not in service]
+    missing = [
+        name for name, service in compose["services"].items() if "healthcheck" not in service
+    ]
     assert missing == []
 
 
@@ -60,8 +61,11 @@ def test_the_executor_is_celery_with_postgres_and_redis(compose: dict[str, Any])
 
 
 def test_every_mounted_path_exists(compose: dict[str, Any]) -> None:
-    env = dict(line.split("=", 1) for line in (ROOT / ".env.example").read_text().splitlines()
-               if line and not line.startswith("#"))
+    env = dict(
+        line.split("=", 1)
+        for line in (ROOT / ".env.example").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
     for name, service in compose["services"].items():
         for volume in service.get("volumes", []):
             source = volume.split(":")[0]
@@ -69,20 +73,26 @@ def test_every_mounted_path_exists(compose: dict[str, Any]) -> None:
             if source.startswith((".", "/")):
                 path = ROOT / source
                 example = path.with_name(path.name.replace(".json", ".example.json"))
-                assert path.exists() or example.exists(), f"{name} mounts {source}, which does not exist"
+                assert path.exists() or example.exists(), (
+                    f"{name} mounts {source}, which does not exist"
+                )
 
 
 def test_the_real_env_file_is_ignored_and_an_example_is_committed() -> None:
     ignored = (ROOT / ".gitignore").read_text().splitlines()
     assert ".env" in ignored and "deploy/passwords.json" in ignored
-    assert (ROOT / ".env.example").exists() and (ROOT / "deploy" / "passwords.example.json").exists()
+    assert (ROOT / ".env.example").exists() and (
+        ROOT / "deploy" / "passwords.example.json"
+    ).exists()
 
 
 def test_the_approvers_of_the_examples_exist_in_the_deployment() -> None:
     from gonogo import load_file
 
     env = (ROOT / ".env.example").read_text()
-    users = {entry.split(":")[0] for entry in re.search(r"AIRFLOW_USERS=(\S+)", env).group(1).split(",")}
+    users = {
+        entry.split(":")[0] for entry in re.search(r"AIRFLOW_USERS=(\S+)", env).group(1).split(",")
+    }
     for path in sorted((ROOT / "runbooks").glob("*.yaml")):
         runbook, _ = load_file(path)
         for role in runbook.roles.values():

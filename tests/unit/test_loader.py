@@ -6,10 +6,10 @@ import re
 from pathlib import Path
 
 import pytest
+from tests.conftest import EHR, RUNBOOKS
 
 from gonogo import RunbookError, load_file, load_text
 from gonogo.model import format_duration, parse_duration
-from tests.conftest import EHR, RUNBOOKS
 
 
 def problems_of(text: str) -> list[str]:
@@ -35,7 +35,10 @@ def test_typo_in_a_key_is_located_with_a_suggestion(ehr_text: str) -> None:
 
 
 def test_typo_in_a_nested_key_suggests_from_that_level(ehr_text: str) -> None:
-    text = ehr_text.replace("        timeout: 40m\n        bash: scripts/db.sh", "        timout: 40m\n        bash: scripts/db.sh")
+    text = ehr_text.replace(
+        "        timeout: 40m\n        bash: scripts/db.sh",
+        "        timout: 40m\n        bash: scripts/db.sh",
+    )
     line = line_of(text, "timout:")
     assert problems_of(text) == [
         f"rb.yaml:{line}:9: phases[2].steps[2].timout: unknown key; did you mean 'timeout'?"
@@ -51,7 +54,9 @@ def test_duplicate_key_is_an_error_not_last_wins(ehr_text: str) -> None:
 
 
 def test_unknown_role_is_located_with_a_suggestion(ehr_text: str) -> None:
-    text = ehr_text.replace("sign_off: [release_manager, hospital]", "sign_off: [release_manger, hospital]")
+    text = ehr_text.replace(
+        "sign_off: [release_manager, hospital]", "sign_off: [release_manger, hospital]"
+    )
     line = line_of(text, "release_manger")
     assert problems_of(text) == [
         f"rb.yaml:{line}:16: phases[4].sign_off[0]: unknown role 'release_manger'; did you mean "
@@ -83,7 +88,10 @@ def test_depends_on_a_later_phase_is_refused(ehr_text: str) -> None:
 
 
 def test_bad_duration_is_located(ehr_text: str) -> None:
-    text = ehr_text.replace("planned: 20m\n        bash: scripts/db.sh backup", "planned: 20 min\n        bash: scripts/db.sh backup")
+    text = ehr_text.replace(
+        "planned: 20m\n        bash: scripts/db.sh backup",
+        "planned: 20 min\n        bash: scripts/db.sh backup",
+    )
     line = line_of(text, "20 min")
     assert problems_of(text) == [
         f"rb.yaml:{line}:18: phases[2].steps[1].planned: expected a duration like 90s, 30m, "
@@ -117,14 +125,18 @@ def test_every_schema_error_in_a_file_is_reported_at_once(ehr_text: str) -> None
 
 
 def test_every_semantic_error_in_a_file_is_reported_at_once(ehr_text: str) -> None:
-    text = ehr_text.replace("owner: dba", "owner: dab").replace("[release_manager, hospital]", "[rm, hospital]")
+    text = ehr_text.replace("owner: dba", "owner: dab").replace(
+        "[release_manager, hospital]", "[rm, hospital]"
+    )
     found = problems_of(text)
     assert len([p for p in found if "unknown role 'dab'" in p]) == ehr_text.count("owner: dba")
     assert len([p for p in found if "unknown role 'rm'" in p]) == 1
 
 
 def test_manual_step_needs_an_owner(ehr_text: str) -> None:
-    text = ehr_text.replace("        owner: hospital\n        planned: 15m\n", "        planned: 15m\n")
+    text = ehr_text.replace(
+        "        owner: hospital\n        planned: 15m\n", "        planned: 15m\n"
+    )
     line = line_of(text, "- id: ward_view_works")
     assert problems_of(text) == [
         f"rb.yaml:{line}:9: phases[3].steps[1]: a manual step needs an owner: the role that confirms it"
@@ -132,7 +144,9 @@ def test_manual_step_needs_an_owner(ehr_text: str) -> None:
 
 
 def test_template_must_name_a_declared_param(ehr_text: str) -> None:
-    text = ehr_text.replace("scripts/db.sh migrate {{ params.version }}", "scripts/db.sh migrate {{ params.verison }}")
+    text = ehr_text.replace(
+        "scripts/db.sh migrate {{ params.version }}", "scripts/db.sh migrate {{ params.verison }}"
+    )
     line = line_of(text, "params.verison")
     assert problems_of(text) == [
         f"rb.yaml:{line}:15: phases[2].steps[2].bash: {{{{ params.verison }}}} names no declared "
@@ -160,7 +174,9 @@ def test_window_must_end_after_it_starts(ehr_text: str) -> None:
         'environment: prod\nwindow: {start: "2026-12-05T22:00:00+01:00", end: "2026-12-05T21:00:00+01:00"}\n',
     )
     line = line_of(text, "window:")
-    assert problems_of(text) == [f"rb.yaml:{line}:51: window.end: the window must end after it starts"]
+    assert problems_of(text) == [
+        f"rb.yaml:{line}:51: window.end: the window must end after it starts"
+    ]
 
 
 def test_window_must_have_a_timezone(ehr_text: str) -> None:
@@ -182,7 +198,9 @@ def test_python_callable_outside_the_allowed_prefixes_is_refused(ehr_text: str) 
 
 
 def test_a_step_needs_exactly_one_kind(ehr_text: str) -> None:
-    text = ehr_text.replace("bash: scripts/app.sh stop\n", "bash: scripts/app.sh stop\n        manual: also this\n")
+    text = ehr_text.replace(
+        "bash: scripts/app.sh stop\n", "bash: scripts/app.sh stop\n        manual: also this\n"
+    )
     line = line_of(text, "- id: stop_app")
     assert problems_of(text) == [
         f"rb.yaml:{line}:9: phases[2].steps[0]: needs exactly one of bash, http, python or "
@@ -211,11 +229,20 @@ def test_param_default_must_satisfy_its_own_pattern(ehr_text: str) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("a: &x [1]\nb: *x\n", "rb.yaml:2:4: aliases (*name) are not allowed in runbooks; write the value out"),
+        (
+            "a: &x [1]\nb: *x\n",
+            "rb.yaml:2:4: aliases (*name) are not allowed in runbooks; write the value out",
+        ),
         ("", "rb.yaml:1:1: the file is empty; expected a runbook mapping"),
         ("- 1\n", "rb.yaml:1:1: expected a mapping with 'runbook', 'title', … at the top"),
-        ("a: !!python/object:os.system x\n", "rb.yaml:1:4: a: could not determine a constructor for the tag 'tag:yaml.org,2002:python/object:os.system'"),
-        ("a: 1\n---\nb: 2\n", "rb.yaml:2:1: invalid YAML: expected a single document in the stream, but found another document"),
+        (
+            "a: !!python/object:os.system x\n",
+            "rb.yaml:1:4: a: could not determine a constructor for the tag 'tag:yaml.org,2002:python/object:os.system'",
+        ),
+        (
+            "a: 1\n---\nb: 2\n",
+            "rb.yaml:2:1: invalid YAML: expected a single document in the stream, but found another document",
+        ),
     ],
 )
 def test_unsafe_or_shapeless_yaml_is_refused(text: str, expected: str) -> None:
@@ -230,7 +257,11 @@ def test_files_over_one_mebibyte_are_refused(tmp_path: Path) -> None:
 
 
 def test_on_key_stays_text_not_a_boolean(ehr_text: str) -> None:
-    text = ehr_text.replace("phases:\n", "notify:\n  - on: [nogo, rollback_started]\n    connection: teams\nphases:\n", 1)
+    text = ehr_text.replace(
+        "phases:\n",
+        "notify:\n  - on: [nogo, rollback_started]\n    connection: teams\nphases:\n",
+        1,
+    )
     runbook, _ = load_text(text, "rb.yaml")
     assert runbook.notify[0].on == ["nogo", "rollback_started"]
 
@@ -256,6 +287,8 @@ def test_ehr_example_has_what_the_domain_needs() -> None:
     assert runbook.change.type == "normal"
     assert [g.gate for g in runbook.gates] == ["go_nogo_2", "go_nogo_3"]
     steps = dict((s.id, s) for _, s in runbook.steps())
-    assert steps["backup_db"].rollback is not None and "restore" in (steps["backup_db"].rollback.bash or "")
+    assert steps["backup_db"].rollback is not None and "restore" in (
+        steps["backup_db"].rollback.bash or ""
+    )
     assert steps["ward_view_works"].manual and steps["ward_view_works"].owner == "hospital"
     assert len(runbook.roles) >= 3
