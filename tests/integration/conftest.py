@@ -6,6 +6,7 @@ Every process is killed by its process group at the end of the session.
 
 from __future__ import annotations
 
+import base64
 import http.server
 import os
 import shutil
@@ -70,7 +71,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         count = self.calls[self.path] = self.calls.get(self.path, 0) + 1
-        if self.path == "/health":
+        if self.path == "/private":
+            expected = "Basic " + base64.b64encode(b"deployer:http-s3cret-pw").decode()
+            ok = self.headers.get("Authorization") == expected
+            self._send(200 if ok else 401, b'{"user": "deployer"}' if ok else b"{}")
+        elif self.path == "/health":
             self._send(200, b'{"status": "ok"}')
         elif self.path == "/slow-health":
             self._send(

@@ -106,6 +106,9 @@ def test_nogo_without_a_reason_is_refused_and_can_be_answered_again(airflow: Air
         assert refused.status_code == 422
         assert "NOGO needs a comment" in refused.json()["detail"]
     assert airflow.admin.wait_pending(DAG, run, task)["response_received"] is False
+    listed = cli(airflow, "wardrep", "gates")
+    assert listed.returncode == 0 and f"{DAG}  {run}  {task}" in listed.stdout
+    assert cli(airflow, "dba", "gates").stdout.strip() == "Nothing is waiting for dba."
     answered = cli(airflow, "wardrep", "answer", DAG, run, "go_nogo", "--role", "hospital", "--go")
     assert answered.returncode == 0, answered.stderr
     for role in ("release_manager", "service_owner"):

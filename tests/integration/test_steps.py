@@ -134,3 +134,31 @@ def test_work_still_running_when_the_window_closes_fails_and_rolls_back(airflow:
     assert outcome["outcome"] == "rolled_back"
     if states["work.prepare"] == "success":
         assert outcome["undone"] == ["prepare"]
+
+
+def test_secrets_come_from_connections_and_are_masked_in_logs(airflow: Airflow) -> None:
+    airflow.wait_dags("it-secrets")
+    admin = airflow.admin
+    port = int(airflow.http.rsplit(":", 1)[1])
+    for body in (
+        {"connection_id": "it_token", "conn_type": "generic", "password": "tok-s3cret-value"},
+        {
+            "connection_id": "it_http",
+            "conn_type": "http",
+            "host": "127.0.0.1",
+            "port": port,
+            "schema": "http",
+            "login": "deployer",
+            "password": "http-s3cret-pw",
+        },
+    ):
+        response = admin.request("POST", "/connections", json=body)
+        assert response.status_code in (200, 201, 409), response.text
+    run = airflow.operator.trigger("it-secrets")
+    assert airflow.operator.wait_run("it-secrets", run)["state"] == "success"
+    token_log = admin.task_log("it-secrets", run, "run.use_token")
+    assert "calling the ITSM with token=***" in token_log
+    http_log = admin.task_log("it-secrets", run, "run.private_api")
+    assert "HTTP 200" in http_log and "/private" in http_log
+    for log in (token_log, http_log):
+        assert "tok-s3cret-value" not in log and "http-s3cret-pw" not in log
