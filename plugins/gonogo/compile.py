@@ -18,7 +18,7 @@ import os
 import re
 import shlex
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,9 @@ from gonogo.plan import phase_leaves, phase_upstreams, render_outline
 from gonogo.runtime import bound_to_window, run_http, run_python
 
 log = logging.getLogger("gonogo")
+
+#: How long a decide-mode request or a rollback approval waits when the runbook sets no timeout.
+DEFAULT_DECIDE_TIMEOUT = timedelta(minutes=30)
 
 _TEMPLATE = re.compile(r"{{(.*?)}}", re.S)
 
@@ -232,7 +235,31 @@ class Compiler:
         exits = [tasks[s] for s in phase_leaves(phase)]
         return entries, exits, tasks
 
+    def deciders(self) -> list[str]:
+        """Who decides after a failure in decide mode: decide_by, else the first sign-off role."""
+        roles = list(self.runbook.rollback.decide_by)
+        if not roles and self.runbook.gates:
+            roles = [self.runbook.gates[0].sign_off[0]]
+        return sorted({u for r in roles for u in self.runbook.roles[r].users})
+
     def step(self, step: Step) -> BaseOperator:
+        if self.runbook.rollback.mode == "decide" and step.manual is None:
+            from gonogo.guided import GuidedStepOperator
+
+            hooks = [self.forward_guard]
+            if self.window_end:
+                hooks.append(bound_to_window(self.window_end))
+            return GuidedStepOperator(
+                task_id=step.id,
+                step_id=step.id,
+                action={**self.action_spec(step.id, step, step.owner), "retries": step.retries},
+                deciders=self.deciders(),
+                decide_timeout=self.runbook.rollback.timeout or DEFAULT_DECIDE_TIMEOUT,
+                execution_timeout=step.timeout,
+                pre_execute=_chain_hooks(*hooks),
+                post_execute=rb.record_finish,
+                doc_md=f"`{step.id}`" + (f", owner: {step.owner}" if step.owner else ""),
+            )
         return self.action_task(
             step.id,
             step,

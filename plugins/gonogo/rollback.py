@@ -13,8 +13,6 @@ Airflow's own run state stays truthful.
 from __future__ import annotations
 
 import logging
-import os
-import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -28,10 +26,10 @@ from airflow.sdk.exceptions import (
 )
 
 from gonogo.checks import is_read_only
+from gonogo.inline import ActionRunner
 from gonogo.model import Phase
 from gonogo.operators import DONE, FAILED, with_comment
 from gonogo.plan import StepRecord, plan_rollback
-from gonogo.runtime import run_http, run_python
 
 if TYPE_CHECKING:
     from airflow.sdk.bases.operator import BaseOperator
@@ -170,7 +168,7 @@ class RollbackStartSensor(BaseSensorOperator):
         return True
 
 
-class UndoSlot(HITLOperator):
+class UndoSlot(ActionRunner, HITLOperator):
     """The n-th compensation of the rollback plan, whichever step that turns out to be.
 
     Which steps completed, and in which order, is known only when rollback starts,
@@ -220,50 +218,10 @@ class UndoSlot(HITLOperator):
             self.body = str(self.render_template(action["manual"], context))
             self.assigned_users = [{"id": u, "name": u} for u in action["users"]]
             return super().execute(context)
-        run = {"bash": self._bash, "http": self._http, "python": self._python}[action["kind"]]
-        attempts = int(action.get("retries", 0)) + 1
-        for attempt in range(1, attempts + 1):
-            try:
-                return run(action, context)
-            except Exception as exc:
-                if attempt == attempts:
-                    raise AirflowFailException(f"undoing {step_id} failed: {exc}") from exc
-                log.warning(
-                    "undoing %s failed (%s); attempt %d of %d in 5s",
-                    step_id,
-                    exc,
-                    attempt + 1,
-                    attempts,
-                )
-                time.sleep(5)
-        return None
-
-    def _bash(self, action: Mapping[str, Any], context: Any) -> Any:
-        from airflow.providers.standard.hooks.subprocess import SubprocessHook
-
-        command = str(self.render_template(action["bash"], context)).strip()
-        env = {
-            **os.environ,
-            **{k: str(self.render_template(v, context)) for k, v in action["env"].items()},
-        }
-        log.info("bash step: %s", command)
-        log.info("working directory: %s", action["cwd"])
-        result = SubprocessHook().run_command(["bash", "-c", command], env=env, cwd=action["cwd"])
-        if result.exit_code != 0:
-            raise RuntimeError(f"bash exited with {result.exit_code}")
-        return result.output
-
-    def _http(self, action: Mapping[str, Any], context: Any) -> Any:
-        return run_http(self.render_template(action["http"], context))
-
-    def _python(self, action: Mapping[str, Any], context: Any) -> Any:
-        return run_python(
-            action["callable"],
-            self.render_template(action["kwargs"], context),
-            action["prefixes"],
-            action["runbooks_dir"],
-            **context,
-        )
+        try:
+            return self.run_action(action, context)
+        except Exception as exc:
+            raise AirflowFailException(f"undoing {step_id} failed: {exc}") from exc
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
         if event.get("error_type") == "timeout":
@@ -300,6 +258,13 @@ def build_rollback_group(
             if step.rollback is not None
         }
         previous: BaseOperator = start
+        approvals = approval_tasks(compiler)
+        if approvals:
+            start >> approvals
+            tasks += approvals
+            previous = approvals[-1] if len(approvals) == 1 else _join(approvals)
+            if previous not in tasks:
+                tasks.append(previous)
         for position in range(len(actions)):
             slot = UndoSlot(
                 task_id=f"undo_{position + 1}",
@@ -326,6 +291,61 @@ def build_rollback_group(
             tasks.append(task)
             before = [task]
     return tasks
+
+
+class RollbackApprovalOperator(HITLOperator):
+    """``rollback.approve``: one role's GO before rollback starts. No answer in time is GO."""
+
+    def __init__(self, *, role: str, users: Sequence[str], **kwargs: Any) -> None:
+        kwargs["retries"] = 0
+        super().__init__(
+            subject=f"Rollback is due: GO from {role}",
+            body="A step failed or a gate said NOGO. Rollback undoes the completed steps once "
+            "every approving role says GO. No answer in time rolls back anyway: leaving a "
+            "half-changed system is worse.",
+            options=["GO"],
+            defaults=["GO"],
+            params=with_comment(kwargs, "Anything the rollback team should know"),
+            assigned_users=[{"id": u, "name": u} for u in users],
+            **kwargs,
+        )
+        self.role = role
+
+    def execute(self, context: Any) -> Any:
+        plan = context["ti"].xcom_pull(task_ids="rollback.start") or {}
+        self.body = f"Why: {'; '.join(plan.get('reasons', [])) or 'a forward task failed'}.\n\n" + (
+            self.body or ""
+        )
+        return super().execute(context)
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+        result = super().execute_complete(context, event)
+        who = (event.get("responded_by_user") or {}).get("name")
+        log.info("rollback approved for %s by %s", self.role, who or "nobody in time (timeout)")
+        return result
+
+
+def approval_tasks(compiler: Compiler) -> list[BaseOperator]:
+    from gonogo.compile import DEFAULT_DECIDE_TIMEOUT
+
+    runbook = compiler.runbook
+    return [
+        RollbackApprovalOperator(
+            task_id=f"approve__{role}",
+            role=role,
+            users=runbook.roles[role].users,
+            response_timeout=runbook.rollback.timeout or DEFAULT_DECIDE_TIMEOUT,
+        )
+        for role in runbook.rollback.approve
+    ]
+
+
+def _join(tasks: list[BaseOperator]) -> BaseOperator:
+    from airflow.providers.standard.operators.empty import EmptyOperator
+
+    join = EmptyOperator(task_id="approved")
+    tasks >> join
+    return join
 
 
 def _ordinal(n: int) -> str:
