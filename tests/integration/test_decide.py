@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from tests.integration.conftest import Airflow
 
 pytestmark = pytest.mark.integration
