@@ -158,11 +158,17 @@ class AirflowClient:
         if comment is not None:
             body["params_input"] = {"comment": comment}
         path = f"/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}/taskInstances/{_q(task_id)}/{map_index}/hitlDetails"
+        server_errors = 0
         for _ in range(30):
             response = self.request("PATCH", path, json=body)
-            if response.status_code != 425:  # gonogo holds back answers to a just-opened request
+            if response.status_code == 425:  # gonogo holds back answers to a just-opened request
+                time.sleep(float(response.headers.get("retry-after", "1")))
+            elif response.status_code >= 500 and server_errors < 2:
+                # Nothing was stored (a stored answer makes the next try a 409): safe to repeat.
+                server_errors += 1
+                time.sleep(2)
+            else:
                 return response
-            time.sleep(float(response.headers.get("retry-after", "1")))
         return response
 
     def answer_or_raise(self, *args: Any, **kwargs: Any) -> dict[str, Any]:

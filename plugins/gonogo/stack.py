@@ -75,7 +75,8 @@ class AirflowStack:
 
     def _database(self) -> str:
         if not self.database_url:
-            return f"sqlite:///{self.home / 'airflow.db'}"
+            # Wait up to 30 s for SQLite's write lock instead of failing after 5 s.
+            return f"sqlite:///{self.home / 'airflow.db'}?timeout=30"
         if self.database_url.startswith("sqlite"):
             return self.database_url
         if self._created_db is None:
