@@ -33,6 +33,7 @@ demo: $(STAMP)
 
 ## All benchmarks at full size; BENCH_ARGS=--quick for a fast pass.
 bench: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
 
 schema: $(STAMP)
