@@ -66,12 +66,20 @@ def report(path: Path, problems: list[Problem]) -> None:
     bag.import_errors[key] = f"{previous}\n{message}" if previous else message
 
 
+HEAD_BYTES = 4096
+
+
 def _wanted(files: list[Path], dag_id: str) -> list[Path]:
-    """The files that can hold runbook ``dag_id``: a cheap text scan, no YAML parsing."""
+    """The files that can hold runbook ``dag_id``: a cheap text scan, no YAML parsing.
+
+    Only the head of each file is read: ``runbook:`` is the first key by convention.
+    A file whose head does not name its runbook is kept, and the full load decides.
+    """
     found = []
     for file in files:
         try:
-            head = file.read_text(encoding="utf-8", errors="replace")
+            with open(file, "rb") as handle:
+                head = handle.read(HEAD_BYTES).decode("utf-8", errors="replace")
         except OSError:
             continue
         match = _RUNBOOK_ID.search(head)

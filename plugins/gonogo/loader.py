@@ -422,22 +422,20 @@ def load_file(path: str | os.PathLike[str]) -> tuple[Runbook, list[Problem]]:
 
 
 def runbook_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
-    """Every runbook file named or found (non-recursively below ``scripts``/``steps``) under paths."""
+    """Every runbook file named, or found below the folders named (hidden ones left out)."""
     found: list[Path] = []
     for entry in paths:
         path = Path(entry)
-        if path.is_dir():
-            found.extend(
-                sorted(
-                    p
-                    for p in path.rglob("*")
-                    if p.suffix in SUFFIXES and p.is_file() and not _ignored(p.relative_to(path))
-                )
-            )
-        else:
+        if not path.is_dir():
             found.append(path)
+            continue
+        below: list[Path] = []
+        for folder, subfolders, names in os.walk(path):
+            subfolders[:] = [d for d in subfolders if not d.startswith(".")]
+            below.extend(
+                Path(folder, n) for n in names if n.endswith(SUFFIXES) and not n.startswith(".")
+            )
+        found.extend(sorted(below))
     return found
 
 
-def _ignored(relative: Path) -> bool:
-    return any(part.startswith(".") for part in relative.parts)
