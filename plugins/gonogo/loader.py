@@ -437,5 +437,3 @@ def runbook_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
             )
         found.extend(sorted(below))
     return found
-
-

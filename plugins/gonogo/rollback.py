@@ -13,6 +13,7 @@ Airflow's own run state stays truthful.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -113,6 +114,37 @@ def record_finish(context: Any, result: Any = None) -> None:
     context["ti"].xcom_push(key="finished_at", value=datetime.now(UTC).isoformat())
 
 
+def in_flight(states: Mapping[str, str], steps: Sequence[tuple[str, str, bool]]) -> list[str]:
+    """Forward steps still queued or running: rollback waits for them to finish."""
+    return [task for _, task, _ in steps if states.get(task) in IN_FLIGHT]
+
+
+def plan_now(
+    context: Any, forward: list[str], steps: Sequence[tuple[str, str, bool]]
+) -> dict[str, Any]:
+    """The rollback plan from the run as it stands: why, and which steps to undo, newest first.
+
+    Deterministic once forward work has stopped, so every task that needs it
+    computes it and gets the same answer.
+    """
+    states = _states(context)
+    failed = why_rollback(states, forward)
+    ti = context["ti"]
+    records = []
+    for position, (step_id, task_id, has_rollback) in enumerate(steps):
+        state = states.get(task_id)
+        finished = ti.xcom_pull(task_ids=task_id, key="finished_at") if state == "success" else None
+        end = datetime.fromisoformat(finished) if finished else None
+        records.append(StepRecord(step_id, str(state), end, has_rollback, position))
+    plan = plan_rollback(records)
+    return {
+        "failed": failed,
+        "reasons": reasons_for(failed),
+        "compensate": plan.compensate,
+        "not_undone": plan.not_undone,
+    }
+
+
 class RollbackStartSensor(BaseSensorOperator):
     """Starts rollback once forward steps already running have finished, and plans it.
 
@@ -135,36 +167,18 @@ class RollbackStartSensor(BaseSensorOperator):
         self.steps = steps  # (step id, task id, has a rollback) in runbook order
 
     def poke(self, context: Any) -> Any:
-        states = _states(context)
-        running = [task for _, task, _ in self.steps if states.get(task) in IN_FLIGHT]
+        running = in_flight(_states(context), self.steps)
         if running:
             log.info("rollback waits for steps still running: %s", ", ".join(running))
             return False
-        failed = why_rollback(states, self.forward)
-        reasons = reasons_for(failed)
-        ti = context["ti"]
-        records = []
-        for position, (step_id, task_id, has_rollback) in enumerate(self.steps):
-            state = states.get(task_id)
-            finished = (
-                ti.xcom_pull(task_ids=task_id, key="finished_at") if state == "success" else None
-            )
-            end = datetime.fromisoformat(finished) if finished else None
-            records.append(StepRecord(step_id, str(state), end, has_rollback, position))
-        plan = plan_rollback(records)
-        log.info("rollback starts because: %s", "; ".join(reasons) or "a forward task failed")
-        log.info("undo, newest first: %s", ", ".join(plan.compensate) or "nothing")
-        for step_id in plan.not_undone:
-            log.info("not undone: %s: no rollback defined", step_id)
-        ti.xcom_push(
-            key="return_value",
-            value={
-                "failed": failed,
-                "reasons": reasons,
-                "compensate": plan.compensate,
-                "not_undone": plan.not_undone,
-            },
+        plan = plan_now(context, self.forward, self.steps)
+        log.info(
+            "rollback starts because: %s", "; ".join(plan["reasons"]) or "a forward task failed"
         )
+        log.info("undo, newest first: %s", ", ".join(plan["compensate"]) or "nothing")
+        for step_id in plan["not_undone"]:
+            log.info("not undone: %s: no rollback defined", step_id)
+        context["ti"].xcom_push(key="return_value", value=plan)
         return True
 
 
@@ -182,7 +196,13 @@ class UndoSlot(ActionRunner, HITLOperator):
     template_fields: Sequence[str] = ()  # each action is rendered when its slot runs
 
     def __init__(
-        self, *, position: int, actions: Mapping[str, Mapping[str, Any]], **kwargs: Any
+        self,
+        *,
+        position: int,
+        actions: Mapping[str, Mapping[str, Any]],
+        forward: list[str],
+        steps: Sequence[tuple[str, str, bool]],
+        **kwargs: Any,
     ) -> None:
         kwargs["retries"] = 0  # each action retries itself, as many times as its runbook says
         super().__init__(
@@ -193,12 +213,23 @@ class UndoSlot(ActionRunner, HITLOperator):
         )
         self.position = position
         self.actions = dict(actions)
+        self.forward = forward
+        self.steps = list(steps)
 
     def execute(self, context: Any) -> Any:
         ti = context["ti"]
-        plan = ti.xcom_pull(task_ids="rollback.start") or {}
-        order = plan.get("compensate", [])
+        if self.position == 0:
+            # The first slot follows the failure directly (no extra scheduling hop), so it
+            # is the one that waits, in place, for steps already running to finish.
+            while running := in_flight(_states(context), self.steps):
+                log.info("rollback waits for steps still running: %s", ", ".join(running))
+                time.sleep(1)
+        plan = plan_now(context, self.forward, self.steps)
+        order = plan["compensate"]
         if self.position >= len(order):
+            if self.position == 0:
+                log.info("rollback: nothing to undo; %s", "; ".join(plan["reasons"]))
+                return None  # succeeds, so the global rollback steps still run
             raise AirflowSkipException(
                 f"nothing more to undo: the plan has {len(order)} compensation(s)"
             )
@@ -257,7 +288,10 @@ def build_rollback_group(
             for _, step in runbook.steps()
             if step.rollback is not None
         }
-        previous: BaseOperator = start
+        step_specs = [
+            (s.id, steps[s.id].task_id, s.rollback is not None) for _, s in runbook.steps()
+        ]
+        previous: BaseOperator | None = None
         approvals = approval_tasks(compiler)
         if approvals:
             start >> approvals
@@ -266,16 +300,24 @@ def build_rollback_group(
             if previous not in tasks:
                 tasks.append(previous)
         for position in range(len(actions)):
+            first = previous is None
             slot = UndoSlot(
                 task_id=f"undo_{position + 1}",
                 position=position,
                 actions=actions,
+                forward=[t.task_id for t in forward],
+                steps=step_specs,
+                # Without approvals the first undo follows the failure itself: one hop, not two.
+                trigger_rule="one_failed" if first else "all_success",
                 doc_md=f"Undoes the {_ordinal(position + 1)} newest completed step, when rollback runs.",
             )
-            previous >> slot
+            if previous is None:
+                forward >> slot
+            else:
+                previous >> slot
             tasks.append(slot)
             previous = slot
-        before = [start, previous] if previous is not start else [start]
+        before = [start, previous] if previous is not None else [start]
         for global_step in runbook.rollback.steps:
             task = compiler.action_task(
                 global_step.id,

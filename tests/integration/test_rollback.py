@@ -53,7 +53,8 @@ def undone_in_order(airflow: Airflow, case: str, run: str, tis: dict[str, Any]) 
         for t, ti in tis.items()
         if t.startswith("rollback.undo_") and ti["state"] == "success"
     ]
-    return [airflow.operator.xcom(f"it-matrix-{case}", run, t, key="step") for _, t in sorted(ran)]
+    steps = [airflow.operator.xcom(f"it-matrix-{case}", run, t, key="step") for _, t in sorted(ran)]
+    return [s for s in steps if s is not None]  # undo_1 succeeds with nothing to undo
 
 
 @pytest.mark.parametrize("case", [c for c in MATRIX_CASES if c in STEPS])
@@ -65,7 +66,7 @@ def test_a_failing_step_undoes_exactly_the_completed_steps_newest_first(
     assert tis[TASK[case]]["state"] == "failed"
     expected = [s for s in completed_newest_first(tis) if s in HAS_ROLLBACK]
     assert undone_in_order(airflow, case, run, tis) == expected
-    for n in range(len(expected) + 1, len(HAS_ROLLBACK) + 1):
+    for n in range(max(2, len(expected) + 1), len(HAS_ROLLBACK) + 1):
         assert tis[f"rollback.undo_{n}"]["state"] == "skipped"
     tell = tis["rollback.tell_users"]
     assert tell["state"] == "success"
