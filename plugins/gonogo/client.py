@@ -82,9 +82,6 @@ class AirflowClient:
     def dag(self, dag_id: str) -> dict[str, Any]:
         return self.call("GET", f"/dags/{_q(dag_id)}")  # type: ignore[no-any-return]
 
-    def unpause(self, dag_id: str) -> None:
-        self.call("PATCH", f"/dags/{_q(dag_id)}", json={"is_paused": False})
-
     def trigger(
         self, dag_id: str, conf: dict[str, Any] | None = None, note: str | None = None
     ) -> str:

@@ -151,14 +151,12 @@ class Compiler:
             "task_id": task_id,
             "retries": retries,
             "execution_timeout": timeout,
-            "doc_md": f"`{step_id}`" + (f", owner: {owner}" if owner else ""),
+            "doc_md": _doc(step_id, owner),
             **kwargs,
         }
-        hooks = [h for h in (pre_execute,) if h is not None]
-        if in_window and self.window_end:
-            hooks.append(bound_to_window(self.window_end))
-        if hooks:
-            common["pre_execute"] = hooks[0] if len(hooks) == 1 else _chain_hooks(*hooks)
+        hook = self._pre_execute(pre_execute, in_window)
+        if hook is not None:
+            common["pre_execute"] = hook
         if action.bash is not None:
             return StepBashOperator(
                 bash_command=quote_templates(action.bash),
@@ -193,6 +191,17 @@ class Compiler:
             response_timeout=timeout,
             **common,
         )
+
+    def _pre_execute(
+        self, hook: Callable[[Any], None] | None, in_window: bool
+    ) -> Callable[[Any], None] | None:
+        """``hook``, then (for work bound to the change window) the window check."""
+        hooks = [h for h in (hook,) if h is not None]
+        if in_window and self.window_end:
+            hooks.append(bound_to_window(self.window_end))
+        if not hooks:
+            return None
+        return hooks[0] if len(hooks) == 1 else _chain_hooks(*hooks)
 
     def action_spec(self, step_id: str, action: Activity, owner: str | None) -> dict[str, Any]:
         """An action as plain data, for a task that decides at run time what it runs (undo slots)."""
@@ -246,9 +255,6 @@ class Compiler:
         if self.runbook.rollback.mode == "decide" and step.manual is None:
             from gonogo.guided import GuidedStepOperator
 
-            hooks = [self.forward_guard]
-            if self.window_end:
-                hooks.append(bound_to_window(self.window_end))
             return GuidedStepOperator(
                 task_id=step.id,
                 step_id=step.id,
@@ -256,9 +262,9 @@ class Compiler:
                 deciders=self.deciders(),
                 decide_timeout=self.runbook.rollback.timeout or DEFAULT_DECIDE_TIMEOUT,
                 execution_timeout=step.timeout,
-                pre_execute=_chain_hooks(*hooks),
+                pre_execute=self._pre_execute(self.forward_guard, in_window=True),
                 post_execute=rb.record_finish,
-                doc_md=f"`{step.id}`" + (f", owner: {step.owner}" if step.owner else ""),
+                doc_md=_doc(step.id, step.owner),
             )
         return self.action_task(
             step.id,
@@ -338,6 +344,10 @@ class Compiler:
             outcome = rb.outcome_task(self, forward, steps)
             release >> outcome
         return dag
+
+
+def _doc(step_id: str, owner: str | None) -> str:
+    return f"`{step_id}`" + (f", owner: {owner}" if owner else "")
 
 
 def _chain_hooks(*hooks: Callable[[Any], None]) -> Callable[[Any], None]:

@@ -37,7 +37,7 @@ from airflow.sdk.execution_time.hitl import HITLUser
 
 from gonogo.errors import GateError
 from gonogo.model import Gate, Runbook, format_duration
-from gonogo.operators import with_comment
+from gonogo.operators import run_states, with_comment
 from gonogo.runtime import check_response
 
 if TYPE_CHECKING:
@@ -381,7 +381,7 @@ class GateWatchSensor(BaseSensorOperator):
         if not known:
             return False
         opened = (min(known) - timedelta(seconds=self.timeout_seconds)).isoformat()
-        states = _run_states(context)
+        states = run_states(context)
         silent = [
             role
             for role, rounds in self.roles.items()
@@ -415,14 +415,6 @@ class GateWatchSensor(BaseSensorOperator):
 
 def _answered(state: str | None) -> bool:
     return state in ("success", "failed", "skipped")
-
-
-def _run_states(context: Mapping[str, Any]) -> dict[str, str]:
-    found = context["ti"].get_task_states(dag_id=context["dag"].dag_id, run_ids=[context["run_id"]])
-    return {
-        task: str(getattr(state, "value", state))
-        for task, state in found.get(context["run_id"], {}).items()
-    }
 
 
 def summarize(

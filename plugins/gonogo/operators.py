@@ -107,6 +107,15 @@ class AcquireLockSensor(BaseSensorOperator):
         return True
 
 
+def run_states(context: Mapping[str, Any]) -> dict[str, str]:
+    """Every task's state in the running DAG run, as plain strings, through the Task SDK."""
+    found = context["ti"].get_task_states(dag_id=context["dag"].dag_id, run_ids=[context["run_id"]])
+    return {
+        task: str(getattr(state, "value", state))
+        for task, state in found.get(context["run_id"], {}).items()
+    }
+
+
 def lock_key(service: str, environment: str) -> str:
     return f"gonogo_lock__{service}__{environment}"
 

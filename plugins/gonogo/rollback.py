@@ -29,7 +29,7 @@ from airflow.sdk.exceptions import (
 from gonogo.checks import is_read_only
 from gonogo.inline import ActionRunner
 from gonogo.model import Phase
-from gonogo.operators import DONE, FAILED, with_comment
+from gonogo.operators import DONE, FAILED, run_states, with_comment
 from gonogo.plan import StepRecord, plan_rollback
 
 if TYPE_CHECKING:
@@ -59,22 +59,13 @@ SUCCEEDED, NOGO_BEFORE_START, ROLLED_BACK, ROLLBACK_FAILED = (
 )
 
 
-def _states(context: Mapping[str, Any]) -> dict[str, str]:
-    ti = context["ti"]
-    found = ti.get_task_states(dag_id=context["dag"].dag_id, run_ids=[context["run_id"]])
-    return {
-        task: str(getattr(state, "value", state))
-        for task, state in found.get(context["run_id"], {}).items()
-    }
-
-
 def stop_if_failed() -> Callable[[Any], None]:
     """A pre_execute hook for forward tasks: start nothing new once something has failed."""
 
     def guard(context: Any) -> None:
         failed = [
             t
-            for t, state in _states(context).items()
+            for t, state in run_states(context).items()
             if state == "failed"
             and not t.startswith(("rollback.", "outcome", "release_lock"))
             and not t.endswith(".watch")
@@ -127,7 +118,7 @@ def plan_now(
     Deterministic once forward work has stopped, so every task that needs it
     computes it and gets the same answer.
     """
-    states = _states(context)
+    states = run_states(context)
     failed = why_rollback(states, forward)
     ti = context["ti"]
     records = []
@@ -167,7 +158,7 @@ class RollbackStartSensor(BaseSensorOperator):
         self.steps = steps  # (step id, task id, has a rollback) in runbook order
 
     def poke(self, context: Any) -> Any:
-        running = in_flight(_states(context), self.steps)
+        running = in_flight(run_states(context), self.steps)
         if running:
             log.info("rollback waits for steps still running: %s", ", ".join(running))
             return False
@@ -221,7 +212,7 @@ class UndoSlot(ActionRunner, HITLOperator):
         if self.position == 0:
             # The first slot follows the failure directly (no extra scheduling hop), so it
             # is the one that waits, in place, for steps already running to finish.
-            while running := in_flight(_states(context), self.steps):
+            while running := in_flight(run_states(context), self.steps):
                 log.info("rollback waits for steps still running: %s", ", ".join(running))
                 time.sleep(1)
         plan = plan_now(context, self.forward, self.steps)
@@ -436,7 +427,7 @@ def record_outcome(
     global_ids: list[str],
     **context: Any,
 ) -> dict[str, Any]:
-    states = _states(context)
+    states = run_states(context)
     outcome = decide_outcome(states, forward, changing, rollback)
     started = context["ti"].xcom_pull(task_ids="rollback.start") or {}
     record: dict[str, Any] = {
