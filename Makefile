@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test unit integration demo bench lint schema clean
+.PHONY: test test-long unit integration demo bench lint schema clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,9 +12,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[airflow,team,dev]'
 	touch $(STAMP)
 
-## Every test: unit tests, then a real Airflow (SQLite unless GONOGO_TEST_DATABASE_URL is set).
+## Every everyday test: unit, DAG and a real Airflow (SQLite unless GONOGO_TEST_DATABASE_URL is set).
 test: $(STAMP)
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -m "not long" tests
+
+## The long suites: Airflows of their own (FAB, Celery), planned time, notifications, pages.
+test-long: $(STAMP)
+	$(BIN)/python -m pytest -q -m long tests
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit
@@ -29,7 +33,7 @@ lint: $(STAMP)
 
 ## Airflow on SQLite at http://localhost:8080 with the example runbooks. Ctrl-C stops it all.
 demo: $(STAMP)
-	$(BIN)/python -m gonogo.demo
+	$(BIN)/python -m gonogo.dev.demo
 
 ## All benchmarks at full size; BENCH_ARGS=--quick for a fast pass.
 bench: $(STAMP)

@@ -240,7 +240,7 @@ class Live:
     passwords: dict[str, str] = field(default_factory=dict)
 
     def client(self, name: str) -> Any:
-        from gonogo.client import AirflowClient
+        from gonogo.client.api import AirflowClient
 
         return AirflowClient(self.stack.base_url, name, self.passwords[name])
 
@@ -277,7 +277,7 @@ def live_airflow(dag_files: dict[str, str], runbooks: dict[str, str]) -> Iterato
     set, as in the integration tests. Every process runs in one process group, and
     the group is killed on the way out, whatever happened.
     """
-    from gonogo.stack import AirflowStack, User, group_members
+    from gonogo.dev.stack import AirflowStack, User, group_members
 
     with tempfile.TemporaryDirectory(prefix="gonogo-bench-live-") as tmp:
         root = Path(tmp)

@@ -47,7 +47,7 @@ def generate_runbook(index: int, steps: int = 40, gates: int = 2) -> str:
         day = 1 + index % 28
         lines.append(
             f'window: {{start: "2026-12-{day:02d}T22:00:00+01:00", '
-            f'end: "2026-12-{day:02d}T23:59:00+01:00"}}'
+            f'end: "2026-12-{day + 3:02d}T23:59:00+01:00"}}'
         )
     lines.append("roles:")
     for role, users in _ROLES.items():
@@ -69,7 +69,7 @@ def generate_runbook(index: int, steps: int = 40, gates: int = 2) -> str:
     if index % 4 == 0:
         lines += [
             "notify:",
-            "  - on: [nogo, step_failed, rollback_started, rollback_done]",
+            "  - on: [gate_decided, step_failed, rollback_started, run_finished]",
             "    connection: teams_webhook",
         ]
     lines.append("phases:")

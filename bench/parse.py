@@ -359,8 +359,8 @@ def prepare(root: Path, count: int, steps: int, gates: int, with_factory: bool) 
     """Write the runbooks and the three dags folders; returns what each case needs."""
     import yaml
 
-    from gonogo.compile import build_dag
-    from gonogo.loader import load_file
+    from gonogo.core.loader import load_file
+    from gonogo.dag.builder import build_dag
 
     runbooks = root / "runbooks"
     files = write_runbooks(runbooks, count, steps, gates)

@@ -21,7 +21,15 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
-BENCHMARKS = ("validate", "parse", "task_startup", "gate_latency", "rollback_reaction")
+BENCHMARKS = (
+    "validate",
+    "parse",
+    "task_startup",
+    "gate_latency",
+    "rollback_reaction",
+    "forecast",
+    "board",
+)
 TIMEOUT = {True: 900, False: 5400}  # seconds per benchmark: quick, full
 
 
@@ -62,6 +70,15 @@ def headline(name: str) -> list[tuple[str, str, str]]:
             (
                 f"gonogo validate, 1000 runbooks ({report['cli_seconds_for_1000_is']})",
                 f"{seconds:.2f} s <= {report['target_seconds_for_1000']:g} s",
+                "met" if report["target_met"] else "MISSED",
+            )
+        ]
+    if name == "forecast":
+        p95 = next(r for r in report["rows"] if r.get("ratio_label"))["p95"]
+        return [
+            (
+                "forecast at one step end, p95",
+                f"{p95:.2f} ms < {report['target_ms_per_step_end']:g} ms",
                 "met" if report["target_met"] else "MISSED",
             )
         ]

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from gen import generate_runbook  # bench/ is on sys.path when this runs as a script
 from gonogo import load_file, load_text
-from gonogo.loader import _LIBYAML
+from gonogo.core.source import _LIBYAML
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "validate.json"
@@ -29,9 +29,9 @@ TARGET_SECONDS = 5.0  # for the whole command over 1000 runbooks, on a 2-core ma
 
 
 def gonogo_command() -> list[str]:
-    """The installed console script next to this Python, or ``python -m gonogo.cli``."""
+    """The installed console script next to this Python, or ``python -m gonogo.client.cli``."""
     script = Path(sys.executable).with_name("gonogo")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "gonogo.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "gonogo.client.cli"]
 
 
 def write_runbooks(folder: Path, count: int, steps: int, gates: int) -> int:

@@ -1,10 +1,18 @@
 """gonogo: deployment runbooks in YAML, run as Apache Airflow DAGs.
 
-The pure core (model, loading, checks, planning) does not import Airflow.
+The package has four layers, each a folder, each importing only the ones below it:
+``core`` (pure: no Airflow, no network), ``dag`` (runbook to DAG), ``server``
+(inside Airflow's API server and scheduler) and ``client`` (the CLI and REST
+client); ``dev`` starts a real Airflow for the demo and the tests. The public
+API below comes from the core and does not import Airflow.
 """
 
 from __future__ import annotations
 
+from gonogo.core.loader import load_file, load_text, runbook_files
+from gonogo.core.model import Gate, Phase, Runbook, Step
+from gonogo.core.outline import render_outline
+from gonogo.core.rollback import RollbackPlan, StepRecord, plan_rollback
 from gonogo.errors import (
     ApprovalRefused,
     ClientError,
@@ -15,9 +23,6 @@ from gonogo.errors import (
     RunbookError,
     StepError,
 )
-from gonogo.loader import load_file, load_text, runbook_files
-from gonogo.model import Gate, Phase, Runbook, Step
-from gonogo.plan import RollbackPlan, StepRecord, plan_rollback, render_outline
 
 __all__ = [
     "ApprovalRefused",

@@ -7,6 +7,8 @@ The hierarchy::
     ├── GateError             a gate could not be opened or decided (e.g. no eligible approver)
     ├── StepError             a technical step did not meet its expectations
     ├── RollbackError         a compensation failed; the change is only partly undone
+    ├── TimePlanError         a planned start outside the window, or a time that cannot be read
+    ├── ItsmError             the ITSM refused the change or a request, in its own words
     └── ClientError           the CLI could not talk to Airflow or was refused
         └── ApprovalRefused   Airflow refused an answer (not assigned, already answered, …)
 
@@ -24,6 +26,10 @@ Severity = Literal["error", "warning"]
 
 class GonogoError(Exception):
     """Base class of every error gonogo raises on purpose."""
+
+
+class ItsmError(GonogoError):
+    """The ITSM refused the change or a request; the message quotes the ITSM."""
 
 
 @dataclass(frozen=True, order=True)
@@ -79,6 +85,10 @@ class StepError(GonogoError):
 
 class RollbackError(GonogoError):
     """A compensation failed; the record says what was and was not undone."""
+
+
+class TimePlanError(GonogoError):
+    """A planned start outside the change window, or one that is not a time."""
 
 
 class ClientError(GonogoError):

@@ -10,6 +10,8 @@ import base64
 import http.server
 import os
 import shutil
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,8 +22,8 @@ from typing import Any, ClassVar
 import pytest
 from tests.conftest import ROOT, RUNBOOKS
 
-from gonogo.client import AirflowClient
-from gonogo.stack import AirflowStack, User, group_members
+from gonogo.client.api import AirflowClient
+from gonogo.dev.stack import AirflowStack, User, group_members
 
 HERE = Path(__file__).resolve().parent
 
@@ -34,6 +36,8 @@ USERS = [
     User("wardrep", "user", "wardrep-pw"),
     User("dba", "user", "dba-pw"),
     User("viewer", "viewer", "viewer-pw"),
+    # No role: SimpleAuthManager lets this user log in but read no DAG (403 on gonogo's pages).
+    User("outsider", "", "outsider-pw"),
 ]
 
 
@@ -149,9 +153,14 @@ def airflow(tmp_path_factory: pytest.TempPathFactory, http_server: str) -> Itera
     root = tmp_path_factory.mktemp("airflow")
     state = root / "state"
     state.mkdir()
+    dags = root / "dags"
+    dags.mkdir()
+    shutil.copy(ROOT / "dags" / "gonogo_dags.py", dags)
+    for extra in (HERE / "dags").glob("*.py"):  # other teams' DAGs beside gonogo's
+        shutil.copy(extra, dags)
     stack = AirflowStack(
         home=root / "home",
-        dags_folder=ROOT / "dags",
+        dags_folder=dags,
         runbooks_dir=build_runbooks_dir(root / "runbooks"),
         users=USERS,
         database_url=os.environ.get("GONOGO_TEST_DATABASE_URL") or None,
@@ -169,3 +178,21 @@ def airflow(tmp_path_factory: pytest.TempPathFactory, http_server: str) -> Itera
         pgid = stack.pgid
         stack.stop()
         assert pgid is None or not group_members(pgid), "Airflow processes survived the stop"
+
+
+def cli(airflow: Airflow, user: str, *args: str) -> subprocess.CompletedProcess[str]:
+    password = next(u.password for u in USERS if u.name == user)
+    env = {
+        **os.environ,
+        "GONOGO_AIRFLOW_URL": airflow.stack.base_url,
+        "GONOGO_USERNAME": user,
+        "GONOGO_PASSWORD": password,
+        "GONOGO_CONFIG": "/nonexistent",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "gonogo.client.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )

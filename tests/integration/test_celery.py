@@ -1,4 +1,4 @@
-"""Issue 7: the team topology (CeleryExecutor, Postgres, Redis, two workers) started natively.
+"""The team topology (CeleryExecutor, Postgres, Redis, two workers) started natively.
 
 It runs the example EHR runbook end to end: GO/NOGO 2 answered by different
 approvers, a forced failure after the installation, and rollback; and it shows
@@ -18,10 +18,10 @@ import pytest
 from tests.conftest import ROOT, RUNBOOKS
 from tests.integration.conftest import USERS
 
-from gonogo.client import AirflowClient
-from gonogo.stack import AirflowStack, celery_env, group_members
+from gonogo.client.api import AirflowClient
+from gonogo.dev.stack import AirflowStack, celery_env, group_members
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.long]
 
 DATABASE = os.environ.get("GONOGO_TEST_DATABASE_URL", "")
 REDIS = os.environ.get("GONOGO_TEST_REDIS_URL", "")

@@ -1,4 +1,4 @@
-"""Issue 5, guided failure (`rollback.mode: decide`) and a GO before rollback (`rollback.approve`)."""
+"""Guided failure (`rollback.mode: decide`) and a GO before rollback (`rollback.approve`)."""
 
 from __future__ import annotations
 

@@ -1,13 +1,9 @@
-"""Issue 4 against a real Airflow, with three approvers and separate users for each role."""
+"""Gates against a real Airflow: every role signs off, NOGO needs a reason, timeouts and reask rounds."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
-from tests.integration.conftest import USERS, Airflow
+from tests.integration.conftest import Airflow, cli
 
 pytestmark = pytest.mark.integration
 
@@ -24,24 +20,6 @@ def open_gate(airflow: Airflow, dag_id: str = DAG, by: str = "operator") -> str:
     client = airflow.client(by)
     run = client.trigger(dag_id)
     return run
-
-
-def cli(airflow: Airflow, user: str, *args: str) -> subprocess.CompletedProcess[str]:
-    password = next(u.password for u in USERS if u.name == user)
-    env = {
-        **os.environ,
-        "GONOGO_AIRFLOW_URL": airflow.stack.base_url,
-        "GONOGO_USERNAME": user,
-        "GONOGO_PASSWORD": password,
-        "GONOGO_CONFIG": "/nonexistent",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "gonogo.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def test_every_role_says_go_and_the_run_continues(airflow: Airflow) -> None:
@@ -122,7 +100,9 @@ def test_four_eyes_non_members_and_second_answers_are_refused_by_airflow(airflow
     task = "gate__go_nogo.service_owner"
     detail = airflow.admin.wait_pending(DAG, run, task)
     assert [u["id"] for u in detail["assigned_users"]] == ["svcowner2"]
-    assert airflow.client("svcowner").answer(DAG, run, task, "GO", "mine").status_code == 403
+    mine = airflow.client("svcowner").answer(DAG, run, task, "GO", "mine")
+    assert mine.status_code == 403
+    assert "four-eyes" in mine.json()["detail"]
     assert airflow.client("dba").answer(DAG, run, task, "GO", "not my role").status_code == 403
     assert airflow.admin.answer(DAG, run, task, "GO", "admin").status_code == 403
     assert airflow.client("svcowner2").answer(DAG, run, task, "GO", "checked").status_code == 200

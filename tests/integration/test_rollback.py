@@ -1,4 +1,4 @@
-"""Issue 5 against a real Airflow: undo exactly the completed steps, newest first, then the global steps."""
+"""Rollback against a real Airflow: undo exactly the completed steps, newest first, then the global steps."""
 
 from __future__ import annotations
 

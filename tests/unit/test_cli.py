@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from tests.conftest import EHR, ROOT, RUNBOOKS
 
-from gonogo.cli import main
-from gonogo.loader import parse_yaml
-from gonogo.schema import schema_text
+from gonogo.client.cli import main
+from gonogo.core.schema import schema_text
+from gonogo.core.source import parse_yaml
 
 SCHEMA = ROOT / "schema" / "runbook.schema.json"
 EXAMPLES = sorted(RUNBOOKS.glob("*.yaml"))
@@ -150,7 +150,7 @@ def test_an_empty_folder_is_not_a_success(
 def command() -> list[str]:
     """The installed console script, as a user runs it; ``python -m`` if there is none."""
     script = Path(sys.executable).with_name("gonogo")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "gonogo.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "gonogo.client.cli"]
 
 
 @pytest.mark.parametrize("broken", ["duplicate-key"], indirect=True)

@@ -9,7 +9,7 @@ import pytest
 from tests.conftest import EHR, RUNBOOKS
 
 from gonogo import RunbookError, load_file, load_text
-from gonogo.model import format_duration, parse_duration
+from gonogo.core.model import format_duration, parse_duration
 
 
 def problems_of(text: str) -> list[str]:
@@ -60,7 +60,7 @@ def test_unknown_role_is_located_with_a_suggestion(ehr_text: str) -> None:
     line = line_of(text, "release_manger")
     assert problems_of(text) == [
         f"rb.yaml:{line}:16: phases[4].sign_off[0]: unknown role 'release_manger'; did you mean "
-        "'release_manager'? (defined roles: dba, hospital, release_manager, service_owner)"
+        "'release_manager'? (defined roles: dba, hospital, incident_manager, release_manager, service_owner)"
     ]
 
 
@@ -258,12 +258,12 @@ def test_files_over_one_mebibyte_are_refused(tmp_path: Path) -> None:
 
 def test_on_key_stays_text_not_a_boolean(ehr_text: str) -> None:
     text = ehr_text.replace(
-        "phases:\n",
-        "notify:\n  - on: [nogo, rollback_started]\n    connection: teams\nphases:\n",
+        "\nnotify:\n",
+        "\nnotify:\n  - on: [gate_decided, rollback_started]\n    connection: teams\n",
         1,
     )
     runbook, _ = load_text(text, "rb.yaml")
-    assert runbook.notify[0].on == ["nogo", "rollback_started"]
+    assert runbook.notify[0].on == ["gate_decided", "rollback_started"]
 
 
 @pytest.mark.parametrize(

@@ -9,8 +9,10 @@ import pytest
 from tests.conftest import EHR
 
 from gonogo import StepRecord, load_file, load_text, plan_rollback, render_outline
-from gonogo.model import Phase
-from gonogo.plan import phase_leaves, phase_upstreams, rollback_if_last_fails, schedule
+from gonogo.core.graph import phase_leaves, phase_upstreams
+from gonogo.core.model import Phase
+from gonogo.core.rollback import rollback_if_last_fails
+from gonogo.core.schedule import schedule
 
 
 def phase(*steps: dict[str, Any]) -> Phase:

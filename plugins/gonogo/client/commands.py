@@ -1,0 +1,246 @@
+"""``gonogo decisions``, ``gonogo gates`` and ``gonogo answer``: the REST API as the caller.
+
+Connection settings come from the environment (``GONOGO_AIRFLOW_URL``,
+``GONOGO_USERNAME``, ``GONOGO_PASSWORD``) or from a config file
+(``$GONOGO_CONFIG``, default ``~/.config/gonogo/client.ini``)::
+
+    [airflow]
+    url = http://localhost:8080
+    username = relman
+    password = …
+
+There is deliberately no ``--password`` option: a password on the command line
+ends up in shell history and in the process list.
+"""
+
+from __future__ import annotations
+
+import argparse
+import configparser
+import json
+import os
+import stat
+import sys
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from gonogo.client.api import AirflowClient
+from gonogo.core import naming
+from gonogo.core.decisions import decisions, table, to_json
+from gonogo.core.settings import LOCK_POOL
+from gonogo.errors import ApprovalRefused, ClientError
+
+#: Airflow's ``[operators] default_owner``: a task without a runbook owner has it.
+DEFAULT_OWNER = "airflow"
+
+
+def _settings() -> tuple[str, str, str]:
+    path = Path(
+        os.environ.get("GONOGO_CONFIG") or Path.home() / ".config" / "gonogo" / "client.ini"
+    )
+    file: dict[str, str] = {}
+    if path.exists():
+        parser = configparser.ConfigParser()
+        parser.read(path)
+        file = dict(parser["airflow"]) if parser.has_section("airflow") else {}
+        if "password" in file and path.stat().st_mode & (stat.S_IRGRP | stat.S_IROTH):
+            print(
+                f"gonogo: warning: {path} holds a password and is readable by others; chmod 600 it",
+                file=sys.stderr,
+            )
+    url = os.environ.get("GONOGO_AIRFLOW_URL") or file.get("url") or "http://localhost:8080"
+    username = os.environ.get("GONOGO_USERNAME") or file.get("username")
+    password = os.environ.get("GONOGO_PASSWORD") or file.get("password")
+    if not username or not password:
+        raise ClientError(
+            f"no credentials: set GONOGO_USERNAME and GONOGO_PASSWORD, or write them to {path}"
+        )
+    return url, username, password
+
+
+def _client() -> AirflowClient:
+    return AirflowClient(*_settings())
+
+
+def _events(client: AirflowClient, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    for task_id in client.task_instances(dag_id, run_id):
+        if task_id.endswith(f".{naming.WATCH}"):
+            found += client.xcom(dag_id, run_id, task_id, key=naming.XCOM_EVENTS) or []
+    return found
+
+
+def _owners(client: AirflowClient, dag_id: str) -> dict[str, str]:
+    """Each step task's runbook role: the builder makes it the task's Airflow ``owner``."""
+    return {
+        t["task_id"]: str(t["owner"])
+        for t in client.tasks(dag_id)
+        if t.get("owner")
+        and t["owner"] != DEFAULT_OWNER
+        and not naming.parse_gate_task(t["task_id"])
+    }
+
+
+def _decisions(args: argparse.Namespace) -> int:
+    client = _client()
+    rows = decisions(client.hitl_details(args.dag_id, args.run_id), _owners(client, args.dag_id))
+    events = _events(client, args.dag_id, args.run_id)
+    print(to_json(rows, events) if args.format == "json" else table(rows, events))
+    return 0
+
+
+def _gates(args: argparse.Namespace) -> int:
+    client = _client()
+    waiting = [
+        d
+        for d in client.hitl_details(pending=True)
+        if any(u.get("id") == client.username for u in d.get("assigned_users") or [])
+    ]
+    if args.format == "json":
+        print(json.dumps(waiting, indent=2, default=str))
+        return 0
+    if not waiting:
+        print(f"Nothing is waiting for {client.username}.")
+    for d in waiting:
+        ti = d["task_instance"]
+        print(f"{ti['dag_id']}  {ti['dag_run_id']}  {ti['task_id']}  {d['subject']}")
+    return 0
+
+
+def _answer(args: argparse.Namespace) -> int:
+    client = _client()
+    pending = [
+        d
+        for d in client.hitl_details(args.dag_id, args.run_id, pending=True)
+        if (gate := naming.parse_gate_task(d["task_instance"]["task_id"])) is not None
+        and gate.gate == args.gate
+        and gate.role == args.role
+    ]
+    if not pending:
+        raise ClientError(
+            f"no open request for role {args.role!r} at gate {args.gate!r} in {args.run_id}"
+        )
+    task_id = pending[0]["task_instance"]["task_id"]
+    option = naming.GO if args.go else naming.NOGO
+    try:
+        client.answer_or_raise(args.dag_id, args.run_id, task_id, option, args.comment)
+    except ApprovalRefused as exc:
+        raise ApprovalRefused(f"Airflow refused the answer: {exc}") from None
+    print(f"{option} recorded for {args.role} at {args.gate} by {client.username}.")
+    return 0
+
+
+def _confirm(args: argparse.Namespace) -> int:
+    """Answer a manual step (Done or Failed), as the Required Actions page would."""
+    option = naming.DONE if args.done else naming.FAILED
+    if option in naming.NEEDS_REASON and not (args.comment or "").strip():
+        raise ApprovalRefused(f"{option} needs a comment that says what went wrong")
+    client = _client()
+    pending = [
+        d
+        for d in client.hitl_details(args.dag_id, args.run_id, pending=True)
+        if naming.parse_gate_task(task_id := d["task_instance"]["task_id"]) is None
+        and args.step in (task_id, task_id.rpartition(".")[2])
+    ]
+    if not pending:
+        raise ClientError(f"no open request for step {args.step!r} in {args.run_id}")
+    task_id = pending[0]["task_instance"]["task_id"]
+    try:
+        client.answer_or_raise(args.dag_id, args.run_id, task_id, option, args.comment)
+    except ApprovalRefused as exc:
+        raise ApprovalRefused(f"Airflow refused the answer: {exc}") from None
+    print(f"{option} recorded for {task_id} by {client.username}.")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    """The run's report, from the same data the report page shows."""
+    from gonogo.core.documents.report import report_html, report_json, report_markdown
+
+    client = _client()
+    data = client.gonogo(f"/report/{quote(args.dag_id, safe='')}/{quote(args.run_id, safe='')}")
+    base = client.base_url + "/"
+    if args.format == "json":
+        text = report_json(data)
+    elif args.format == "html":
+        text = report_html(data, base)
+    else:
+        text = report_markdown(data, base)
+    print(text, end="")
+    return 0
+
+
+def _setup(args: argparse.Namespace) -> int:
+    """Create, or repair, the one-slot pool inside which rollout locks are claimed."""
+    client = _client()
+    found = client.request("GET", f"/pools/{LOCK_POOL}")
+    description = "gonogo: one rollout lock claim at a time; keep exactly 1 slot"
+    if found.status_code == 404:
+        client.call(
+            "POST", "/pools", json={"name": LOCK_POOL, "slots": 1, "description": description}
+        )
+        print(f"created the pool {LOCK_POOL} with 1 slot")
+    elif found.status_code >= 400:
+        raise ClientError(f"could not read the pool {LOCK_POOL}: {found.status_code}")
+    elif found.json().get("slots") != 1:
+        client.call(
+            "PATCH",
+            f"/pools/{LOCK_POOL}",
+            json={
+                "name": LOCK_POOL,
+                "slots": 1,
+                "description": description,
+                "include_deferred": bool(found.json().get("include_deferred")),
+            },
+        )
+        print(f"the pool {LOCK_POOL} had {found.json().get('slots')} slots; it has 1 now")
+    else:
+        print(f"the pool {LOCK_POOL} is in place with 1 slot")
+    return 0
+
+
+def add_client_commands(commands: Any) -> None:
+    setup = commands.add_parser(
+        "setup", help="create the lock pool gonogo needs in Airflow (an admin's credentials)"
+    )
+    setup.set_defaults(func=_setup)
+
+    show = commands.add_parser("decisions", help="print a run's decision log")
+    show.add_argument("dag_id")
+    show.add_argument("run_id")
+    show.add_argument("--format", choices=["table", "json"], default="table")
+    show.set_defaults(func=_decisions)
+
+    gates = commands.add_parser("gates", help="list the gate requests waiting for me")
+    gates.add_argument("--format", choices=["table", "json"], default="table")
+    gates.set_defaults(func=_gates)
+
+    answer = commands.add_parser("answer", help="answer a gate for one role")
+    answer.add_argument("dag_id")
+    answer.add_argument("run_id")
+    answer.add_argument("gate")
+    answer.add_argument("--role", required=True)
+    choice = answer.add_mutually_exclusive_group(required=True)
+    choice.add_argument("--go", action="store_true")
+    choice.add_argument("--nogo", action="store_true")
+    answer.add_argument("--comment", default=None, help="why; required with --nogo")
+    answer.set_defaults(func=_answer)
+
+    confirm = commands.add_parser("confirm", help="answer a manual step: Done or Failed")
+    confirm.add_argument("dag_id")
+    confirm.add_argument("run_id")
+    confirm.add_argument("step", help="the step id (or its task id, phase.step)")
+    done = confirm.add_mutually_exclusive_group(required=True)
+    done.add_argument("--done", action="store_true")
+    done.add_argument("--failed", action="store_true")
+    confirm.add_argument(
+        "--comment", default=None, help="what you did or saw; required with --failed"
+    )
+    confirm.set_defaults(func=_confirm)
+
+    report = commands.add_parser("report", help="print a run's report")
+    report.add_argument("dag_id")
+    report.add_argument("run_id")
+    report.add_argument("--format", choices=["md", "html", "json"], default="md")
+    report.set_defaults(func=_report)

@@ -1,0 +1,244 @@
+"""Answers and the decision log, as plain data.
+
+:class:`Answer` is one person's answer to one request (who, which option,
+which comment), read the same way from a resumed task's event, a REST HITL
+detail or a database row. The decision log is every answer at every gate and
+manual step of a run, built from Airflow's own records (HITL details and task
+states), never from a second store, so the CLI (from REST JSON) and the
+run-note listener (from the database) share it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from gonogo.core import naming, states
+
+COLUMNS = ("gate", "role", "round", "answer", "by", "at", "comment")
+
+
+def recorded_trigger(conf: Any) -> dict[str, str] | None:
+    """Who triggered a run, as the API server recorded it in the run's conf: {id, name}.
+
+    None for a run started another way (the CLI, another DAG): nobody known.
+    """
+    found = conf.get(naming.CONF_TRIGGER) if isinstance(conf, Mapping) else None
+    if not isinstance(found, Mapping) or not found.get("id"):
+        return None
+    return {"id": str(found["id"]), "name": str(found.get("name") or "")}
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One answer to one HITL request."""
+
+    option: str | None  # None: nobody answered (a timeout)
+    by: str  # the user's name, as Airflow recorded it
+    by_id: str  # the user's id, which assignments use
+    comment: str
+
+    @property
+    def timed_out(self) -> bool:
+        return self.option is None
+
+    @classmethod
+    def from_event(cls, event: Mapping[str, Any]) -> Answer:
+        """From the event a resumed HITL task receives in ``execute_complete``."""
+        if event.get("error_type") == "timeout":
+            return cls(None, "", "", "")
+        chosen = event.get("chosen_options") or [None]
+        return cls._make(chosen[0], event.get("responded_by_user"), event.get("params_input"))
+
+    @classmethod
+    def from_detail(cls, detail: Mapping[str, Any]) -> Answer:
+        """From a HITL detail, as the REST API returns it."""
+        chosen = (
+            (detail.get("chosen_options") or [None]) if detail.get("response_received") else [None]
+        )
+        return cls._make(chosen[0], detail.get("responded_by_user"), detail.get("params_input"))
+
+    @classmethod
+    def _make(cls, option: Any, user: Any, params: Any) -> Answer:
+        user = user if isinstance(user, Mapping) else {}
+        params = params if isinstance(params, Mapping) else {}
+        comment = params.get(naming.COMMENT)
+        return cls(
+            option=str(option) if option is not None else None,
+            by=str(user.get("name") or ""),
+            by_id=str(user.get("id") or ""),
+            comment=comment.strip() if isinstance(comment, str) else "",
+        )
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One request and what became of it."""
+
+    gate: str  # the gate id, or "step:<id>" for a manual step
+    role: str
+    round: int
+    answer: str  # GO, NOGO, Done, Failed, NOGO (timeout), withdrawn, waiting
+    by: str
+    at: str
+    comment: str
+    try_number: int
+    task_id: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _split(task_id: str) -> tuple[str, str, int]:
+    gate = naming.parse_gate_task(task_id)
+    if gate is not None:
+        return gate.gate, gate.role or "", gate.round
+    group, _, part = task_id.partition(".")
+    return f"step:{part or group}", "", 1
+
+
+def decision_from_detail(
+    detail: Mapping[str, Any], owners: Mapping[str, str] | None = None
+) -> Decision:
+    """A decision from one HITL detail, in the shape the REST API returns.
+
+    ``owners`` maps a manual step's task id to its owner role: its task id does
+    not name the role the way a gate's does, and the row should show the role
+    that answered, not only the user.
+    """
+    ti = detail.get("task_instance") or {}
+    task_id = ti.get("task_id", "")
+    gate, role, number = _split(task_id)
+    role = role or (owners or {}).get(task_id, "")
+    given = Answer.from_detail(detail)
+    state = ti.get("state")
+    if given.option is not None:
+        answer = given.option
+    elif state == states.FAILED:
+        answer = "NOGO (timeout)" if gate and not gate.startswith("step:") else "timeout"
+    elif state == states.SKIPPED:
+        answer = "withdrawn"
+    else:
+        answer = "waiting"
+    return Decision(
+        gate=gate,
+        role=role or ", ".join(u.get("name", "") for u in detail.get("assigned_users") or []),
+        round=number,
+        answer=answer,
+        by=given.by,
+        at=str(detail.get("responded_at") or ""),
+        comment=given.comment,
+        try_number=int(ti.get("try_number") or 1),
+        task_id=task_id,
+    )
+
+
+def decisions(
+    details: Iterable[Mapping[str, Any]], owners: Mapping[str, str] | None = None
+) -> list[Decision]:
+    """Every decision of a run in the order it was given.
+
+    An answer is placed at the time it was given; a request nobody answered
+    (waiting, withdrawn, timed out) at the time it opened. Sorting by opening
+    time alone put a gate's late answers before another gate's early ones.
+    """
+    ordered = sorted(
+        details,
+        key=lambda d: (
+            str(d.get("responded_at") or d.get("created_at") or ""),
+            d["task_instance"]["task_id"],
+        ),
+    )
+    return [decision_from_detail(d, owners) for d in ordered]
+
+
+def table(rows: list[Decision], events: Iterable[Mapping[str, Any]] = ()) -> str:
+    """The decision log as a plain text table, events (gate_expiring) after it."""
+    data = [[str(getattr(r, c)) for c in COLUMNS] for r in rows]
+    widths = [max([len(c), *(len(row[i]) for row in data)]) for i, c in enumerate(COLUMNS)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(COLUMNS, widths, strict=True)).rstrip()]
+    lines += [
+        "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in data
+    ]
+    for event in events:
+        lines.append(f"event {event.get('event')}: {event_line(event, at=True)}")
+    return "\n".join(lines)
+
+
+def event_line(event: Mapping[str, Any], at: bool = False) -> str:
+    """One event of the run in words: a gate about to expire, a failed delivery, a failed rollback."""
+    if event.get("why") is not None:  # a notification or change-record update that failed
+        return (
+            f"{event.get('what', 'notification')} to {event.get('to')} failed: {event.get('why')}"
+        )
+    if event.get("event") == "gate_expiring":
+        when = f" at {event.get('at')}" if at else ""
+        return (
+            f"gate {event.get('gate')}{when}; "
+            f"no answer yet from {', '.join(event.get('silent_roles') or [])}"
+        )
+    return str(event.get("event"))
+
+
+#: Airflow keeps a run note in a column of this many characters (Postgres enforces it).
+NOTE_LIMIT = 1000
+
+
+def note(
+    rows: list[Decision],
+    outcome: Mapping[str, Any] | None,
+    events: Iterable[Mapping[str, Any]] = (),
+    limit: int = NOTE_LIMIT,
+) -> str:
+    """The DAG run's note: the outcome and every decision, in one readable block.
+
+    It starts with :data:`~gonogo.core.naming.NOTE_MARKER`, an HTML comment the
+    UI does not show, so gonogo knows a note it wrote from one a person wrote.
+    """
+    lines = [naming.NOTE_MARKER]
+    if outcome:
+        lines.append(f"**Outcome: {outcome.get('outcome')}**")
+        if outcome.get("reasons"):
+            lines.append(f"Why: {'; '.join(outcome['reasons'])}")
+        if outcome.get("undone"):
+            lines.append(f"Undone: {', '.join(outcome['undone'])}")
+        if outcome.get("not_undone"):
+            lines.append(f"Not undone: {', '.join(outcome['not_undone'])}")
+        lines.append("")
+    if rows:
+        lines.append("Decisions:")
+        for r in rows:
+            who = f" by {r.by}" if r.by else ""
+            why = f": {r.comment}" if r.comment else ""
+            where = f"{r.gate}/{r.role}" if r.role and not r.gate.startswith("step:") else r.gate
+            again = f" (round {r.round})" if r.round > 1 else ""
+            lines.append(f"- {where}{again}: {r.answer}{who}{why}")
+    for event in events:
+        lines.append(f"- {event.get('event') or 'notice'}: {event_line(event)}")
+    if len(lines) == 1:
+        lines.append("No decisions.")
+    return _fit(lines, limit)
+
+
+def _fit(lines: list[str], limit: int) -> str:
+    """The lines, cut where the note would outgrow ``limit``, saying how much was left out.
+
+    The outcome comes first, so it always fits; the full log is in ``gonogo decisions``.
+    """
+    text = "\n".join(lines)
+    if len(text) <= limit:
+        return text
+    kept: list[str] = []
+    for index, line in enumerate(lines):
+        rest = len(lines) - index
+        tail = f"… {rest} more line(s): `gonogo decisions` or the report has everything"
+        if len("\n".join([*kept, line, tail])) > limit:
+            return "\n".join([*kept, tail])[:limit]
+        kept.append(line)
+    return text[:limit]
+
+
+def to_json(rows: list[Decision], events: Iterable[Mapping[str, Any]] = ()) -> str:
+    return json.dumps({"decisions": [r.as_dict() for r in rows], "events": list(events)}, indent=2)

@@ -1,0 +1,265 @@
+"""A runbook file or text to a validated :class:`~gonogo.core.model.Runbook`, every problem located.
+
+:mod:`gonogo.core.source` parses the YAML with positions, pydantic checks the
+shape of each piece (:mod:`gonogo.core.model`), and :mod:`gonogo.core.rules`
+checks what needs the whole runbook. Every problem is collected before the
+file is refused, so a user fixes them in one pass.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from gonogo.core.model import Runbook
+from gonogo.core.rules import check
+from gonogo.core.settings import MAX_RUNBOOK_BYTES as MAX_BYTES
+from gonogo.core.source import Loc, Source, did_you_mean, parse_yaml
+from gonogo.errors import Problem, RunbookError
+
+SUFFIXES = (".yaml", ".yml")
+
+
+def _pydantic_problems(source: Source, error: ValidationError) -> list[Problem]:
+    problems = []
+    for item in error.errors(include_url=False):
+        loc = _without_union_tag(item["loc"])
+        kind = item["type"]
+        if kind == "extra_forbidden":
+            parent = _model_fields_at(source, loc[:-1])
+            hint = did_you_mean(str(loc[-1]), parent)
+            expected = (
+                f"; expected one of: {', '.join(sorted(parent))}" if parent and not hint else ""
+            )
+            problems.append(source.problem(loc, f"unknown key{hint}{expected}", key=True))
+        elif kind == "missing":
+            problems.append(source.problem(loc[:-1], f"missing required key {loc[-1]!r}"))
+        else:
+            message = item["msg"]
+            if message.startswith("Value error, "):
+                message = message[len("Value error, ") :]
+            if kind == "union_tag_invalid" or kind == "model_type":
+                message = "expected a mapping"
+            problems.append(source.problem(loc, _soften(message, item.get("input"))))
+    return problems
+
+
+def _without_union_tag(loc: Loc) -> Loc:
+    """Drop the '<phase>'/'<gate>' tag pydantic puts after ``phases[i]``, and only that one.
+
+    A user's own key may start with '<' too; it stays, so the unknown key is still reported.
+    """
+    if len(loc) > 2 and loc[0] == "phases" and loc[2] in ("<phase>", "<gate>"):
+        return (*loc[:2], *loc[3:])
+    return loc
+
+
+def _soften(message: str, value: Any) -> str:
+    """Pydantic's messages, with the offending value appended where that helps."""
+    if isinstance(value, str | int | float | bool) and repr(value) not in message:
+        shown = repr(value) if len(repr(value)) < 60 else repr(value)[:57] + "...'"
+        return f"{message[0].lower()}{message[1:]}, got {shown}"
+    return message[0].lower() + message[1:] if message else message
+
+
+def _model_fields_at(source: Source, loc: Loc) -> list[str]:
+    """The keys the schema allows at ``loc``, for "did you mean" hints."""
+    from typing import get_args, get_origin
+
+    from gonogo.core import model as m
+
+    current: Any = m.Runbook
+    data: Any = source.data
+    skip_next = False  # the next part is a list index or a dict key, not a field
+    for part in loc:
+        data = _child(data, part)
+        if skip_next:
+            skip_next = False
+            if current is None and isinstance(data, dict):  # an item of phases
+                current = m.Gate if "gate" in data else m.Phase
+            continue
+        fields = getattr(current, "model_fields", {})
+        info = next((f for n, f in fields.items() if (f.alias or n) == part), None)
+        if info is None:
+            return []
+        if current is m.Runbook and part == "phases":
+            current, skip_next = None, True
+            continue
+        current = None
+        for candidate in (info.annotation, *get_args(info.annotation)):
+            origin = get_origin(candidate)
+            if origin in (list, dict):
+                candidate, skip_next = get_args(candidate)[-1], True
+            if hasattr(candidate, "model_fields"):
+                current = candidate
+                break
+        if current is None and not skip_next:
+            return []
+    fields = getattr(current, "model_fields", {})
+    return [f.alias or name for name, f in fields.items()]
+
+
+def _child(data: Any, part: str | int) -> Any:
+    if isinstance(data, list) and isinstance(part, int) and part < len(data):
+        return data[part]
+    return data.get(part) if isinstance(data, dict) else None
+
+
+def load_text(text: str, file: str = "<string>") -> tuple[Runbook, list[Problem]]:
+    """Validate runbook text. Returns the runbook and its warnings; raises on any error.
+
+    Raises only :class:`RunbookError`: whatever else goes wrong on the way (a
+    value no check foresaw) is reported as a problem of this file, so one odd
+    file never stops the others from loading.
+    """
+    runbook, problems, _ = _load_source(text, file)
+    return runbook, problems
+
+
+def _load_source(text: str, file: str) -> tuple[Runbook, list[Problem], Source]:
+    try:
+        return _validate(text, file)
+    except RunbookError:
+        raise
+    except Exception as exc:  # RecursionError, OverflowError: anything a check did not foresee
+        message = f"cannot read the runbook ({exc.__class__.__name__}: {str(exc)[:200]})"
+        raise RunbookError([Problem(file, 1, 1, "", message)]) from None
+
+
+def _validate(text: str, file: str) -> tuple[Runbook, list[Problem], Source]:
+    source = parse_yaml(text, file)
+    if not isinstance(source.data, dict):
+        raise RunbookError(
+            [source.problem((), "expected a mapping with 'runbook', 'title', … at the top")]
+        )
+    try:
+        runbook = Runbook.model_validate(source.data)
+    except ValidationError as exc:
+        raise RunbookError(_pydantic_problems(source, exc)) from None
+    problems = check(runbook, source)
+    errors = [p for p in problems if p.severity == "error"]
+    if errors:
+        raise RunbookError(problems)
+    return runbook, problems, source
+
+
+def read_bytes(path: str | os.PathLike[str], limit: int = MAX_BYTES + 1) -> bytes:
+    """At most ``limit`` bytes of a regular file (symlinks followed); anything else is refused.
+
+    A FIFO or a device could stream forever or block the DAG processor, and
+    ``st_size`` says nothing about either, so the type is checked on the open
+    file and reading stops at ``limit`` whatever the size claims.
+    """
+    shown = str(path)
+
+    def refuse(why: str) -> RunbookError:
+        return RunbookError([Problem(shown, 1, 1, "", why)])
+
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise refuse("not a regular file (a directory, FIFO or device); not read")
+        # O_NONBLOCK: if the path became a FIFO since, opening it must not wait for a writer.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise refuse("not a regular file (a directory, FIFO or device); not read")
+            chunks: list[bytes] = []
+            size = 0
+            while size < limit:
+                chunk = os.read(fd, min(65536, limit - size))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise refuse(f"cannot read the file: {exc.strerror or exc}") from None
+    return b"".join(chunks)
+
+
+def load_file(path: str | os.PathLike[str]) -> tuple[Runbook, list[Problem]]:
+    """Read and validate one runbook file."""
+    runbook, problems, _ = _load_file_source(path)
+    return runbook, problems
+
+
+def _load_file_source(path: str | os.PathLike[str]) -> tuple[Runbook, list[Problem], Source]:
+    shown = str(path)
+    raw = read_bytes(path)
+    if len(raw) > MAX_BYTES:
+        raise RunbookError([Problem(shown, 1, 1, "", f"file is larger than {MAX_BYTES} bytes")])
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RunbookError(
+            [Problem(shown, 1, 1, "", f"the file is not UTF-8 ({exc.reason})")]
+        ) from None
+    return _load_source(text, shown)
+
+
+@dataclass
+class Loaded:
+    """One file of a folder: its runbook when valid, and every problem found in it."""
+
+    file: Path
+    runbook: Runbook | None
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def valid(self) -> bool:
+        return self.runbook is not None
+
+
+def load_files(files: Sequence[str | os.PathLike[str]]) -> list[Loaded]:
+    """Load every file; two files with the same runbook id are both refused.
+
+    Neither copy may win by the order the files sort in, so each is reported
+    at its own ``runbook:`` key, naming the other file.
+    """
+    loaded: list[Loaded] = []
+    where: dict[str, list[tuple[int, Problem]]] = {}  # the position of each runbook: key
+    for file in files:
+        try:
+            runbook, problems, source = _load_file_source(file)
+        except RunbookError as exc:
+            loaded.append(Loaded(Path(file), None, exc.problems))
+            continue
+        at = source.problem(("runbook",), "", key=True)
+        where.setdefault(runbook.runbook, []).append((len(loaded), at))
+        loaded.append(Loaded(Path(file), runbook, problems))
+    for ident, copies in where.items():
+        if len(copies) < 2:
+            continue
+        for index, at in copies:
+            others = ", ".join(p.file for i, p in copies if i != index)
+            message = f"runbook id {ident!r} is also used by {others}; neither is loaded"
+            problem = Problem(at.file, at.line, at.column, at.path, message)
+            item = loaded[index]
+            item.runbook = None
+            item.problems = sorted([*item.problems, problem])
+    return loaded
+
+
+def runbook_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """Every runbook file named, or found below the folders named (hidden ones left out)."""
+    found: list[Path] = []
+    for entry in paths:
+        path = Path(entry)
+        if not path.is_dir():
+            found.append(path)
+            continue
+        below: list[Path] = []
+        for folder, subfolders, names in os.walk(path):
+            subfolders[:] = [d for d in subfolders if not d.startswith(".")]
+            below.extend(
+                Path(folder, n) for n in names if n.endswith(SUFFIXES) and not n.startswith(".")
+            )
+        found.extend(sorted(below))
+    return found

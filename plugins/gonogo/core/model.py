@@ -1,0 +1,448 @@
+"""The runbook schema as pydantic models.
+
+Pure: no Airflow import. Every model forbids unknown keys so that a typo such as
+``titel`` is an error with a location, not a silently ignored line. Checks that
+need the whole runbook (unique ids, known roles, cycles…) live in
+:mod:`gonogo.core.rules`; this module checks the shape of each piece.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated, Any, Literal, get_args
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    Tag,
+    WithJsonSchema,
+    model_validator,
+)
+
+from gonogo.core.clock import Clock, DecideBy
+
+_DURATION = re.compile(r"^(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+)s)?$")
+DURATION_PATTERN = r"^(?=\d)(\d+h)?(\d+m)?(\d+s)?$"
+
+#: Airflow task and DAG ids allow letters, digits, ``_``, ``-`` and ``.``; gonogo
+#: keeps ``.`` for TaskGroup prefixes, so runbook ids use the rest.
+ID_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,99}$"
+DAG_ID_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,249}$"
+
+Event = Literal[
+    "run_started",
+    "gate_waiting",
+    "gate_expiring",
+    "gate_decided",
+    "step_failed",
+    "decision_needed",
+    "rollback_started",
+    "run_finished",
+    "rollback_failed",
+    "forecast_overrun",
+]
+#: Every event a ``notify`` rule may name, in one place: the ``Event`` type above.
+#: What each one means for the reader is in :mod:`gonogo.core.notify`.
+EVENTS: tuple[str, ...] = get_args(Event)
+
+
+def parse_duration(value: Any) -> timedelta:
+    """``90s``, ``30m``, ``2h`` and ``1h30m`` become timedeltas; anything else is refused."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, str):
+        match = _DURATION.match(value.strip())
+        if match and any(match.groupdict().values()):
+            parts = {k: int(v) for k, v in match.groupdict().items() if v}
+            try:
+                result = timedelta(
+                    hours=parts.get("h", 0), minutes=parts.get("m", 0), seconds=parts.get("s", 0)
+                )
+            except OverflowError:  # more hours than a timedelta holds: refused below
+                result = timedelta(0)
+            if result > timedelta(0):
+                return result
+    raise ValueError(f"expected a duration like 90s, 30m, 2h or 1h30m, got {value!r}")
+
+
+def format_duration(value: timedelta) -> str:
+    """The inverse of :func:`parse_duration`: ``timedelta(minutes=90)`` is ``1h30m``."""
+    total = int(value.total_seconds())
+    hours, rest = divmod(total, 3600)
+    minutes, seconds = divmod(rest, 60)
+    text = (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "")
+    text += f"{seconds}s" if seconds or not text else ""
+    return text
+
+
+Duration = Annotated[
+    timedelta,
+    PlainValidator(parse_duration),
+    PlainSerializer(format_duration, return_type=str),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": DURATION_PATTERN,
+            "description": "A duration such as 90s, 30m, 2h or 1h30m",
+        }
+    ),
+]
+Id = Annotated[str, Field(pattern=ID_PATTERN)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Change(_Model):
+    """The change record in the ITSM tool that authorises this runbook."""
+
+    id: str = Field(min_length=1, description="The change id in the ITSM tool, e.g. CHG0034512")
+    type: Literal["standard", "normal", "emergency"]
+
+
+class Window(_Model):
+    """The approved change window. Technical work waits for its start and must end before its end."""
+
+    start: AwareDatetime
+    end: AwareDatetime
+    on_overrun: Literal["decide", "rollback", "continue"] | None = Field(
+        default=None,
+        description="When the forecast runs past the window: ask the release manager "
+        "(decide), roll back by itself (rollback) or only warn (continue). Default: decide "
+        "for normal and emergency changes, continue for standard ones",
+    )
+    margin: Duration = Field(
+        default=timedelta(minutes=15),
+        description="Raise forecast_overrun when the last safe moment to roll back is this close",
+    )
+
+
+class Role(_Model):
+    """Who may act for a role: Airflow user ids (the username under SimpleAuthManager)."""
+
+    users: list[str] = Field(default_factory=list)
+    contact: str | None = None
+    email: str | None = Field(default=None, description="Where SMTP notifications for the role go")
+    title: str | None = None
+
+
+class Param(_Model):
+    """One field of the trigger form: an Airflow Param in JSON-schema terms."""
+
+    type: Literal["string", "integer", "number", "boolean", "array", "object"] = "string"
+    default: Any = None
+    title: str | None = None
+    description: str | None = None
+    enum: list[Any] | None = None
+    pattern: str | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    minLength: int | None = Field(default=None, ge=0)
+    maxLength: int | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _pattern_compiles(self) -> Param:
+        if self.pattern is not None:
+            try:
+                re.compile(self.pattern)
+            except re.error as exc:
+                raise ValueError(f"pattern is not a valid regular expression: {exc}") from None
+        return self
+
+
+class NotifyRule(_Model):
+    """Send these events to an Airflow connection: Apprise (chat, SMS, webhooks) or SMTP.
+
+    The connection's type picks the transport; its secrets stay in Airflow.
+    """
+
+    on: list[Event] = Field(min_length=1)
+    connection: str = Field(min_length=1)
+    roles: list[str] = Field(
+        default_factory=list,
+        description="Roles whose contacts are addressed (their email for SMTP); "
+        "for gate_waiting only the asked role among them",
+    )
+
+
+ChangeCheck = Literal["exists", "approved", "in_window"]
+ChangeType = Literal["standard", "normal", "emergency"]
+
+
+def _default_change_checks() -> dict[ChangeType, list[ChangeCheck]]:
+    return {
+        "standard": ["exists"],
+        "normal": ["exists", "approved", "in_window"],
+        "emergency": ["exists", "approved"],
+    }
+
+
+class Itsm(_Model):
+    """The change record in the ITSM tool: checked before the first step, updated during and after."""
+
+    connection: str = Field(
+        min_length=1, description="Airflow connection: base URL, login, password"
+    )
+    kind: Literal["servicenow"] = "servicenow"
+    checks: dict[ChangeType, list[ChangeCheck]] = Field(
+        default_factory=_default_change_checks,
+        description="What must hold before the first step, per change type",
+    )
+
+
+class Incident(_Model):
+    """The incident raised when rollback fails (seeds 001 §3.2 and 004)."""
+
+    priority: Literal["P1", "P2", "P3", "P4"] = "P2"
+    manager: str = Field(
+        default="incident_manager",
+        description="The role told at once about a P1 or P2 incident",
+    )
+
+
+class Expect(_Model):
+    """What an http step must see for the step to pass."""
+
+    status: int | list[int] = 200
+    json_: dict[str, Any] | None = Field(
+        default=None,
+        alias="json",
+        description="Dotted paths into the JSON body and the value each must have",
+    )
+    contains: str | None = None
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Until(_Model):
+    """Poll until the expectation holds, e.g. a health check after a restart."""
+
+    interval: Duration = timedelta(seconds=10)
+    timeout: Duration
+
+
+class Http(_Model):
+    """An HTTP request made with requests; TLS is verified unless ``verify: false``."""
+
+    url: str = Field(min_length=1)
+    method: Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"] = "GET"
+    headers: dict[str, str] = Field(default_factory=dict)
+    json_: Any = Field(default=None, alias="json")
+    body: str | None = None
+    connection: str | None = Field(
+        default=None,
+        description="Airflow connection whose login/password (basic auth) or extra "
+        "'headers' are added to the request; its host is the base URL for a relative url",
+    )
+    expect: Expect = Expect()
+    until: Until | None = None
+    request_timeout: Duration = timedelta(seconds=30)
+    verify: bool = True
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Python(_Model):
+    """A callable imported from a dotted path, ``package.module:function``."""
+
+    callable: str = Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+
+
+def _python_shorthand(value: Any) -> Any:
+    return {"callable": value} if isinstance(value, str) else value
+
+
+PythonSpec = Annotated[Python, Field(description="'pkg.module:function' or {callable, kwargs}")]
+
+_KINDS = ("bash", "http", "python", "manual")
+
+
+class Activity(_Model):
+    """Exactly one of bash, http, python or manual."""
+
+    bash: str | None = Field(default=None, min_length=1, description="A shell command")
+    http: Http | None = None
+    python: PythonSpec | None = None
+    manual: str | None = Field(
+        default=None, min_length=1, description="An instruction that a person confirms as done"
+    )
+    env: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra environment for bash; values may use {{ conn.x.password }} etc.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _expand_python(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("python"), str):
+            return {**data, "python": _python_shorthand(data["python"])}
+        return data
+
+    @model_validator(mode="after")
+    def _exactly_one_kind(self) -> Activity:
+        given = [k for k in _KINDS if getattr(self, k) is not None]
+        if len(given) != 1:
+            found = f"found {', '.join(given)}" if given else "found none"
+            raise ValueError(f"needs exactly one of bash, http, python or manual; {found}")
+        if self.env and self.bash is None:
+            raise ValueError("env applies to bash only")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in _KINDS if getattr(self, k) is not None)
+
+
+class Action(Activity):
+    """An undo action: what a step's ``rollback`` runs."""
+
+    planned: Duration | None = Field(
+        default=None, description="Planned duration; without it, the step's own planned duration"
+    )
+    timeout: Duration | None = None
+    retries: int = Field(default=1, ge=0, le=10)
+
+
+class Step(Activity):
+    """One activity of the runbook."""
+
+    id: Id
+    title: str | None = None
+    owner: str | None = Field(default=None, description="The role responsible for this activity")
+    planned: Duration | None = Field(default=None, description="Planned duration")
+    timeout: Duration | None = None
+    retries: int = Field(default=0, ge=0, le=10)
+    retry_delay: Duration = timedelta(seconds=30)
+    depends_on: list[str] | None = Field(
+        default=None,
+        description="Steps this one waits for; without it a step follows the one above it",
+    )
+    rollback: Action | None = None
+    read_only: bool = Field(
+        default=False,
+        description="The step changes nothing (a check), so it needs no rollback",
+    )
+
+
+class Check(Activity):
+    """Evidence collected just before a gate opens. ``required`` failures are NOGO."""
+
+    id: Id
+    title: str | None = None
+    required: bool = False
+    timeout: Duration | None = None
+
+    @model_validator(mode="after")
+    def _technical_only(self) -> Check:
+        if self.manual is not None or self.python is not None:
+            raise ValueError("a gate check is bash or http")
+        return self
+
+
+class Phase(_Model):
+    """A group of steps. Phases run in order; steps inside run top to bottom or per depends_on."""
+
+    id: Id
+    title: str | None = None
+    steps: list[Step] = Field(min_length=1)
+
+
+class Gate(_Model):
+    """A GO/NOGO decision point. Every role in sign_off must answer GO."""
+
+    gate: Id
+    title: str | None = None
+    sign_off: list[str] = Field(min_length=1)
+    timeout: Duration | None = Field(default=None, description="No answer in time means NOGO")
+    checklist: list[str] = Field(default_factory=list)
+    checks: list[Check] = Field(default_factory=list)
+    on_nogo: Literal["stop", "reask"] = "stop"
+    opens: Clock | None = Field(
+        default=None, description="When the gate opens, relative to the planned start: T-30m"
+    )
+    decide_by: DecideBy | None = Field(
+        default=None,
+        description="When the decision is due: T-5m, or a duration from opening like timeout; "
+        "no answer by then means NOGO",
+    )
+    planned: Duration | None = Field(default=None, description="Planned duration of the meeting")
+
+    @property
+    def id(self) -> str:
+        return self.gate
+
+
+def _phase_or_gate(value: Any) -> str:
+    if isinstance(value, dict):
+        return "<gate>" if "gate" in value else "<phase>"
+    return "<gate>" if isinstance(value, Gate) else "<phase>"
+
+
+PhaseOrGate = Annotated[
+    Annotated[Phase, Tag("<phase>")] | Annotated[Gate, Tag("<gate>")],
+    Discriminator(_phase_or_gate),
+]
+
+
+class GlobalStep(Activity):
+    """A step of the global rollback plan, run after the per-step compensations."""
+
+    id: Id
+    title: str | None = None
+    owner: str | None = None
+    planned: Duration | None = Field(default=None, description="Planned duration")
+    timeout: Duration | None = None
+    retries: int = Field(default=1, ge=0, le=10)
+
+
+class Rollback(_Model):
+    """How and when a rollback runs, and the global steps it ends with."""
+
+    mode: Literal["automatic", "decide"] = "automatic"
+    decide_by: list[str] = Field(
+        default_factory=list,
+        description="Roles asked Retry / Roll back / Continue in decide mode "
+        "(default: the first sign_off role of the runbook)",
+    )
+    approve: list[str] = Field(
+        default_factory=list, description="Roles that must say GO before rollback starts"
+    )
+    timeout: Duration | None = Field(
+        default=None, description="How long decide/approve requests wait before rolling back"
+    )
+    steps: list[GlobalStep] = Field(default_factory=list)
+
+
+class Runbook(_Model):
+    """A deployment runbook ("kjøreplan"): one Airflow DAG."""
+
+    runbook: str = Field(pattern=DAG_ID_PATTERN, description="The DAG id")
+    title: str = Field(min_length=1)
+    description: str | None = None
+    service: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    environment: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    change: Change
+    window: Window | None = None
+    roles: dict[str, Role] = Field(default_factory=dict)
+    params: dict[str, Param] = Field(default_factory=dict)
+    notify: list[NotifyRule] = Field(default_factory=list)
+    itsm: Itsm | None = None
+    incident: Incident = Incident()
+    phases: list[PhaseOrGate] = Field(min_length=1)
+    rollback: Rollback = Rollback()
+
+    @property
+    def gates(self) -> list[Gate]:
+        return [p for p in self.phases if isinstance(p, Gate)]
+
+    def steps(self) -> list[tuple[Phase, Step]]:
+        """Every forward step with its phase, in document order."""
+        return [(p, s) for p in self.phases if isinstance(p, Phase) for s in p.steps]

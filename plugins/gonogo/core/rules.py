@@ -1,0 +1,448 @@
+"""Semantic checks: what a single model cannot see on its own.
+
+Every check appends to one list, so a user sees every problem in a file in one
+pass. Each problem points at the line and column of the offending key or value.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from gonogo.core import naming
+from gonogo.core.graph import find_cycle, phase_upstreams
+from gonogo.core.model import (
+    ID_PATTERN,
+    Action,
+    Gate,
+    GlobalStep,
+    Param,
+    Phase,
+    Runbook,
+    Step,
+)
+from gonogo.core.settings import python_prefixes
+from gonogo.core.shell import advice, env_name, param_name, unsafe_templates
+from gonogo.core.source import Loc, Source, did_you_mean
+from gonogo.core.templating import quoted_in_json
+from gonogo.core.timeplan import time_problems
+from gonogo.errors import Problem
+
+TEMPLATE = re.compile(r"{{\s*(.*?)\s*}}")
+PARAM_REF = re.compile(r"^params\.([A-Za-z_]\w*)")
+
+
+def check(runbook: Runbook, source: Source) -> list[Problem]:
+    """Every semantic problem in ``runbook``, errors and warnings."""
+    problems: list[Problem] = []
+    problems += _unique_ids(runbook, source)
+    problems += _roles(runbook, source)
+    problems += _dependencies(runbook, source)
+    problems += _window_and_change(runbook, source)
+    problems += _manual_owners(runbook, source)
+    problems += _templates(runbook, source)
+    problems += _values_are_data(runbook, source)
+    problems += _names(runbook, source)
+    problems += _python_callables(runbook, source)
+    problems += _param_defaults(runbook, source)
+    problems += _irreversible(runbook, source)
+    problems += time_problems(runbook, source)
+    problems += _communication(runbook, source)
+    return problems
+
+
+def _actions(runbook: Runbook) -> Iterator[tuple[Loc, Any]]:
+    """Every action-bearing item (steps, their rollbacks, checks, global steps) with its location."""
+    for i, item in enumerate(runbook.phases):
+        if isinstance(item, Phase):
+            for j, step in enumerate(item.steps):
+                yield ("phases", i, "steps", j), step
+                if step.rollback is not None:
+                    yield ("phases", i, "steps", j, "rollback"), step.rollback
+        else:
+            for j, check_ in enumerate(item.checks):
+                yield ("phases", i, "checks", j), check_
+    for j, global_step in enumerate(runbook.rollback.steps):
+        yield ("rollback", "steps", j), global_step
+
+
+def _unique_ids(runbook: Runbook, source: Source) -> list[Problem]:
+    problems = []
+    seen: dict[str, Loc] = {}
+
+    def claim(ident: str, loc: Loc) -> None:
+        if ident in seen:
+            line, _ = source.position(seen[ident])
+            problems.append(source.problem(loc, f"id {ident!r} is already used on line {line}"))
+        else:
+            seen[ident] = loc
+
+    for i, item in enumerate(runbook.phases):
+        if isinstance(item, Phase):
+            claim(item.id, ("phases", i, "id"))
+            if item.id in naming.RESERVED_IDS or item.id.startswith(naming.GATE_PREFIX):
+                problems.append(
+                    source.problem(
+                        ("phases", i, "id"),
+                        f"{item.id!r} is a name gonogo uses for its own tasks; "
+                        "give the phase another id",
+                    )
+                )
+        else:
+            claim(item.gate, ("phases", i, "gate"))
+    for loc, action in _actions(runbook):
+        if not isinstance(action, Action):
+            claim(action.id, (*loc, "id"))
+    return problems
+
+
+def _roles(runbook: Runbook, source: Source) -> list[Problem]:
+    problems = []
+    for name, defined in runbook.roles.items():
+        if not defined.users:
+            problems.append(
+                source.problem(("roles", name), "a role needs at least one user", key=True)
+            )
+
+    def known(role: str, loc: Loc) -> None:
+        if role not in runbook.roles:
+            hint = did_you_mean(role, runbook.roles)
+            defined = ", ".join(sorted(runbook.roles)) or "none"
+            problems.append(
+                source.problem(loc, f"unknown role {role!r}{hint} (defined roles: {defined})")
+            )
+
+    for loc, action in _actions(runbook):
+        if isinstance(action, Step | GlobalStep) and action.owner is not None:
+            known(action.owner, (*loc, "owner"))
+    for i, item in enumerate(runbook.phases):
+        if isinstance(item, Gate):
+            for j, role in enumerate(item.sign_off):
+                known(role, ("phases", i, "sign_off", j))
+    for key in ("decide_by", "approve"):
+        for j, role in enumerate(getattr(runbook.rollback, key)):
+            known(role, ("rollback", key, j))
+    if runbook.rollback.mode == "decide" and not runbook.rollback.decide_by and not runbook.gates:
+        problems.append(
+            source.problem(
+                ("rollback", "mode"),
+                "decide mode asks the first sign_off role, but there is no gate; "
+                "name the roles in rollback.decide_by",
+            )
+        )
+    return problems
+
+
+def _dependencies(runbook: Runbook, source: Source) -> list[Problem]:
+    problems = []
+    phase_of: dict[str, int] = {}
+    for i, item in enumerate(runbook.phases):
+        if isinstance(item, Phase):
+            for step in item.steps:
+                phase_of.setdefault(step.id, i)
+    for i, item in enumerate(runbook.phases):
+        if not isinstance(item, Phase):
+            continue
+        for j, step in enumerate(item.steps):
+            for k, dep in enumerate(step.depends_on or []):
+                loc = ("phases", i, "steps", j, "depends_on", k)
+                if dep == step.id:
+                    problems.append(source.problem(loc, "a step cannot depend on itself"))
+                elif dep not in phase_of:
+                    hint = did_you_mean(dep, phase_of)
+                    problems.append(source.problem(loc, f"unknown step {dep!r}{hint}"))
+                elif phase_of[dep] > i:
+                    later = runbook.phases[phase_of[dep]].id
+                    problems.append(
+                        source.problem(
+                            loc,
+                            f"step {dep!r} is in the later phase {later!r}; "
+                            "depends_on names a step of the same or an earlier phase",
+                        )
+                    )
+        ids = [s.id for s in item.steps]
+        cycle = find_cycle(phase_upstreams(item)) if len(set(ids)) == len(ids) else []
+        if cycle:
+            # Point at the first depends_on written in the cycle: that is where to fix it.
+            explicit = [c for c in cycle if item.steps[ids.index(c)].depends_on is not None]
+            index = ids.index(explicit[0] if explicit else cycle[0])
+            problems.append(
+                source.problem(
+                    ("phases", i, "steps", index, "depends_on"),
+                    f"dependency cycle (each waits for the next): {' -> '.join([*cycle, cycle[0]])}",
+                )
+            )
+    return problems
+
+
+def _window_and_change(runbook: Runbook, source: Source) -> list[Problem]:
+    problems = []
+    if runbook.window is not None and runbook.window.end <= runbook.window.start:
+        problems.append(source.problem(("window", "end"), "the window must end after it starts"))
+    if runbook.change.type in ("normal", "emergency") and not runbook.gates:
+        problems.append(
+            source.problem(
+                ("change", "type"),
+                f"a {runbook.change.type} change needs at least one GO/NOGO gate "
+                "in phases; only a standard change may have none",
+            )
+        )
+    return problems
+
+
+def _manual_owners(runbook: Runbook, source: Source) -> list[Problem]:
+    problems = []
+    for i, item in enumerate(runbook.phases):
+        if not isinstance(item, Phase):
+            continue
+        for j, step in enumerate(item.steps):
+            loc = ("phases", i, "steps", j)
+            if step.manual is not None and step.owner is None:
+                problems.append(
+                    source.problem(loc, "a manual step needs an owner: the role that confirms it")
+                )
+            if (
+                step.rollback is not None
+                and step.rollback.manual is not None
+                and step.owner is None
+            ):
+                problems.append(
+                    source.problem(
+                        (*loc, "rollback"),
+                        "a manual rollback needs the step to have an owner who confirms it",
+                    )
+                )
+    for j, global_step in enumerate(runbook.rollback.steps):
+        if global_step.manual is not None and global_step.owner is None:
+            problems.append(
+                source.problem(
+                    ("rollback", "steps", j),
+                    "a manual step needs an owner: the role that confirms it",
+                )
+            )
+    return problems
+
+
+def _strings(value: Any, loc: Loc) -> Iterator[tuple[Loc, str]]:
+    if isinstance(value, str):
+        yield loc, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(item, (*loc, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _strings(item, (*loc, index))
+
+
+def _templates(runbook: Runbook, source: Source) -> list[Problem]:
+    problems = []
+    for loc, action in _actions(runbook):
+        fields = {
+            "bash": action.bash,
+            "manual": action.manual,
+            "env": action.env,
+            "http": action.http.model_dump(by_alias=True, exclude_none=True)
+            if action.http
+            else None,
+        }
+        for where, text in _strings(fields, loc):
+            if where[len(loc)] == "bash" and "{%" in text:
+                problems.append(
+                    source.problem(where, "template blocks ({% … %}) are not allowed in a command")
+                )
+            for expression in TEMPLATE.findall(text):
+                match = PARAM_REF.match(expression)
+                named = match.group(1) if match else param_name(expression)
+                if named is not None and named not in runbook.params:
+                    name = named
+                    hint = did_you_mean(name, runbook.params)
+                    declared = ", ".join(sorted(runbook.params)) or "none"
+                    problems.append(
+                        source.problem(
+                            where,
+                            f"{{{{ params.{name} }}}} names no declared param{hint} "
+                            f"(declared: {declared})",
+                        )
+                    )
+    return problems
+
+
+def _python_callables(runbook: Runbook, source: Source) -> list[Problem]:
+    problems = []
+    prefixes = python_prefixes()
+    for loc, action in _actions(runbook):
+        if action.python is None:
+            continue
+        module = action.python.callable.split(":", 1)[0]
+        if not any(module == p or module.startswith(p + ".") for p in prefixes):
+            problems.append(
+                source.problem(
+                    (*loc, "python"),
+                    f"module {module!r} is not under an allowed prefix "
+                    f"({', '.join(prefixes)}); set GONOGO_PYTHON_PREFIXES to allow more",
+                )
+            )
+    return problems
+
+
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "array": (list,),
+    "object": (dict,),
+}
+
+
+def param_default_problem(param: Param) -> str | None:
+    """Why Airflow would refuse this param's default at parse time, or None."""
+    value = param.default
+    if value is None:
+        return None
+    if isinstance(value, bool) and param.type in ("integer", "number"):
+        return f"the default must be of type {param.type}"
+    if not isinstance(value, _JSON_TYPES[param.type]):
+        return f"the default must be of type {param.type}, got {type(value).__name__}"
+    if param.enum is not None and value not in param.enum:
+        return f"the default {value!r} is not one of the enum values"
+    if param.pattern is not None and isinstance(value, str) and not re.search(param.pattern, value):
+        return f"the default {value!r} does not match the pattern {param.pattern!r}"
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if param.minimum is not None and value < param.minimum:
+            return f"the default {value} is below the minimum {param.minimum}"
+        if param.maximum is not None and value > param.maximum:
+            return f"the default {value} is above the maximum {param.maximum}"
+    return None
+
+
+def _param_defaults(runbook: Runbook, source: Source) -> list[Problem]:
+    problems = []
+    for name, param in runbook.params.items():
+        reason = param_default_problem(param)
+        if reason:
+            problems.append(source.problem(("params", name, "default"), reason))
+    return problems
+
+
+def is_read_only(step: Step) -> bool:
+    """Steps that change nothing need no rollback: read_only, manual and GET/HEAD requests."""
+    return (
+        step.read_only
+        or step.manual is not None
+        or (step.http is not None and step.http.method in ("GET", "HEAD"))
+    )
+
+
+def _irreversible(runbook: Runbook, source: Source) -> list[Problem]:
+    problems = []
+    gate_seen = False
+    for i, item in enumerate(runbook.phases):
+        if not isinstance(item, Phase):
+            gate_seen = True
+            continue
+        if not gate_seen:
+            continue
+        for j, step in enumerate(item.steps):
+            if step.rollback is None and not is_read_only(step):
+                problems.append(
+                    source.problem(
+                        ("phases", i, "steps", j, "id"),
+                        f"step {step.id!r} runs after a gate and has no rollback: "
+                        "it cannot be undone",
+                        warning=True,
+                    )
+                )
+    return problems
+
+
+def _communication(runbook: Runbook, source: Source) -> list[Problem]:
+    """Roles named by notify rules exist; a P1/P2 incident manager exists where it is told."""
+    problems = []
+    for i, rule in enumerate(runbook.notify):
+        for j, role in enumerate(rule.roles):
+            if role not in runbook.roles:
+                hint = did_you_mean(role, runbook.roles)
+                problems.append(
+                    source.problem(("notify", i, "roles", j), f"unknown role {role!r}{hint}")
+                )
+    manager = runbook.incident.manager
+    told = any("rollback_failed" in rule.on for rule in runbook.notify)
+    if told and runbook.incident.priority in ("P1", "P2") and manager not in runbook.roles:
+        problems.append(
+            source.problem(
+                ("incident",) if "incident" in runbook.model_fields_set else ("notify",),
+                f"a {runbook.incident.priority} incident is sent to the role {manager!r}, "
+                "which is not defined; add it under roles or name another in incident.manager",
+                warning=True,
+            )
+        )
+    return problems
+
+
+def _values_are_data(runbook: Runbook, source: Source) -> list[Problem]:
+    """Templates only where their value stays data: whole shell words, JSON values.
+
+    Every shell command (steps, undo actions, gate checks, global rollback
+    steps; guided retries run the step's own command) gets its values through
+    the environment (:mod:`gonogo.core.shell`), which is only safe where a
+    template stands as a whole unquoted word; an http body inserts them as JSON.
+    """
+    problems = []
+    for loc, action in _actions(runbook):
+        if action.bash is not None:
+            for found in unsafe_templates(action.bash):
+                problems.append(source.problem((*loc, "bash"), advice(found)))
+        if action.http is not None and action.http.body is not None:
+            for expression in quoted_in_json(action.http.body):
+                problems.append(
+                    source.problem(
+                        (*loc, "http", "body"),
+                        f"write {{{{ {expression} }}}} without quotes around it: "
+                        "a body template is inserted as a JSON value, quoted and escaped",
+                    )
+                )
+    seen: dict[str, str] = {}
+    for name in runbook.params:
+        variable = env_name(name)
+        if variable in seen:
+            problems.append(
+                source.problem(
+                    ("params", name),
+                    f"param {name!r} and {seen[variable]!r} would share the environment "
+                    f"variable GONOGO_PARAM_{variable}; rename one",
+                    key=True,
+                )
+            )
+        seen.setdefault(variable, name)
+    return problems
+
+
+#: A runbook id Python or Airflow could misread: a dunder name such as ``__file__``
+#: (the DAG file's own globals), or a leading ``.`` or ``-`` (a hidden file, an option).
+_MISREAD_ID = re.compile(r"^(__|[.-])|__$")
+
+
+def _names(runbook: Runbook, source: Source) -> list[Problem]:
+    """The runbook id and role names are plain ids that nothing downstream can misread."""
+    problems = []
+    if _MISREAD_ID.search(runbook.runbook):
+        problems.append(
+            source.problem(
+                ("runbook",),
+                f"runbook id {runbook.runbook!r} could be misread by Python or Airflow; "
+                "it may not start with '.', '-' or '__' nor end with '__'",
+            )
+        )
+    for name in runbook.roles:
+        if not re.fullmatch(ID_PATTERN, name):
+            problems.append(
+                source.problem(
+                    ("roles", name),
+                    f"role name {name!r} is not a valid id: letters, digits, '_' and '-', "
+                    "starting with a letter, digit or '_'",
+                    key=True,
+                )
+            )
+    return problems

@@ -1,0 +1,206 @@
+"""A validated runbook to an Airflow DAG.
+
+The shape of every DAG (task ids from :mod:`gonogo.core.naming`)::
+
+    [wait_for_window] -> acquire_lock -> phase groups and gate groups, in runbook order
+        -> rollback.start / rollback.undo_<n> (newest first) -> rollback.<global steps>
+        -> release_lock -> outcome
+
+Forward steps are built by the action registry (:mod:`gonogo.dag.actions`):
+BashOperator for bash, PythonOperator for http and python, a HITL request for
+manual steps; in ``rollback.mode: decide`` a technical step is a guided step
+that asks what to do when it fails. Gates are built by :mod:`gonogo.dag.gates`
+and the rollback group by :mod:`gonogo.dag.rollback`; in a good run every task
+in that group is skipped.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from pathlib import Path
+
+from airflow.providers.standard.operators.python import PythonOperator
+from airflow.sdk import DAG, Param, TaskGroup
+from airflow.sdk.bases.operator import BaseOperator
+
+from gonogo.core import naming
+from gonogo.core.graph import phase_leaves, phase_upstreams
+from gonogo.core.model import Gate, Phase, Runbook, Step
+from gonogo.core.outline import render_outline
+from gonogo.core.settings import DEFAULT_DECIDE_TIMEOUT, LOCK_POOL
+from gonogo.core.shell import shquote
+from gonogo.core.timeplan import time_plan
+from gonogo.dag.actions import Actions, Hook, chain, step_doc
+from gonogo.dag.clock import hold_for_start, planned_start_param
+from gonogo.dag.forecast import forecast_task
+from gonogo.dag.gates import build_gate, verify_gates
+from gonogo.dag.guided import GuidedStepOperator
+from gonogo.dag.lock import AcquireLockSensor, release_lock
+from gonogo.dag.notify import attach, begin_task, step_failed
+from gonogo.dag.preflight import preflight_task
+from gonogo.dag.rollback import build_rollback_group, outcome_task, record_finish, stop_if_failed
+from gonogo.dag.window import wait_for_window
+
+
+def dag_params(runbook: Runbook) -> dict[str, Param]:
+    """The trigger form: one Airflow Param per runbook param."""
+    params = {}
+    for name, spec in runbook.params.items():
+        schema = spec.model_dump(exclude_none=True, exclude={"default"})
+        params[name] = Param(spec.default, **schema)
+    params[naming.PLANNED_START_PARAM] = planned_start_param(runbook.window)
+    return params
+
+
+class DagBuilder:
+    """Builds one DAG from one runbook."""
+
+    def __init__(self, runbook: Runbook, runbooks_dir: Path) -> None:
+        self.runbook = runbook
+        self.actions = Actions(runbook, runbooks_dir)
+        # Forward work starts only while nothing has failed: once rollback is due, nothing new starts.
+        self.forward_guard = stop_if_failed()
+        self.gates_passed: list[Gate] = []
+
+    def step_guard(self) -> Hook:
+        """What a forward step checks before it starts: nothing failed, and earlier gates are GO."""
+        if not self.gates_passed:
+            return self.forward_guard
+        verify = verify_gates(
+            list(self.gates_passed), {n: r.users for n, r in self.runbook.roles.items()}
+        )
+        return chain(self.forward_guard, verify)
+
+    def deciders(self) -> list[str]:
+        """Who decides after a failure in decide mode: decide_by, else the first sign-off role."""
+        roles = list(self.runbook.rollback.decide_by)
+        if not roles and self.runbook.gates:
+            roles = [self.runbook.gates[0].sign_off[0]]
+        return sorted({u for r in roles for u in self.runbook.roles[r].users})
+
+    def step(self, step: Step) -> BaseOperator:
+        if self.runbook.rollback.mode == "decide" and step.manual is None:
+            return GuidedStepOperator(
+                task_id=step.id,
+                step_id=step.id,
+                action={**self.actions.spec(step.id, step, step.owner), "retries": step.retries},
+                deciders=self.deciders(),
+                decide_timeout=self.runbook.rollback.timeout or DEFAULT_DECIDE_TIMEOUT,
+                execution_timeout=step.timeout,
+                pre_execute=self.actions.hooks(self.step_guard(), in_window=True),
+                post_execute=record_finish,
+                on_failure_callback=step_failed,
+                doc_md=step_doc(step.id, step.owner),
+            )
+        return self.actions.operator(
+            step.id,
+            step,
+            step_id=step.id,
+            owner=step.owner,
+            title=step.title,
+            timeout=step.timeout,
+            retries=step.retries,
+            retry_delay=step.retry_delay,
+            pre_execute=self.step_guard(),
+            post_execute=record_finish,
+            on_failure_callback=step_failed,
+        )
+
+    def phase(
+        self, phase: Phase
+    ) -> tuple[list[BaseOperator], list[BaseOperator], dict[str, BaseOperator]]:
+        """The phase's TaskGroup: its entry tasks, exit tasks, and every step's task by id."""
+        tasks: dict[str, BaseOperator] = {}
+        with TaskGroup(group_id=phase.id, tooltip=phase.title or phase.id):
+            for step in phase.steps:
+                tasks[step.id] = self.step(step)
+        upstreams = phase_upstreams(phase)
+        for step_id, ups in upstreams.items():
+            for up in ups:
+                tasks[up] >> tasks[step_id]
+        entries = [tasks[s] for s, ups in upstreams.items() if not ups]
+        exits = [tasks[s] for s in phase_leaves(phase)]
+        return entries, exits, tasks
+
+    def build(self) -> DAG:
+        runbook = self.runbook
+        dag = DAG(
+            dag_id=runbook.runbook,
+            description=runbook.title,
+            schedule=None,
+            start_date=datetime(2024, 1, 1),
+            catchup=False,
+            max_active_runs=1,
+            tags=[
+                "gonogo",
+                naming.DAG_MARKER_TAG,
+                runbook.service,
+                runbook.environment,
+                runbook.change.type,
+            ],
+            params=dag_params(runbook),
+            doc_md=render_outline(runbook),
+            user_defined_filters={"shquote": shquote},
+            default_args={"retries": 0},
+        )
+        attach(dag, runbook)
+        with dag:
+            first = preflight_task(runbook)
+            previous: list[BaseOperator] = [first]
+            if runbook.window is not None:
+                window = wait_for_window(runbook.window, time_plan(runbook).begin)
+                first >> window
+                previous = [window]
+            lock = AcquireLockSensor(
+                task_id=naming.LOCK_TASK,
+                service=runbook.service,
+                environment=runbook.environment,
+                doc_md=f"One rollout of {runbook.service}/{runbook.environment} at a time.",
+            )
+            for task in previous:
+                task >> lock
+            previous = [lock]
+            forward: list[BaseOperator] = [first, lock]
+            watch = forecast_task(runbook)
+            if watch is not None:  # beside the forward work: the forecast and forecast_overrun
+                lock >> watch
+                forward.append(watch)
+            start = begin_task(runbook)
+            if start is not None:  # the change record is checked and people told before any step
+                lock >> start
+                previous = [start]
+                forward.append(start)
+            steps: dict[str, BaseOperator] = {}
+            for item in runbook.phases:
+                if isinstance(item, Gate):
+                    entries, exits, gate_tasks = build_gate(self.actions, item, self.forward_guard)
+                    forward += gate_tasks
+                    self.gates_passed.append(item)
+                else:
+                    previous = hold_for_start(runbook, item, previous, forward)
+                    entries, exits, tasks = self.phase(item)
+                    steps.update(tasks)
+                    forward += tasks.values()
+                for before in previous:
+                    before >> entries
+                previous = exits
+            rollback_tasks = build_rollback_group(self.actions, forward, steps)
+            # In a good run rollback.start is skipped once every forward task is done, and the
+            # skips run down the chain, so release_lock and outcome come after all forward work.
+            release = PythonOperator(
+                task_id=naming.RELEASE_TASK,
+                python_callable=release_lock,
+                op_kwargs={"service": runbook.service, "environment": runbook.environment},
+                trigger_rule="all_done",
+                pool=LOCK_POOL,
+                priority_weight=100,
+            )
+            rollback_tasks >> release
+            release >> outcome_task(runbook, forward, steps)
+        return dag
+
+
+def build_dag(runbook: Runbook, runbooks_dir: str | os.PathLike[str]) -> DAG:
+    """The Airflow DAG for a validated runbook."""
+    return DagBuilder(runbook, Path(runbooks_dir)).build()

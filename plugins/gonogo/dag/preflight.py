@@ -1,0 +1,57 @@
+"""Checks before anything changes: a known person started the run, and every gate can be answered.
+
+The first task of every gonogo DAG. A run that fails here ends
+``nogo_before_start``: nothing was changed, and the log says why.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from airflow.providers.standard.operators.python import PythonOperator
+from airflow.sdk.exceptions import AirflowFailException
+
+from gonogo.core.gates import eligible
+from gonogo.core.model import Runbook
+from gonogo.core.naming import PREFLIGHT_TASK
+from gonogo.dag.states import run_trigger
+
+log = logging.getLogger(__name__)
+
+
+def preflight(
+    gates: Mapping[str, Sequence[str]], role_users: Mapping[str, Sequence[str]], **context: Any
+) -> dict[str, Any]:
+    """Refuse the run before any step unless its trigger is known and every gate can be answered."""
+    trigger_id, trigger_name = run_trigger(context)
+    if trigger_id is None:
+        raise AirflowFailException(
+            "not started: nobody known triggered this run; a rollout is started from the "
+            "Airflow UI or REST API by a named user, so that person can be kept from "
+            "approving it (runs started from the CLI or by another DAG are refused)"
+        )
+    for gate, roles in gates.items():
+        for role in roles:
+            if not eligible(role_users[role], trigger_id, trigger_name):
+                raise AirflowFailException(
+                    f"not started: at gate {gate}, role {role} has nobody left to answer: "
+                    f"its only member, {trigger_name}, started this run and may not approve it "
+                    "(four-eyes rule); ask another person to start it, or add a member to the role"
+                )
+    log.info("preflight: started by %s (%s); every gate can be answered", trigger_name, trigger_id)
+    return {"triggered_by": {"id": trigger_id, "name": trigger_name}}
+
+
+def preflight_task(runbook: Runbook) -> PythonOperator:
+    return PythonOperator(
+        task_id=PREFLIGHT_TASK,
+        python_callable=preflight,
+        op_kwargs={
+            "gates": {g.gate: list(g.sign_off) for g in runbook.gates},
+            "role_users": {name: list(role.users) for name, role in runbook.roles.items()},
+        },
+        doc_md="Refuses the run before any step when its trigger is unknown or a gate "
+        "could never be answered (four-eyes).",
+    )

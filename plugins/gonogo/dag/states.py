@@ -1,0 +1,35 @@
+"""Reading a run's task states from inside a task, through the Task SDK."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from gonogo.core.decisions import recorded_trigger
+
+
+def run_states(context: Mapping[str, Any]) -> dict[str, str]:
+    """Every task's state in the running DAG run, as the strings Airflow stores.
+
+    Task code cannot reach the metadata database; ``get_task_states`` asks the
+    Execution API. States come back as ``TaskInstanceState`` (a ``str`` enum) or
+    plain strings, depending on the path; both compare equal to the values in
+    :mod:`gonogo.core.states`.
+    """
+    found = context["ti"].get_task_states(dag_id=context["dag"].dag_id, run_ids=[context["run_id"]])
+    return {
+        task: str(getattr(state, "value", state))
+        for task, state in found.get(context["run_id"], {}).items()
+    }
+
+
+def run_trigger(context: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """Who triggered the run: (user id, user name) as the API server recorded them.
+
+    The id comes from the run's conf, written by gonogo's middleware from the
+    caller's token; the name from Airflow's own ``triggering_user_name``. A run
+    started another way (the CLI, another DAG) has no id.
+    """
+    dag_run = context.get("dag_run")
+    recorded = recorded_trigger(getattr(dag_run, "conf", None))
+    return (recorded["id"] if recorded else None), getattr(dag_run, "triggering_user_name", None)

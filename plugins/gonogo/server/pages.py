@@ -1,0 +1,187 @@
+"""gonogo's pages inside the Airflow UI: the kjøreplan, the status board, a rollout, its report.
+
+A plugin's FastAPI app is mounted into the API server but **not** behind
+Airflow's authentication: every route here checks the caller itself. The
+caller's Airflow JWT (the UI's ``_token`` cookie, or a bearer token as the CLI
+sends) is validated by the auth manager; no token, or a bad or expired one,
+is 401. Then the auth manager is asked whether that user may read the DAG; if
+not, 403, and the board lists only the DAGs the user may read.
+
+The pages render the pure documents of :mod:`gonogo.core.documents` over
+:class:`~gonogo.core.run.RunRecord` read by :mod:`gonogo.server.rundata`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+from urllib.parse import urlparse
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from gonogo.core.documents.board import board_html, run_html
+from gonogo.core.documents.kjoreplan import plan_data, plan_html, plan_markdown
+from gonogo.core.documents.report import report_data, report_html, report_markdown
+from gonogo.core.run import progress
+from gonogo.server import rundata
+
+#: Where the app is mounted in the API server.
+URL_PREFIX = "/gonogo"
+#: The cookie the Airflow UI keeps its JWT in (``COOKIE_NAME_JWT_TOKEN``).
+_COOKIE = "_token"
+
+Format = Annotated[str, Query(pattern="^(html|md|json)$")]
+
+
+def ui_base() -> str:
+    """The Airflow UI's base path (``/`` unless the API server runs under a sub-path)."""
+    from airflow.configuration import conf
+
+    path = urlparse(conf.get("api", "base_url", fallback="/") or "/").path or "/"
+    return path if path.endswith("/") else path + "/"
+
+
+async def caller(request: Request) -> Any:
+    """The Airflow user behind the request, from its JWT; 401 without a valid one."""
+    from airflow.api_fastapi.app import get_auth_manager
+    from jwt import InvalidTokenError
+
+    header = request.headers.get("authorization", "")
+    token = header[7:].strip() if header.lower().startswith("bearer ") else ""
+    token = token or request.cookies.get(_COOKIE, "")
+    if not token:
+        raise HTTPException(401, "log in to Airflow first", {"WWW-Authenticate": "Bearer"})
+    try:
+        return await get_auth_manager().get_user_from_token(token)
+    except InvalidTokenError:  # expired, revoked, badly signed: all mean "log in again"
+        raise HTTPException(401, "your Airflow session is not valid; log in again") from None
+
+
+User = Annotated[Any, Depends(caller)]
+
+
+def may_read(user: Any, dag_id: str) -> bool:
+    """Whether the auth manager lets ``user`` read ``dag_id``'s runs (and so its plan)."""
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.models.resource_details import (
+        DagAccessEntity,
+        DagDetails,
+    )
+    from airflow.configuration import conf
+    from airflow.models.dag import DagModel
+
+    # As Airflow's own routes do; the team lookup is a query, needed only with teams.
+    multi_team = conf.getboolean("core", "multi_team", fallback=False)
+    team = DagModel.get_team_name(dag_id) if multi_team else None
+    return bool(
+        get_auth_manager().is_authorized_dag(
+            method="GET",
+            access_entity=DagAccessEntity.RUN,
+            details=DagDetails(id=dag_id, team_name=team),
+            user=user,
+        )
+    )
+
+
+def _require(user: Any, dag_id: str) -> None:
+    if not may_read(user, dag_id):
+        raise HTTPException(403, f"you may not read the DAG {dag_id!r}")
+
+
+def _runbook(dag_id: str) -> Any:
+    runbook = rundata.runbooks().get(dag_id)
+    if runbook is None:
+        raise HTTPException(404, f"{dag_id!r} is not a gonogo runbook")
+    return runbook
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _reply(fmt: str, html: str, md: str | None = None, data: Any = None) -> Response:
+    if fmt == "json":
+        return JSONResponse(data)
+    if fmt == "md":
+        return PlainTextResponse(md or "", media_type="text/markdown; charset=utf-8")
+    return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+
+
+def _run_report(dag_id: str, run_id: str, now: datetime) -> dict[str, Any]:
+    from airflow.utils.session import create_session
+
+    runbook = _runbook(dag_id)
+    with create_session() as session:
+        run = rundata.one_run(session, dag_id, run_id)
+        if run is None:
+            raise HTTPException(404, f"no run {run_id!r} of {dag_id!r}")
+        (record,) = rundata.read_runs(session, [run])
+    return report_data(progress(runbook, record, now), now)
+
+
+def _board(user: Any, now: datetime, offset: int, limit: int) -> list[dict[str, Any]]:
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.utils.session import create_session
+
+    known = rundata.runbooks().ids()
+    readable = get_auth_manager().get_authorized_dag_ids(user=user, method="GET")
+    rows = []
+    with create_session() as session:
+        runs = rundata.board_runs(session, known & set(readable), now, offset, limit)
+        for record in rundata.read_runs(session, runs):
+            runbook = rundata.runbooks().get(record.dag_id)
+            if runbook is not None:
+                rows.append(report_data(progress(runbook, record, now), now))
+    return rows
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(title="gonogo", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.exception_handler(HTTPException)
+    async def _problem(request: Request, exc: HTTPException) -> Response:
+        # A page in an iframe shows text; the CLI reads JSON. Both get the status.
+        wants_json = "application/json" in request.headers.get("accept", "")
+        headers = dict(exc.headers or {})
+        if wants_json or request.query_params.get("format") == "json":
+            return JSONResponse({"detail": exc.detail}, exc.status_code, headers)
+        return PlainTextResponse(f"{exc.status_code}: {exc.detail}", exc.status_code, headers)
+
+    @app.get("/kjoreplan/{dag_id}")
+    async def kjoreplan(dag_id: str, user: User, format: Format = "html") -> Response:
+        await run_in_threadpool(_require, user, dag_id)
+        runbook = await run_in_threadpool(_runbook, dag_id)  # reads and parses a file
+        data = plan_data(runbook)
+        if format == "html":
+            return _reply(format, plan_html(data))
+        return _reply(format, "", plan_markdown(data), data)
+
+    @app.get("/board")
+    async def board(
+        user: User,
+        format: Format = "html",
+        offset: Annotated[int, Query(ge=0)] = 0,
+        limit: Annotated[int, Query(ge=1, le=200)] = rundata.PAGE,
+    ) -> Response:
+        now = _now()
+        rows = await run_in_threadpool(_board, user, now, offset, limit)
+        if format == "json":
+            return JSONResponse({"rollouts": rows, "at": now.isoformat()})
+        return _reply("html", board_html(rows, now, ui_base()))
+
+    @app.get("/runs/{dag_id}/{run_id}")
+    async def run_view(dag_id: str, run_id: str, user: User, format: Format = "html") -> Response:
+        await run_in_threadpool(_require, user, dag_id)
+        data = await run_in_threadpool(_run_report, dag_id, run_id, _now())
+        return _reply(format, run_html(data, ui_base()), report_markdown(data, ui_base()), data)
+
+    @app.get("/report/{dag_id}/{run_id}")
+    async def report(dag_id: str, run_id: str, user: User, format: Format = "html") -> Response:
+        await run_in_threadpool(_require, user, dag_id)
+        data = await run_in_threadpool(_run_report, dag_id, run_id, _now())
+        html = report_html(data, ui_base(), refresh=None if data["end"] else 15)
+        return _reply(format, html, report_markdown(data, ui_base()), data)
+
+    return app

@@ -1,0 +1,57 @@
+"""The Airflow plugin: gonogo's server-side pieces.
+
+- In the API server, a middleware in front of the REST API and the UI checks
+  answers (a reason for NOGO, four-eyes, one role per person), refuses state
+  edits of gates, rollback and the outcome, and records who triggered a run.
+- In the scheduler, a listener writes each run's note: outcome and decisions.
+- In the API server, pages inside the UI: the kjøreplan (per DAG), the status board
+  (nav), a rollout and its report (per run).
+"""
+
+from __future__ import annotations
+
+from airflow.plugins_manager import AirflowPlugin
+
+from gonogo.core.documents.board import BOARD_ROUTE, KJOREPLAN_ROUTE, REPORT_ROUTE, RUN_ROUTE
+from gonogo.server import listener
+from gonogo.server.middleware import GonogoMiddleware
+from gonogo.server.pages import URL_PREFIX, create_app
+
+
+class GonogoPlugin(AirflowPlugin):
+    name = "gonogo"
+    fastapi_root_middlewares = [  # noqa: RUF012 - Airflow's plugin API is class attributes
+        {"name": "gonogo: answers, state edits and triggers", "middleware": GonogoMiddleware},
+    ]
+    listeners = [listener]  # noqa: RUF012
+    # The kjøreplan, the status board, a rollout and its report, as pages inside the UI.
+    # The app checks every caller itself (gonogo.server.pages): Airflow does not.
+    fastapi_apps = [  # noqa: RUF012
+        {"app": create_app(), "url_prefix": URL_PREFIX, "name": "gonogo pages"},
+    ]
+    external_views = [  # noqa: RUF012
+        {
+            "name": "Kjøreplan",
+            "href": URL_PREFIX + "/kjoreplan/{DAG_ID}",
+            "destination": "dag",
+            "url_route": KJOREPLAN_ROUTE,
+        },
+        {
+            "name": "Rollouts",
+            "href": URL_PREFIX + "/board",
+            "destination": "nav",
+            "url_route": BOARD_ROUTE,
+        },
+        {
+            "name": "Rollout",
+            "href": URL_PREFIX + "/runs/{DAG_ID}/{RUN_ID}",
+            "destination": "dag_run",
+            "url_route": RUN_ROUTE,
+        },
+        {
+            "name": "Report",
+            "href": URL_PREFIX + "/report/{DAG_ID}/{RUN_ID}",
+            "destination": "dag_run",
+            "url_route": REPORT_ROUTE,
+        },
+    ]

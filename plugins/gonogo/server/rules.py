@@ -1,0 +1,182 @@
+"""What gonogo refuses in front of Airflow's REST API, as plain functions over plain data.
+
+The middleware (:mod:`gonogo.server.middleware`) finds the route, reads the body
+and the records; these functions decide. Every refusal says what to do instead,
+because a person reads it on the Required Actions page or in a terminal.
+"""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from gonogo.core import naming
+
+#: Task types whose state is a person's decision or gonogo's own bookkeeping.
+PROTECTED_TYPES = frozenset(
+    {
+        "GateRoleOperator",
+        "GateChecksOperator",
+        "ManualStepOperator",
+        "GuidedStepOperator",
+        "UndoSlot",
+        "RollbackStartSensor",
+        "RollbackApprovalOperator",
+        "AcquireLockSensor",
+    }
+)
+PROTECTED_IDS = frozenset(naming.RESERVED_IDS - {naming.ROLLBACK_GROUP})
+
+
+def is_protected(task_id: str, task_type: str | None) -> bool:
+    """Whether a task of a gonogo DAG may not be moved by hand: gates, people's answers, rollback."""
+    return (
+        task_id in PROTECTED_IDS
+        or naming.parse_gate_task(task_id) is not None
+        or naming.is_rollback_task(task_id)
+        or (task_type or "") in PROTECTED_TYPES
+    )
+
+
+def has_reason(comment: Any) -> bool:
+    """A comment says something: at least one letter, digit, punctuation mark or symbol.
+
+    Whitespace, zero-width and other invisible characters do not count.
+    """
+    if not isinstance(comment, str):
+        return False
+    return any(unicodedata.category(ch)[0] in "LNPS" for ch in comment)
+
+
+def parse_answer(body: bytes) -> dict[str, Any]:
+    """The answer's JSON, or ValueError with what is wrong with its shape."""
+    try:
+        payload = json.loads(body or b"{}")
+    except ValueError:
+        raise ValueError("the answer is not JSON") from None
+    if not isinstance(payload, dict):
+        raise ValueError("the answer must be a JSON object")
+    chosen = payload.get("chosen_options")
+    if not isinstance(chosen, list) or not all(isinstance(o, str) for o in chosen):
+        raise ValueError("chosen_options must be a list of option names")
+    params = payload.get("params_input", {})
+    if params is None:
+        params = {}
+    if not isinstance(params, dict):
+        raise ValueError("params_input must be an object")
+    return {"chosen_options": chosen, "params_input": params}
+
+
+def refusal(answer: Mapping[str, Any]) -> str | None:
+    """Why this answer (as :func:`parse_answer` read it) is refused for lack of a reason, or None."""
+    needing = [o for o in answer["chosen_options"] if o in naming.NEEDS_REASON]
+    if not needing:
+        return None
+    if has_reason(answer["params_input"].get(naming.COMMENT)):
+        return None
+    return (
+        f"{needing[0]} needs a comment that says why and what must be fixed; nothing was recorded"
+    )
+
+
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "null": (type(None),),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "array": (list,),
+    "object": (dict,),
+}
+
+
+def form_refusal(params_input: Mapping[str, Any], form: Mapping[str, Any] | None) -> str | None:
+    """Why ``params_input`` is not exactly what the request's form asked for, or None.
+
+    ``form`` is the request's serialized params (``{name: {"value": …, "schema": {…}}}``).
+    Unknown fields and values of the wrong type are refused before Airflow stores them,
+    so an answer can never be accepted and then fail the task.
+    """
+    fields = dict(form or {})
+    unknown = sorted(set(params_input) - set(fields))
+    if unknown:
+        asked = ", ".join(sorted(fields)) or "nothing"
+        return f"the form has no field {', '.join(unknown)} (it asks for: {asked}); nothing was recorded"
+    for name, value in params_input.items():
+        spec = fields[name] if isinstance(fields[name], Mapping) else {}
+        schema = spec.get("schema") if isinstance(spec.get("schema"), Mapping) else spec
+        wanted = schema.get("type") if isinstance(schema, Mapping) else None
+        types = [wanted] if isinstance(wanted, str) else list(wanted or [])
+        if not types:
+            continue
+        allowed = tuple(t for name_ in types for t in _JSON_TYPES.get(name_, ()))
+        ok = isinstance(value, allowed) and not (isinstance(value, bool) and "boolean" not in types)
+        if not ok:
+            return (
+                f"{name} must be {' or '.join(types)}, got {type(value).__name__}; "
+                "nothing was recorded"
+            )
+    return None
+
+
+def four_eyes_refusal(
+    user_id: str, user_name: str, trigger: Mapping[str, Any] | None, triggered_by: str | None
+) -> str | None:
+    """The person who started the rollout may not approve any part of it."""
+    same_id = bool(trigger) and str((trigger or {}).get("id")) == user_id
+    same_name = bool(triggered_by) and triggered_by == user_name
+    if same_id or same_name:
+        return (
+            f"{user_name} started this rollout and may not answer for it (four-eyes rule); "
+            "another member of the role must answer"
+        )
+    return None
+
+
+def second_role_refusal(
+    user_id: str, task_id: str, answered: Iterable[tuple[str, str | None]]
+) -> str | None:
+    """One person counts for at most one role per gate.
+
+    ``answered`` is (task id, responder id) of the gate's other answered requests.
+    """
+    mine = naming.parse_gate_task(task_id)
+    if mine is None or mine.role is None:
+        return None
+    for other_task, responder in answered:
+        other = naming.parse_gate_task(other_task)
+        if other is None or other.role in (None, mine.role) or other.gate != mine.gate:
+            continue
+        if responder is not None and str(responder) == user_id:
+            return (
+                f"you already answered for role {other.role} at gate {mine.gate}; "
+                f"one person counts for one role, so another member of {mine.role} must answer"
+            )
+    return None
+
+
+def state_change_refusal(
+    targets: Iterable[tuple[str, str | None]], *, widened: bool = False, whole_run: bool = False
+) -> str | None:
+    """Why a manual state change or clear of these tasks of a gonogo run is refused, or None.
+
+    ``targets`` are (task id, task type). ``widened``: the change also reaches upstream or
+    downstream tasks; ``whole_run``: it names no task, so it reaches every task.
+    """
+    fix = (
+        "gates are decided only by answers on the Required Actions page, "
+        "and rollback and the outcome only by gonogo"
+    )
+    if whole_run:
+        return f"a gonogo run cannot be changed or cleared as a whole by hand: {fix}"
+    protected = sorted({t for t, kind in targets if is_protected(t, kind)})
+    if protected:
+        return f"{', '.join(protected)} cannot be changed by hand: {fix}"
+    if widened:
+        return (
+            "a change that reaches upstream or downstream tasks of a gonogo run cannot be made "
+            f"by hand, as it would also move its gates or rollback: {fix}"
+        )
+    return None

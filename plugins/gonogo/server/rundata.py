@@ -1,0 +1,242 @@
+"""Reading runs from Airflow's metadata database into :class:`~gonogo.core.run.RunRecord`.
+
+The pages run inside the API server, which has the database; reading it
+directly costs four queries for a whole page of runs (runs, task instances, HITL
+details, XComs), where the REST API would cost several calls per run. Nothing is
+stored besides what Airflow stores.
+
+The runbook of a DAG is read from the runbooks folder (``GONOGO_RUNBOOKS_DIR``),
+which the API server sees like every other Airflow component, and cached per
+file modification time.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from gonogo.core.loader import load_file, runbook_files
+from gonogo.core.model import Runbook
+from gonogo.core.naming import XCOM_EVENTS, XCOM_FORECAST, XCOM_OUTCOME
+from gonogo.core.run import RunRecord, TaskRecord
+from gonogo.core.settings import runbooks_dir
+from gonogo.dag.folder import _RUNBOOK_ID, HEAD_BYTES
+from gonogo.errors import RunbookError
+
+#: Finished runs stay on the board this long.
+RECENT = timedelta(hours=24)
+#: Rollouts per board page.
+PAGE = 50
+_INDEX_TTL = 10.0
+
+
+class Runbooks:
+    """Which runbook file defines which DAG, and the parsed runbooks, cached."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._lock = threading.Lock()
+        self._index: dict[str, Path] = {}
+        self._indexed_at = 0.0
+        self._parsed: dict[Path, tuple[float, Runbook | None]] = {}
+
+    def _refresh(self) -> None:
+        index: dict[str, Path] = {}
+        files = runbook_files([self.folder]) if self.folder.is_dir() else []
+        for file in files:
+            try:
+                with open(file, "rb") as handle:
+                    head = handle.read(HEAD_BYTES).decode("utf-8", errors="replace")
+            except OSError:
+                continue
+            match = _RUNBOOK_ID.search(head)
+            if match is not None:
+                index.setdefault(match.group(1), file)
+        self._index = index
+        self._indexed_at = time.monotonic()
+
+    def ids(self) -> set[str]:
+        with self._lock:
+            if time.monotonic() - self._indexed_at > _INDEX_TTL:
+                self._refresh()
+            return set(self._index)
+
+    def get(self, dag_id: str) -> Runbook | None:
+        """The runbook of ``dag_id``, or None if no valid runbook defines it."""
+        if dag_id not in self.ids():
+            return None
+        path = self._index[dag_id]
+        try:
+            mtime = os.stat(path).st_mtime
+        except OSError:
+            return None
+        with self._lock:
+            cached = self._parsed.get(path)
+            if cached is not None and cached[0] == mtime:
+                return cached[1]
+        try:
+            runbook: Runbook | None = load_file(path)[0]
+        except RunbookError:
+            runbook = None
+        if runbook is not None and runbook.runbook != dag_id:
+            runbook = None
+        with self._lock:
+            self._parsed[path] = (mtime, runbook)
+        return runbook
+
+
+_RUNBOOKS: Runbooks | None = None
+
+
+def runbooks() -> Runbooks:
+    """The process's runbook cache, on the folder the DAG file reads."""
+    global _RUNBOOKS
+    if _RUNBOOKS is None:
+        from airflow.configuration import conf
+
+        # The DAG file's own default: runbooks/ beside the DAGs folder.
+        dags = Path(conf.get("core", "dags_folder", fallback=".") or ".")
+        _RUNBOOKS = Runbooks(runbooks_dir(dags.resolve().parent / "runbooks"))
+    return _RUNBOOKS
+
+
+def _state(value: Any) -> str | None:
+    return None if value is None else str(getattr(value, "value", value))
+
+
+def _xcom_value(raw: Any) -> Any:
+    from airflow.models.xcom import XComModel
+
+    return XComModel.deserialize_value(type("Row", (), {"value": raw})())
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def read_runs(session: Any, runs: Sequence[Any]) -> list[RunRecord]:
+    """Airflow's records of ``runs`` (DagRun rows): four queries, whatever their number."""
+    from airflow.models.hitl import HITLDetail
+    from airflow.models.taskinstance import TaskInstance as TI
+    from airflow.models.xcom import XComModel
+    from sqlalchemy import select
+
+    if not runs:
+        return []
+    keys = [(r.dag_id, r.run_id) for r in runs]
+    dag_ids = {k[0] for k in keys}
+    run_ids = {k[1] for k in keys}
+    wanted = set(keys)  # IN on dag_ids and run_ids separately, exact pairs in Python
+    tasks: dict[tuple[str, str], dict[str, TaskRecord]] = {k: {} for k in keys}
+    for row in session.execute(
+        select(
+            TI.dag_id, TI.run_id, TI.task_id, TI.state, TI.start_date, TI.end_date, TI.try_number
+        ).where(TI.dag_id.in_(dag_ids), TI.run_id.in_(run_ids), TI.map_index == -1)
+    ):
+        key = (row.dag_id, row.run_id)
+        if key in wanted:
+            tasks[key][row.task_id] = TaskRecord(
+                row.task_id, _state(row.state), row.start_date, row.end_date, row.try_number or 1
+            )
+    details: dict[tuple[str, str], list[dict[str, Any]]] = {k: [] for k in keys}
+    for detail, dag_id, run_id, task_id, state, tries in session.execute(
+        select(HITLDetail, TI.dag_id, TI.run_id, TI.task_id, TI.state, TI.try_number)
+        .join(TI, HITLDetail.ti_id == TI.id)
+        .where(TI.dag_id.in_(dag_ids), TI.run_id.in_(run_ids))
+    ):
+        if (dag_id, run_id) not in wanted:
+            continue
+        details[(dag_id, run_id)].append(
+            {
+                "task_instance": {
+                    "task_id": task_id,
+                    "state": _state(state),
+                    "try_number": tries,
+                },
+                "subject": detail.subject,
+                "chosen_options": detail.chosen_options,
+                "responded_by_user": detail.responded_by,
+                "responded_at": _iso(detail.responded_at),
+                "params_input": detail.params_input,
+                "response_received": detail.response_received,
+                "created_at": _iso(detail.created_at),
+                "assigned_users": detail.assignees or [],
+            }
+        )
+    outcomes: dict[tuple[str, str], Any] = {}
+    forecasts: dict[tuple[str, str], Any] = {}
+    events: dict[tuple[str, str], list[Any]] = {k: [] for k in keys}
+    for dag_id, run_id, key, value in session.execute(
+        select(XComModel.dag_id, XComModel.run_id, XComModel.key, XComModel.value).where(
+            XComModel.dag_id.in_(dag_ids),
+            XComModel.run_id.in_(run_ids),
+            XComModel.key.in_([XCOM_OUTCOME, XCOM_EVENTS, XCOM_FORECAST]),
+        )
+    ):
+        if (dag_id, run_id) not in wanted:
+            continue
+        found = _xcom_value(value)
+        if key == XCOM_OUTCOME and isinstance(found, dict):
+            outcomes[(dag_id, run_id)] = found
+        elif key == XCOM_EVENTS and isinstance(found, list):
+            events[(dag_id, run_id)] += [e for e in found if isinstance(e, dict)]
+        elif key == XCOM_FORECAST and isinstance(found, list):
+            made = [e for e in found if isinstance(e, dict) and e.get("finish")]
+            if made:
+                forecasts[(dag_id, run_id)] = max(made, key=lambda e: str(e.get("at", "")))
+    return [
+        RunRecord(
+            dag_id=r.dag_id,
+            run_id=r.run_id,
+            state=_state(r.state) or "",
+            start=r.start_date,
+            end=r.end_date,
+            triggered_by=getattr(r, "triggering_user_name", None) or "",
+            tasks=tasks[(r.dag_id, r.run_id)],
+            details=details[(r.dag_id, r.run_id)],
+            outcome=outcomes.get((r.dag_id, r.run_id)),
+            events=events[(r.dag_id, r.run_id)],
+            forecast=forecasts.get((r.dag_id, r.run_id)),
+        )
+        for r in runs
+    ]
+
+
+def board_runs(
+    session: Any, dag_ids: Iterable[str], now: datetime, offset: int = 0, limit: int = PAGE
+) -> list[Any]:
+    """Active runs and those that ended within :data:`RECENT`, newest first, one page."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.state import DagRunState
+    from sqlalchemy import or_, select
+
+    ids = sorted(set(dag_ids))
+    if not ids:
+        return []
+    return list(
+        session.scalars(
+            select(DagRun)
+            .where(
+                DagRun.dag_id.in_(ids),
+                or_(
+                    DagRun.state.in_([DagRunState.RUNNING, DagRunState.QUEUED]),
+                    DagRun.end_date >= now - RECENT,
+                ),
+            )
+            .order_by(DagRun.start_date.desc().nulls_first(), DagRun.id.desc())
+            .offset(offset)
+            .limit(limit)
+        )
+    )
+
+
+def one_run(session: Any, dag_id: str, run_id: str) -> Any:
+    from airflow.models.dagrun import DagRun
+    from sqlalchemy import select
+
+    return session.scalar(select(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))

@@ -1,0 +1,32 @@
+"""What gonogo relies on in Airflow itself: state names, and the DagBag import-error hook."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from airflow.utils.state import TaskInstanceState
+
+from gonogo.core import states
+from gonogo.dag.import_errors import add_import_error
+
+
+def test_the_core_state_names_are_airflows() -> None:
+    names = {v for k, v in vars(states).items() if k.isupper() and isinstance(v, str)}
+    assert names <= {s.value for s in TaskInstanceState}
+
+
+def test_an_import_error_lands_in_the_dagbag_importing_the_dag_file(tmp_path: Path) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    (tmp_path / "loader.py").write_text(
+        "# an airflow dag file\n"
+        "from pathlib import Path\n"
+        "from gonogo.dag.import_errors import add_import_error\n"
+        "assert add_import_error(Path(__file__).with_name('rb.yaml'), 'rb.yaml:3:1: broken')\n"
+    )
+    bag = DagBag(dag_folder=str(tmp_path))
+    assert bag.import_errors == {"rb.yaml": "rb.yaml:3:1: broken"}
+
+
+def test_without_an_importing_dagbag_nothing_is_recorded(tmp_path: Path) -> None:
+    assert add_import_error(tmp_path / "rb.yaml", "broken") is False

@@ -1,0 +1,257 @@
+"""Gates nobody can get around, against a real Airflow, by users with their own tokens.
+
+Every way around a gate a user with the ordinary `user` role has in Airflow's REST
+API is tried here: marking a request success, clearing it, setting the run's state,
+writing gonogo's records, spelling the route differently, answering twice for two
+roles, starting a run where nobody else can approve it. Another team's DAG beside
+gonogo's is left alone.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+from tests.integration.conftest import Airflow, cli
+from tests.integration.test_gates import open_gate, states
+
+pytestmark = pytest.mark.integration
+
+DAG = "it-gate"
+GATE = "gate__go_nogo"
+ROLES = {"release_manager": "relman", "service_owner": "svcowner2", "hospital": "wardrep"}
+
+
+def hitl_path(dag: str, run: str, task: str, index: str = "-1") -> str:
+    return f"/dags/{dag}/dagRuns/{run}/taskInstances/{task}/{index}/hitlDetails"
+
+
+def finish_gate(airflow: Airflow, run: str, dag: str = DAG) -> None:
+    for role, user in ROLES.items():
+        task = f"{GATE}.{role}"
+        airflow.admin.wait_pending(dag, run, task)
+        airflow.client(user).answer_or_raise(dag, run, task, "GO", "checked")
+
+
+def test_a_waiting_gate_cannot_be_marked_cleared_or_recorded_by_hand(airflow: Airflow) -> None:
+    run = open_gate(airflow)
+    task = f"{GATE}.hospital"
+    airflow.admin.wait_pending(DAG, run, task)
+    operator = airflow.operator
+    base = f"/dags/{DAG}/dagRuns/{run}"
+    attempts: list[tuple[str, str, dict[str, Any]]] = [
+        ("PATCH", f"{base}/taskInstances/{task}", {"new_state": "success"}),
+        ("PATCH", f"{base}/taskInstances/{task}/-1.0", {"new_state": "success"}),
+        ("PATCH", f"{base}/taskInstances/{GATE}.result", {"new_state": "success"}),
+        ("PATCH", f"{base}/taskInstances/outcome", {"new_state": "success"}),
+        (
+            "PATCH",
+            f"{base}/taskInstances/prepare.change_something",
+            {"new_state": "success", "include_downstream": True},
+        ),
+        ("PATCH", f"{base}/taskGroupInstances/{GATE}", {"new_state": "success"}),
+        (
+            "POST",
+            f"/dags/{DAG}/clearTaskInstances",
+            {"dry_run": False, "dag_run_id": run, "task_ids": [task]},
+        ),
+        ("POST", f"/dags/{DAG}/clearTaskInstances", {"dry_run": False, "dag_run_id": run}),
+        ("PATCH", base, {"state": "success"}),
+        ("POST", f"{base}/clear", {"dry_run": False}),
+        (
+            "POST",
+            f"{base}/taskInstances/{task}/xcomEntries",
+            {"key": "return_value", "value": {"answer": "GO"}},
+        ),
+    ]
+    for method, path, body in attempts:
+        response = operator.request(method, path, json=body)
+        assert response.status_code == 403, (method, path, response.status_code, response.text)
+        assert (
+            "by hand" in response.json()["detail"]
+            or "only by its tasks" in response.json()["detail"]
+        ), path
+    assert states(airflow, DAG, run)[task] == "awaiting_input"
+    # A note on the run is not a state change: that stays allowed.
+    assert operator.request("PATCH", base, json={"note": "watching"}).status_code == 200
+    finish_gate(airflow, run)
+    assert airflow.admin.wait_run(DAG, run)["state"] == "success"
+
+
+def test_the_answer_rules_hold_for_every_spelling_of_the_route(airflow: Airflow) -> None:
+    run = open_gate(airflow)
+    task = f"{GATE}.hospital"
+    airflow.admin.wait_pending(DAG, run, task)
+    wardrep = airflow.client("wardrep")
+    bodies = [
+        {"chosen_options": ["NOGO"], "params_input": {}},
+        {"chosen_options": ["NOGO"], "params_input": {"comment": "\u200b \u2060"}},
+        {"chosen_options": ["GO"], "params_input": {"comment": 5}},
+        {"chosen_options": ["GO"], "params_input": {"comment": "ok", "extra": "x"}},
+    ]
+    for index in ("-1", "-1.0", "%20-1", "-01"):
+        path = hitl_path(DAG, run, task, index)
+        for body in bodies:
+            response = wardrep.request("PATCH", path, json=body)
+            assert response.status_code == 422, (index, body, response.text)
+            assert "nothing was recorded" in response.json()["detail"]
+    detail = airflow.admin.wait_pending(DAG, run, task)
+    assert detail["response_received"] is False
+    # The other requests were not withdrawn by a refused NOGO.
+    assert states(airflow, DAG, run)[f"{GATE}.release_manager"] == "awaiting_input"
+    # A browser gets a status the UI has no fixed text for, so it shows the body and the reason.
+    response = wardrep.request(
+        "PATCH", hitl_path(DAG, run, task), json=bodies[0], headers={"Sec-Fetch-Mode": "cors"}
+    )
+    assert response.status_code == 449
+    assert "NOGO needs a comment" in response.json()["detail"]
+    finish_gate(airflow, run)
+    assert airflow.admin.wait_run(DAG, run)["state"] == "success"
+
+
+def test_one_person_answers_for_one_role_per_gate(airflow: Airflow) -> None:
+    dag = "it-two-roles"
+    run = open_gate(airflow, dag)
+    relman = airflow.client("relman")
+    airflow.admin.wait_pending(dag, run, f"{GATE}.release_manager")
+    relman.answer_or_raise(dag, run, f"{GATE}.release_manager", "GO", "ready")
+    airflow.admin.wait_pending(dag, run, f"{GATE}.hospital")
+    second = relman.answer(dag, run, f"{GATE}.hospital", "GO", "also ready")
+    assert second.status_code == 409
+    assert "already answered for role release_manager" in second.json()["detail"]
+    airflow.client("wardrep").answer_or_raise(dag, run, f"{GATE}.hospital", "GO", "ward ok")
+    assert airflow.admin.wait_run(dag, run)["state"] == "success"
+    record = airflow.admin.xcom(dag, run, f"{GATE}.hospital")
+    assert record["by_id"] == "wardrep"
+
+
+def test_a_run_whose_sole_approver_started_it_is_refused_before_any_step(
+    airflow: Airflow,
+) -> None:
+    dag = "it-sole-approver"
+    run = open_gate(airflow, dag, by="wardrep")
+    assert airflow.admin.wait_run(dag, run)["state"] == "failed"
+    found = states(airflow, dag, run)
+    assert found["before_start"] == "failed"
+    assert found["prepare.change_something"] in (None, "upstream_failed", "skipped")
+    assert not (airflow.state_dir / "sole-approver-changed.txt").exists()
+    log = airflow.admin.task_log(dag, run, "before_start")
+    assert "role hospital has nobody left to answer" in log
+    assert airflow.admin.xcom(dag, run, "outcome", key="outcome")["outcome"] == "nogo_before_start"
+
+
+def test_a_run_started_without_a_known_user_is_refused_before_any_step(airflow: Airflow) -> None:
+    dag = "it-sole-approver"
+    airflow.wait_dags(dag)
+    airflow.stack.airflow("dags", "trigger", dag)
+    runs = airflow.admin.call("GET", f"/dags/{dag}/dagRuns", params={"order_by": "-start_date"})
+    run = next(
+        r["dag_run_id"]
+        for r in runs["dag_runs"]
+        if r["run_type"] == "manual" and not (r.get("conf") or {}).get("gonogo_triggered_by")
+    )
+    assert airflow.admin.wait_run(dag, run)["state"] == "failed"
+    assert states(airflow, dag, run)["before_start"] == "failed"
+    assert "nobody known triggered this run" in airflow.admin.task_log(dag, run, "before_start")
+
+
+def test_rollback_waits_for_a_manual_step_still_being_confirmed_and_undoes_it(
+    airflow: Airflow,
+) -> None:
+    dag = "it-manual-parallel"
+    run = open_gate(airflow, dag)
+    airflow.admin.wait_task(dag, run, "work.breaks", ["failed"], timeout=120)
+    airflow.admin.wait_task(
+        dag,
+        run,
+        "rollback.start",
+        ["up_for_reschedule", "running", "queued", "scheduled"],
+        timeout=60,
+    )
+    airflow.admin.wait_pending(dag, run, "work.confirm")
+    airflow.client("svcowner").answer_or_raise(dag, run, "work.confirm", "Done", "switched")
+    assert airflow.admin.wait_run(dag, run, timeout=180)["state"] == "failed"
+    outcome = airflow.admin.xcom(dag, run, "outcome", key="outcome")
+    assert outcome["outcome"] == "rolled_back"
+    assert outcome["undone"] == ["confirm"]
+    assert (airflow.state_dir / "manual-undone.txt").exists()
+
+
+def test_another_teams_hitl_dag_is_left_alone(airflow: Airflow) -> None:
+    dag = "plain-hitl"
+    airflow.wait_dags(dag)
+    run = airflow.operator.trigger(dag)
+    airflow.admin.wait_pending(dag, run, "gate__review.lead")
+    # A blank NOGO is theirs to allow, and nothing else of theirs is withdrawn.
+    blank = airflow.client("relman").answer(dag, run, "gate__review.lead", "NOGO")
+    assert blank.status_code == 200, blank.text
+    airflow.admin.wait_pending(dag, run, "gate__review.second")
+    assert states(airflow, dag, run)["gate__review.second"] == "awaiting_input"
+    marked = airflow.operator.request(
+        "PATCH",
+        f"/dags/{dag}/dagRuns/{run}/taskInstances/gate__review.second",
+        json={"new_state": "success"},
+    )
+    assert marked.status_code == 200, marked.text
+    finished = airflow.admin.wait_run(dag, run)
+    assert not finished.get("note")
+
+
+def test_a_missing_lock_pool_refuses_the_trigger_until_gonogo_setup_creates_it(
+    airflow: Airflow,
+) -> None:
+    dag = "it-lock-a"
+    airflow.wait_dags(dag)
+    admin = airflow.admin
+    assert admin.request("DELETE", "/pools/gonogo_lock").status_code == 204
+    try:
+        refused = airflow.operator.request(
+            "POST", f"/dags/{dag}/dagRuns", json={"logical_date": None}
+        )
+        assert refused.status_code == 409
+        assert "gonogo setup" in refused.json()["detail"]
+    finally:
+        made = cli(airflow, "admin", "setup")
+    assert made.returncode == 0, made.stderr
+    assert "created the pool gonogo_lock with 1 slot" in made.stdout
+    assert admin.call("GET", "/pools/gonogo_lock")["slots"] == 1
+    admin.call(
+        "PATCH",
+        "/pools/gonogo_lock",
+        json={"name": "gonogo_lock", "slots": 2, "include_deferred": False},
+    )
+    assert "has 1 now" in cli(airflow, "admin", "setup").stdout
+    run = airflow.operator.trigger(dag)
+    assert admin.wait_run(dag, run)["state"] == "success"
+
+
+def test_a_gate_set_to_success_past_the_api_does_not_let_the_next_phase_run(
+    airflow: Airflow,
+) -> None:
+    run = open_gate(airflow)
+    for role in ROLES:
+        airflow.admin.wait_pending(DAG, run, f"{GATE}.{role}")
+    # Straight in the database, as someone with the database's password could: no answer.
+    bypass = (
+        "from sqlalchemy import select\n"
+        "from airflow.models.taskinstance import TaskInstance\n"
+        "from airflow.utils.session import create_session\n"
+        "from airflow.utils.state import TaskInstanceState\n"
+        "with create_session() as session:\n"
+        "    for ti in session.scalars(select(TaskInstance).where(\n"
+        f"            TaskInstance.dag_id == {DAG!r}, TaskInstance.run_id == {run!r},\n"
+        f"            TaskInstance.task_id.startswith({GATE + '.'!r}))).all():\n"
+        "        ti.set_state(TaskInstanceState.SUCCESS, session=session)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", bypass], env=airflow.stack.env(), capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert airflow.admin.wait_run(DAG, run, timeout=180)["state"] == "failed"
+    found = states(airflow, DAG, run)
+    assert found["after.after_gate"] == "failed"
+    log = airflow.admin.task_log(DAG, run, "after.after_gate")
+    assert "there is no recorded GO from role" in log
+    assert airflow.admin.xcom(DAG, run, "outcome", key="outcome")["outcome"] == "rolled_back"

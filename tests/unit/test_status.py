@@ -1,0 +1,45 @@
+"""The green / yellow / red rule of the status board, as a pure function."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from gonogo.core.status import GREEN, RED, YELLOW, rollout_status
+
+END = datetime(2026, 12, 6, 4, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("given", "colour"),
+    [
+        ({}, GREEN),
+        ({"late": timedelta(minutes=3)}, GREEN),  # inside the tolerance
+        ({"late": -timedelta(minutes=30)}, GREEN),  # ahead of plan
+        ({"forecast_finish": END - timedelta(minutes=1), "window_end": END}, GREEN),
+        ({"late": timedelta(minutes=20), "forecast_finish": END, "window_end": END}, YELLOW),
+        ({"waiting_past_plan": ["go_nogo_2"]}, YELLOW),
+        ({"failed": True}, RED),
+        ({"rolling_back": True}, RED),
+        ({"nogo": True}, RED),
+        ({"forecast_finish": END + timedelta(minutes=1), "window_end": END}, RED),
+        ({"failed": True, "late": timedelta(hours=1)}, RED),  # red wins over yellow
+        ({"forecast_finish": END + timedelta(hours=1)}, GREEN),  # no window: nothing to miss
+    ],
+)
+def test_the_colour_follows_the_rule(given: dict[str, Any], colour: str) -> None:
+    assert rollout_status(**given).colour == colour
+
+
+def test_the_reasons_say_why() -> None:
+    found = rollout_status(
+        late=timedelta(minutes=75), waiting_past_plan=["go_nogo_3"], window_end=END
+    )
+    assert found.reasons == (
+        "behind plan by 1h15m",
+        "gate go_nogo_3 waiting past its planned time",
+    )
+    red = rollout_status(nogo=True, rolling_back=True)
+    assert red.reasons == ("a gate said NOGO", "rollback")
