@@ -305,14 +305,18 @@ phases:
     assert shared == datetime(2030, 1, 1, 23, 0, tzinfo=UTC)
 
 
-def test_every_step_after_a_gate_checks_the_gates_answer_records_first(ehr: Any) -> None:
-    from gonogo.dag.rollback import stop_if_failed
+def _hooks(hook: Any) -> list[str]:
+    """The functions a pre_execute hook runs, in order, with chains taken apart."""
+    if hook.__qualname__ == "chain.<locals>.run":
+        return [name for part in hook.__closure__[0].cell_contents for name in _hooks(part)]
+    return [hook.__qualname__]
 
-    plain_guard = type(stop_if_failed())
-    before = ehr.get_task("preflight.announce_start")._pre_execute_hook
-    after = ehr.get_task("install.stop_app")._pre_execute_hook
-    assert before.__qualname__ == "stop_if_failed.<locals>.guard"
-    # After a gate the hook is a chain: the guard, then the check of the gate's records.
-    assert isinstance(after, plain_guard) and after.__qualname__ == "chain.<locals>.run"
-    verify = after.__closure__[0].cell_contents[1]
-    assert verify.__qualname__ == "verify_gates.<locals>.hook"
+
+def test_every_step_after_a_gate_checks_the_gates_answer_records_first(ehr: Any) -> None:
+    before = _hooks(ehr.get_task("preflight.announce_start")._pre_execute_hook)
+    after = _hooks(ehr.get_task("install.stop_app")._pre_execute_hook)
+    guard = ["stop_if_failed.<locals>.guard", "unchanged.<locals>.hook"]
+    assert before[:2] == guard and "verify_gates.<locals>.hook" not in before
+    # After a gate: the same guard, then the check of the gate's records, then the rehearsal.
+    assert after[:3] == [*guard, "verify_gates.<locals>.hook"]
+    assert "rehearse_instead.<locals>.hook" in after

@@ -53,7 +53,7 @@ BROKEN: dict[str, tuple[Callable[[str], str], str]] = {
     ),
     "bad-duration": (
         lambda t: t.replace("planned: 20m", "planned: 20 min", 1),
-        "expected a duration like 90s, 30m, 2h or 1h30m, got '20 min'",
+        "expected a duration like 90s, 30m, 2h, 1h30m or 14d, got '20 min'",
     ),
     "normal-change-without-gate": (
         without_gates,

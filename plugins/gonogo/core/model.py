@@ -27,8 +27,8 @@ from pydantic import (
 
 from gonogo.core.clock import Clock, DecideBy
 
-_DURATION = re.compile(r"^(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+)s)?$")
-DURATION_PATTERN = r"^(?=\d)(\d+h)?(\d+m)?(\d+s)?$"
+_DURATION = re.compile(r"^(?:(?P<d>\d+)d)?(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+)s)?$")
+DURATION_PATTERN = r"^(?=\d)(\d+d)?(\d+h)?(\d+m)?(\d+s)?$"
 
 #: Airflow task and DAG ids allow letters, digits, ``_``, ``-`` and ``.``; gonogo
 #: keeps ``.`` for TaskGroup prefixes, so runbook ids use the rest.
@@ -53,7 +53,7 @@ EVENTS: tuple[str, ...] = get_args(Event)
 
 
 def parse_duration(value: Any) -> timedelta:
-    """``90s``, ``30m``, ``2h`` and ``1h30m`` become timedeltas; anything else is refused."""
+    """``90s``, ``30m``, ``2h``, ``1h30m`` and ``14d`` become timedeltas; anything else is refused."""
     if isinstance(value, timedelta):
         return value
     if isinstance(value, str):
@@ -62,21 +62,24 @@ def parse_duration(value: Any) -> timedelta:
             parts = {k: int(v) for k, v in match.groupdict().items() if v}
             try:
                 result = timedelta(
+                    days=parts.get("d", 0),
                     hours=parts.get("h", 0), minutes=parts.get("m", 0), seconds=parts.get("s", 0)
                 )
             except OverflowError:  # more hours than a timedelta holds: refused below
                 result = timedelta(0)
             if result > timedelta(0):
                 return result
-    raise ValueError(f"expected a duration like 90s, 30m, 2h or 1h30m, got {value!r}")
+    raise ValueError(f"expected a duration like 90s, 30m, 2h, 1h30m or 14d, got {value!r}")
 
 
 def format_duration(value: timedelta) -> str:
     """The inverse of :func:`parse_duration`: ``timedelta(minutes=90)`` is ``1h30m``."""
     total = int(value.total_seconds())
-    hours, rest = divmod(total, 3600)
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
     minutes, seconds = divmod(rest, 60)
-    text = (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "")
+    text = (f"{days}d" if days else "") + (f"{hours}h" if hours else "")
+    text += f"{minutes}m" if minutes else ""
     text += f"{seconds}s" if seconds or not text else ""
     return text
 
@@ -89,7 +92,7 @@ Duration = Annotated[
         {
             "type": "string",
             "pattern": DURATION_PATTERN,
-            "description": "A duration such as 90s, 30m, 2h or 1h30m",
+            "description": "A duration such as 90s, 30m, 2h, 1h30m or 14d",
         }
     ),
 ]
@@ -330,6 +333,11 @@ class Step(Activity):
         default=False,
         description="The step changes nothing (a check), so it needs no rollback",
     )
+    rehearse: Activity | None = Field(
+        default=None,
+        description="What a rehearsal run does instead (e.g. the command with --dry-run); "
+        "without it a rehearsal skips the step",
+    )
 
 
 class Check(Activity):
@@ -421,6 +429,24 @@ class Rollback(_Model):
     steps: list[GlobalStep] = Field(default_factory=list)
 
 
+class Approval(_Model):
+    """Plan approval (CAB, GO/NOGO 1): the roles that approve this runbook's fingerprint."""
+
+    sign_off: list[str] = Field(min_length=1)
+    timeout: Duration | None = Field(
+        default=None, description="No answer within this time means the plan is not approved"
+    )
+
+
+class Requires(_Model):
+    """Promotion guard: the same plan must have succeeded in an earlier environment."""
+
+    environment: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    within: Duration = Field(
+        default=timedelta(days=14), description="How recent that successful run must be"
+    )
+
+
 class Runbook(_Model):
     """A deployment runbook ("kjøreplan"): one Airflow DAG."""
 
@@ -436,6 +462,8 @@ class Runbook(_Model):
     notify: list[NotifyRule] = Field(default_factory=list)
     itsm: Itsm | None = None
     incident: Incident = Incident()
+    approval: Approval | None = None
+    requires: Requires | None = None
     phases: list[PhaseOrGate] = Field(min_length=1)
     rollback: Rollback = Rollback()
 

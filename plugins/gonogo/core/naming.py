@@ -103,6 +103,38 @@ NOTE_MARKER = "<!-- gonogo run note -->"
 DAG_MARKER_TAG = "gonogo:runbook"
 #: The run conf key under which the API server records who triggered the run ({id, name}).
 CONF_TRIGGER = "gonogo_triggered_by"
+#: The trigger-form param that makes a run a rehearsal: steps run their ``rehearse:`` action.
+REHEARSAL_PARAM = "rehearsal"
+#: Preflight XComs: the plan's fingerprint, and the earlier run the promotion guard found.
+XCOM_FINGERPRINT = "fingerprint"
+XCOM_PROMOTION = "promotion"
+
+# -- plan approval ----------------------------------------------------------------------------
+
+#: The approval DAG of runbook ``x`` is ``x.approval``; a runbook id may not end so.
+APPROVAL_SUFFIX = ".approval"
+#: The gate id inside an approval DAG, and the task that records the approval.
+APPROVAL_GATE = "cab"
+APPROVAL_RECORD = "record"
+#: The approval DAG's trigger-form params.
+REVOKE_PARAM = "revoke"
+REASON_PARAM = "reason"
+#: Airflow Variables gonogo keeps its ledgers in; REST edits of them are refused.
+LEDGER_PREFIX = "gonogo_"
+
+
+def approval_dag(runbook_id: str) -> str:
+    return f"{runbook_id}{APPROVAL_SUFFIX}"
+
+
+def approvals_key(runbook_id: str) -> str:
+    """The Variable that lists the approved (and revoked) fingerprints of one runbook."""
+    return f"{LEDGER_PREFIX}approvals__{runbook_id}"
+
+
+def successes_key(work: str) -> str:
+    """The Variable that lists the successful runs of one plan of work (promotion guard)."""
+    return f"{LEDGER_PREFIX}succeeded__{work[:32]}"
 
 
 # -- task ids ---------------------------------------------------------------------------------

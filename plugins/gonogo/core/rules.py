@@ -22,6 +22,7 @@ from gonogo.core.model import (
     Runbook,
     Step,
 )
+from gonogo.core.policy import PolicyError, current_policy
 from gonogo.core.settings import python_prefixes
 from gonogo.core.shell import advice, env_name, param_name, unsafe_templates
 from gonogo.core.source import Loc, Source, did_you_mean
@@ -60,6 +61,8 @@ def _actions(runbook: Runbook) -> Iterator[tuple[Loc, Any]]:
                 yield ("phases", i, "steps", j), step
                 if step.rollback is not None:
                     yield ("phases", i, "steps", j, "rollback"), step.rollback
+                if step.rehearse is not None:
+                    yield ("phases", i, "steps", j, "rehearse"), step.rehearse
         else:
             for j, check_ in enumerate(item.checks):
                 yield ("phases", i, "checks", j), check_
@@ -123,6 +126,9 @@ def _roles(runbook: Runbook, source: Source) -> list[Problem]:
     for key in ("decide_by", "approve"):
         for j, role in enumerate(getattr(runbook.rollback, key)):
             known(role, ("rollback", key, j))
+    if runbook.approval is not None:
+        for j, role in enumerate(runbook.approval.sign_off):
+            known(role, ("approval", "sign_off", j))
     if runbook.rollback.mode == "decide" and not runbook.rollback.decide_by and not runbook.gates:
         problems.append(
             source.problem(
@@ -180,12 +186,51 @@ def _window_and_change(runbook: Runbook, source: Source) -> list[Problem]:
     problems = []
     if runbook.window is not None and runbook.window.end <= runbook.window.start:
         problems.append(source.problem(("window", "end"), "the window must end after it starts"))
-    if runbook.change.type in ("normal", "emergency") and not runbook.gates:
+    try:
+        rule = current_policy().rule(runbook.change.type, runbook.environment)
+    except PolicyError as exc:
+        return [*problems, source.problem(("change", "type"), f"the change policy: {exc}")]
+    if len(runbook.gates) < rule.min_gates:
+        count = "one GO/NOGO gate" if rule.min_gates == 1 else f"{rule.min_gates} GO/NOGO gates"
         problems.append(
             source.problem(
                 ("change", "type"),
-                f"a {runbook.change.type} change needs at least one GO/NOGO gate "
-                "in phases; only a standard change may have none",
+                f"a {runbook.change.type} change needs at least {count} in phases, and this "
+                f"runbook has {len(runbook.gates)} (change policy for {runbook.environment}: "
+                f"{current_policy().source})",
+            )
+        )
+    elif rule.approval != "none" and runbook.approval is None and not runbook.gates:
+        problems.append(
+            source.problem(
+                ("change", "type"),
+                f"a {runbook.change.type} change needs its plan approved: name the CAB roles "
+                "in approval.sign_off",
+            )
+        )
+    if runbook.requires is not None and runbook.requires.environment == runbook.environment:
+        problems.append(
+            source.problem(
+                ("requires", "environment"),
+                f"the promotion guard needs an earlier environment than {runbook.environment} "
+                "itself",
+            )
+        )
+    if runbook.runbook.endswith(naming.APPROVAL_SUFFIX):
+        problems.append(
+            source.problem(
+                ("runbook",),
+                f"a runbook id may not end with {naming.APPROVAL_SUFFIX!r}: "
+                "gonogo names each runbook's plan-approval DAG so",
+            )
+        )
+    if naming.REHEARSAL_PARAM in runbook.params:
+        problems.append(
+            source.problem(
+                ("params", naming.REHEARSAL_PARAM),
+                f"the param {naming.REHEARSAL_PARAM!r} is reserved: gonogo adds it to the "
+                "trigger form to start a rehearsal",
+                key=True,
             )
         )
     return problems

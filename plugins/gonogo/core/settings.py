@@ -15,6 +15,8 @@ RUNBOOKS_DIR_ENV = "GONOGO_RUNBOOKS_DIR"
 #: Comma-separated module prefixes python steps may import from.
 PYTHON_PREFIXES_ENV = "GONOGO_PYTHON_PREFIXES"
 DEFAULT_PYTHON_PREFIXES = ("steps",)
+#: The installation's change-type policy (gonogo.core.policy): a YAML file, or the YAML itself.
+POLICY_ENV = "GONOGO_POLICY"
 
 #: The one-slot Airflow pool inside which a rollout lock is claimed.
 LOCK_POOL = "gonogo_lock"

@@ -44,6 +44,7 @@ from gonogo.core.model import Activity, Http, Runbook
 from gonogo.core.settings import python_prefixes
 from gonogo.core.shell import env_name, to_environment
 from gonogo.dag.hitl import ManualStepOperator
+from gonogo.dag.states import Rehearsable, is_rehearsal
 from gonogo.dag.window import bound_to_window
 from gonogo.errors import StepError
 
@@ -55,13 +56,35 @@ RETRY_PAUSE_SECONDS = 5
 Hook = Callable[[Any], None]
 
 
-class StepBashOperator(BashOperator):
+class StepBashOperator(Rehearsable, BashOperator):
     """BashOperator that first logs the rendered command and where it runs, as one plain line."""
 
     def execute(self, context: Any) -> Any:
-        log.info("bash step: %s", str(self.bash_command).strip())
-        log.info("working directory: %s", self.cwd)
+        if self.rehearsed is None:
+            log.info("bash step: %s", str(self.bash_command).strip())
+            log.info("working directory: %s", self.cwd)
         return super().execute(context)
+
+
+class StepPythonOperator(Rehearsable, PythonOperator):
+    """PythonOperator for http and python steps, which a rehearsal can stand in for."""
+
+
+def rehearse_instead(spec: Mapping[str, Any] | None, step_id: str) -> Hook:
+    """A pre_execute hook: in a rehearsal run, run ``spec`` (the rehearse action) instead, or nothing."""
+
+    def hook(context: Any) -> None:
+        task = context["task"]
+        if not is_rehearsal(context):
+            return
+        if spec is None:
+            log.info("rehearsal: step %s has no rehearse action, so nothing runs", step_id)
+            task.rehearsed = (None,)
+            return
+        log.info("rehearsal: running the rehearse action of %s instead of the step", step_id)
+        task.rehearsed = (run_action(spec, context, task.render_template),)
+
+    return hook
 
 
 class Actions:
@@ -154,11 +177,11 @@ class Actions:
                 **common,
             )
         if action.http is not None:
-            return PythonOperator(
+            return StepPythonOperator(
                 python_callable=run_http, op_kwargs={"spec": http_spec(action.http)}, **common
             )
         if action.python is not None:
-            return PythonOperator(
+            return StepPythonOperator(
                 python_callable=run_python,
                 op_kwargs={
                     "target": action.python.callable,

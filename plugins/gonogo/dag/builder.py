@@ -31,7 +31,14 @@ from gonogo.core.outline import render_outline
 from gonogo.core.settings import DEFAULT_DECIDE_TIMEOUT, LOCK_POOL
 from gonogo.core.shell import shquote
 from gonogo.core.timeplan import time_plan
-from gonogo.dag.actions import Actions, Hook, chain, step_doc
+from gonogo.dag.actions import Actions, Hook, chain, rehearse_instead, step_doc
+from gonogo.dag.approval import (
+    Plan,
+    build_approval_dag,
+    needs_approval_dag,
+    plan_check,
+    unchanged,
+)
 from gonogo.dag.clock import hold_for_start, planned_start_param
 from gonogo.dag.forecast import forecast_task
 from gonogo.dag.gates import build_gate, verify_gates
@@ -50,6 +57,13 @@ def dag_params(runbook: Runbook) -> dict[str, Param]:
         schema = spec.model_dump(exclude_none=True, exclude={"default"})
         params[name] = Param(spec.default, **schema)
     params[naming.PLANNED_START_PARAM] = planned_start_param(runbook.window)
+    params[naming.REHEARSAL_PARAM] = Param(
+        False,
+        type="boolean",
+        title="Rehearsal",
+        description="Run each step's rehearse action (e.g. a dry run) instead of the step; "
+        "gates are real, undos are only logged, and the run never counts for promotion",
+    )
     return params
 
 
@@ -59,8 +73,10 @@ class DagBuilder:
     def __init__(self, runbook: Runbook, runbooks_dir: Path) -> None:
         self.runbook = runbook
         self.actions = Actions(runbook, runbooks_dir)
-        # Forward work starts only while nothing has failed: once rollback is due, nothing new starts.
-        self.forward_guard = stop_if_failed()
+        self.plan = Plan(runbook, runbooks_dir)
+        # Forward work starts only while nothing has failed (once rollback is due, nothing new
+        # starts) and while the runbook and its files are what the preflight fingerprinted.
+        self.forward_guard = chain(stop_if_failed(), unchanged(self.plan))
         self.gates_passed: list[Gate] = []
 
     def step_guard(self) -> Hook:
@@ -80,6 +96,8 @@ class DagBuilder:
         return sorted({u for r in roles for u in self.runbook.roles[r].users})
 
     def step(self, step: Step) -> BaseOperator:
+        rehearse = self.actions.spec(step.id, step.rehearse, step.owner) if step.rehearse else None
+        guard = chain(self.step_guard(), rehearse_instead(rehearse, step.id))
         if self.runbook.rollback.mode == "decide" and step.manual is None:
             return GuidedStepOperator(
                 task_id=step.id,
@@ -88,7 +106,7 @@ class DagBuilder:
                 deciders=self.deciders(),
                 decide_timeout=self.runbook.rollback.timeout or DEFAULT_DECIDE_TIMEOUT,
                 execution_timeout=step.timeout,
-                pre_execute=self.actions.hooks(self.step_guard(), in_window=True),
+                pre_execute=self.actions.hooks(guard, in_window=True),
                 post_execute=record_finish,
                 on_failure_callback=step_failed,
                 doc_md=step_doc(step.id, step.owner),
@@ -102,7 +120,7 @@ class DagBuilder:
             timeout=step.timeout,
             retries=step.retries,
             retry_delay=step.retry_delay,
-            pre_execute=self.step_guard(),
+            pre_execute=guard,
             post_execute=record_finish,
             on_failure_callback=step_failed,
         )
@@ -146,7 +164,7 @@ class DagBuilder:
         )
         attach(dag, runbook)
         with dag:
-            first = preflight_task(runbook)
+            first = preflight_task(runbook, plan_check(runbook, self.plan))
             previous: list[BaseOperator] = [first]
             if runbook.window is not None:
                 window = wait_for_window(runbook.window, time_plan(runbook).begin)
@@ -197,10 +215,19 @@ class DagBuilder:
                 priority_weight=100,
             )
             rollback_tasks >> release
-            release >> outcome_task(runbook, forward, steps)
+            release >> outcome_task(runbook, forward, steps, self.plan)
         return dag
 
 
 def build_dag(runbook: Runbook, runbooks_dir: str | os.PathLike[str]) -> DAG:
     """The Airflow DAG for a validated runbook."""
     return DagBuilder(runbook, Path(runbooks_dir)).build()
+
+
+def build_dags(runbook: Runbook, runbooks_dir: str | os.PathLike[str]) -> list[DAG]:
+    """The runbook's DAG, and its plan-approval DAG when its change type needs one."""
+    builder = DagBuilder(runbook, Path(runbooks_dir))
+    dags = [builder.build()]
+    if needs_approval_dag(runbook):
+        dags.append(build_approval_dag(runbook, Path(runbooks_dir), builder.plan))
+    return dags

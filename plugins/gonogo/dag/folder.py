@@ -16,6 +16,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from gonogo.core import naming
 from gonogo.core.loader import load_files, read_bytes, runbook_files
 from gonogo.dag.import_errors import add_import_error
 from gonogo.errors import Problem, RunbookError
@@ -71,24 +72,24 @@ def build_all(folder: Path, namespace: dict[str, Any]) -> dict[str, Any]:
     """
     from airflow.sdk import get_parsing_context
 
-    from gonogo.dag.builder import build_dag
+    from gonogo.dag.builder import build_dags
 
     files = runbook_files([folder]) if folder.is_dir() else []
     if not files:
         log.warning("gonogo: no runbooks found in %s", folder)
     wanted = get_parsing_context().dag_id
     if wanted:
-        files = _wanted(files, wanted)
+        files = _wanted(files, wanted.removesuffix(naming.APPROVAL_SUFFIX))
     dags = {}
     for item in load_files(files):
         file, runbook = item.file, item.runbook
         if runbook is None:
             report(file, item.problems)
             continue
-        if wanted and runbook.runbook != wanted:
+        if wanted and wanted not in (runbook.runbook, naming.approval_dag(runbook.runbook)):
             continue
         try:
-            dag = build_dag(runbook, folder)
+            built = build_dags(runbook, folder)
         except RunbookError as exc:
             report(file, exc.problems)
             continue
@@ -96,6 +97,7 @@ def build_all(folder: Path, namespace: dict[str, Any]) -> dict[str, Any]:
             log.exception("gonogo: could not build a DAG from %s", file)
             report(file, [Problem(str(file), 1, 1, "", f"could not build the DAG: {exc}")])
             continue
-        dags[runbook.runbook] = dag
-        namespace[namespace_key(runbook.runbook)] = dag
+        for dag in built:
+            dags[dag.dag_id] = dag
+            namespace[namespace_key(dag.dag_id)] = dag
     return dags

@@ -34,6 +34,7 @@ from airflow.sdk.bases.operator import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from gonogo.core import naming, states
+from gonogo.core.fingerprint import SHORT
 from gonogo.core.gates import eligible, evidence, gate_body, gate_verdict, literal, summarize
 from gonogo.core.model import Gate, Window
 from gonogo.core.settings import EXPIRING_AT
@@ -204,6 +205,9 @@ class GateRoleOperator(Request):
         checks = (
             self._pull(context, naming.CHECKS, key=naming.XCOM_CHECKS) if self.has_checks else None
         )
+        body += "\n" + plan_evidence(context)
+        if not self.evidence_steps:  # a plan approval: nothing runs before it
+            return body
         return body + "\n" + evidence(self.evidence_steps, crumbs, checks or [])
 
     def _record(self, context: Any, answer: str, by: str | None, comment: str) -> dict[str, Any]:
@@ -250,6 +254,33 @@ class GateRoleOperator(Request):
         if given.option == naming.NOGO:
             log.info("on_nogo is reask: role %s will be asked again", self.role)
         return record
+
+
+def plan_evidence(context: Any) -> str:
+    """What the preflight found: the plan's fingerprint, its approval, its run elsewhere."""
+    ti = context["ti"]
+    found = ti.xcom_pull(task_ids=naming.PREFLIGHT_TASK) or {}
+    plan = ti.xcom_pull(task_ids=naming.PREFLIGHT_TASK, key=naming.XCOM_FINGERPRINT) or {}
+    lines = []
+    if plan.get("digest"):
+        lines.append(f"- Plan fingerprint: `{str(plan['digest'])[:SHORT]}`")
+    if found.get("rehearsal"):
+        lines.append("- **Rehearsal:** steps run their rehearse action; nothing real changes.")
+    approval = found.get("approval") or {}
+    if approval.get("approved_by"):
+        lines.append(
+            f"- Plan approved by {', '.join(approval['approved_by'])} at "
+            f"{approval.get('approved_at')} (approval run `{approval.get('run_id')}`)"
+        )
+    elif found.get("retrospective"):
+        lines.append("- Emergency change: **retrospective approval required** by the CAB.")
+    promotion = found.get("promotion") or {}
+    if promotion.get("run_id"):
+        lines.append(
+            f"- Succeeded in {promotion.get('environment')}: run `{promotion['run_id']}` of "
+            f"`{promotion.get('dag_id')}` at {promotion.get('at')}, started by {promotion.get('by')}"
+        )
+    return "\n".join(lines) + ("\n" if lines else "")
 
 
 # -- the next phase checks the records ------------------------------------------------------
@@ -374,9 +405,14 @@ def gate_result(gate: str, roles: dict[str, list[str]], **context: Any) -> dict[
 
 
 def build_gate(
-    actions: Actions, gate: Gate, guard: Hook
+    actions: Actions, gate: Gate, guard: Hook, appendix: str = ""
 ) -> tuple[list[BaseOperator], list[BaseOperator], list[BaseOperator]]:
-    """The gate's TaskGroup: entry tasks, exit tasks, and every task in it."""
+    """The gate's TaskGroup: entry tasks, exit tasks, and every task in it.
+
+    ``appendix`` (Markdown) ends every request's body; a gate with one (the plan
+    approval, whose appendix is the kjøreplan) comes before any step, so its body
+    shows no steps so far.
+    """
     runbook = actions.runbook
     reask = gate.on_nogo == "reask"
     evidence_steps = [
@@ -386,6 +422,7 @@ def build_gate(
             step.planned.total_seconds() if step.planned else None,
         )
         for phase, step in runbook.steps()
+        if not appendix
     ]
     tasks: list[BaseOperator] = []
     with TaskGroup(group_id=naming.gate_group(gate.gate), tooltip=gate.title or gate.gate):
@@ -422,7 +459,7 @@ def build_gate(
                     window=runbook.window,
                     evidence_steps=evidence_steps,
                     subject=literal(f"{gate.title or gate.gate}: {runbook.title} ({role})"),
-                    body=gate_body(runbook, gate, role),
+                    body=gate_body(runbook, gate, role) + appendix,
                     pre_execute=guard,
                     doc_md=f"GO/NOGO for role {role}" + (f", round {number + 1}" if number else ""),
                 )

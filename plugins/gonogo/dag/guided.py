@@ -25,13 +25,14 @@ from airflow.sdk.exceptions import AirflowFailException
 from gonogo.core.naming import CONTINUE, RETRY, ROLL_BACK, XCOM_DECISIONS
 from gonogo.dag.actions import ActionRunner
 from gonogo.dag.hitl import Request, assignees
+from gonogo.dag.states import Rehearsable
 
 log = logging.getLogger(__name__)
 
 OUTPUT_SHOWN = 1500
 
 
-class GuidedStepOperator(ActionRunner, Request):
+class GuidedStepOperator(Rehearsable, ActionRunner, Request):
     """A technical step that, on failure, asks the deciding roles: Retry, Roll back or Continue."""
 
     event = "decision_needed"
@@ -60,6 +61,8 @@ class GuidedStepOperator(ActionRunner, Request):
         self.deciders = list(deciders)
 
     def execute(self, context: Any) -> Any:
+        if self.rehearsed is not None:
+            return self.rehearsed[0]
         return self._attempt(context)
 
     def _attempt(self, context: Any) -> Any:

@@ -23,6 +23,7 @@ from airflow.sdk.execution_time.hitl import HITLUser
 from gonogo.core.decisions import Answer
 from gonogo.core.naming import COMMENT, DONE, FAILED
 from gonogo.dag.notify import RequestNotifier
+from gonogo.dag.states import Rehearsable
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ class Request(HITLOperator):
         return Answer.from_event(event)
 
 
-class ManualStepOperator(Request):
+class ManualStepOperator(Rehearsable, Request):
     """A manual activity: the owner role's members confirm Done, or report Failed with a comment."""
 
     def __init__(self, *, instruction: str, role: str, users: Sequence[str], **kwargs: Any) -> None:

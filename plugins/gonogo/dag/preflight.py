@@ -1,4 +1,7 @@
-"""Checks before anything changes: a known person started the run, and every gate can be answered.
+"""Checks before anything changes: who started the run, the gates, and the change type's policy.
+
+A known person started the run, every gate can be answered, and the policy
+holds: an approved plan, a recent success where the runbook ``requires`` one.
 
 The first task of every gonogo DAG. A run that fails here ends
 ``nogo_before_start``: nothing was changed, and the log says why.
@@ -7,7 +10,8 @@ The first task of every gonogo DAG. A run that fails here ends
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from airflow.providers.standard.operators.python import PythonOperator
@@ -22,9 +26,15 @@ log = logging.getLogger(__name__)
 
 
 def preflight(
-    gates: Mapping[str, Sequence[str]], role_users: Mapping[str, Sequence[str]], **context: Any
+    gates: Mapping[str, Sequence[str]],
+    role_users: Mapping[str, Sequence[str]],
+    check: Callable[[Any], dict[str, Any]] | None = None,
+    **context: Any,
 ) -> dict[str, Any]:
-    """Refuse the run before any step unless its trigger is known and every gate can be answered."""
+    """Refuse the run before any step unless its trigger is known and every gate can be answered.
+
+    ``check`` then applies the plan's policy (:func:`gonogo.dag.approval.plan_check`).
+    """
     trigger_id, trigger_name = run_trigger(context)
     if trigger_id is None:
         raise AirflowFailException(
@@ -41,17 +51,19 @@ def preflight(
                     "(four-eyes rule); ask another person to start it, or add a member to the role"
                 )
     log.info("preflight: started by %s (%s); every gate can be answered", trigger_name, trigger_id)
-    return {"triggered_by": {"id": trigger_id, "name": trigger_name}}
+    found = {"triggered_by": {"id": trigger_id, "name": trigger_name}}
+    return {**found, **check(context)} if check is not None else found
 
 
-def preflight_task(runbook: Runbook) -> PythonOperator:
+def preflight_task(runbook: Runbook, check: Callable[[Any], dict[str, Any]]) -> PythonOperator:
     return PythonOperator(
         task_id=PREFLIGHT_TASK,
-        python_callable=preflight,
+        python_callable=partial(preflight, check=check),
         op_kwargs={
             "gates": {g.gate: list(g.sign_off) for g in runbook.gates},
             "role_users": {name: list(role.users) for name, role in runbook.roles.items()},
         },
-        doc_md="Refuses the run before any step when its trigger is unknown or a gate "
-        "could never be answered (four-eyes).",
+        doc_md="Refuses the run before any step when its trigger is unknown, a gate "
+        "could never be answered (four-eyes), its plan is not approved or the promotion "
+        "guard finds no recent success in the earlier environment.",
     )

@@ -26,6 +26,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from airflow.providers.standard.operators.python import PythonOperator
@@ -42,10 +43,11 @@ from gonogo.core import rollback as plan
 from gonogo.core.model import Runbook
 from gonogo.core.rules import is_read_only
 from gonogo.core.settings import DEFAULT_DECIDE_TIMEOUT, ROLLBACK_WAIT
-from gonogo.dag.actions import ActionRunner, Actions, Hook
+from gonogo.dag.actions import ActionRunner, Actions, Hook, rehearse_instead
+from gonogo.dag.approval import Plan, approval_of, record_success
 from gonogo.dag.hitl import Request, assignees
 from gonogo.dag.notify import tell
-from gonogo.dag.states import run_states
+from gonogo.dag.states import is_rehearsal, run_states
 from gonogo.errors import RollbackError
 
 log = logging.getLogger(__name__)
@@ -212,6 +214,9 @@ class UndoSlot(ActionRunner, Request):
             action["task_id"],
             reasons,
         )
+        if is_rehearsal(context):
+            log.info("rehearsal: undo %s (%s) is not run", step_id, action["kind"])
+            return None
         if action["kind"] == "manual":
             self.subject = f"Rollback: undo {step_id}"
             self.body = str(self.render_template(action["manual"], context))
@@ -328,6 +333,7 @@ def build_rollback_group(
                 timeout=global_step.timeout,
                 retries=global_step.retries,
                 in_window=False,
+                pre_execute=rehearse_instead(None, global_step.id),
                 trigger_rule="none_failed_min_one_success",
             )
             before >> task
@@ -351,11 +357,32 @@ def _ordinal(n: int) -> str:
 # -- outcome -----------------------------------------------------------------------------------
 
 
+def plan_record(context: Any, runbook: Runbook, the_plan: Plan, outcome: str) -> dict[str, Any]:
+    """The outcome's plan facts: fingerprint, rehearsal, approval; a success is remembered."""
+    found = context["ti"].xcom_pull(task_ids=naming.PREFLIGHT_TASK) or {}
+    if not found.get("fingerprint"):
+        return {}  # refused before start: the preflight said why
+    record: dict[str, Any] = {"fingerprint": found["fingerprint"]}
+    if found.get("rehearsal"):
+        record["rehearsal"] = True
+        return record
+    if found.get("retrospective"):
+        approved = approval_of(context, runbook.runbook, the_plan.fingerprint())
+        record["retrospective_approval"] = "given" if approved else "required"
+        if not approved:
+            log.warning("emergency change: retrospective approval by the CAB is required")
+    if outcome == plan.SUCCEEDED:
+        record_success(context, runbook, the_plan.fingerprint())
+    return record
+
+
 def record_outcome(
     forward: list[str],
     changing: list[str],
     rollback: list[str],
     global_ids: list[str],
+    runbook: Runbook | None = None,
+    the_plan: Plan | None = None,
     **context: Any,
 ) -> dict[str, Any]:
     task_states = run_states(context)
@@ -372,6 +399,8 @@ def record_outcome(
         record["not_undone"] = plan.not_undone_lines(detail)
         for line in record["not_undone"]:
             log.info("not undone: %s", line)
+    if runbook is not None and the_plan is not None:
+        record.update(plan_record(context, runbook, the_plan, outcome))
     context["ti"].xcom_push(key=naming.XCOM_OUTCOME, value=record)
     if outcome == plan.ROLLBACK_FAILED:
         context["ti"].xcom_push(
@@ -387,7 +416,10 @@ def record_outcome(
 
 
 def outcome_task(
-    runbook: Runbook, forward: list[BaseOperator], steps: Mapping[str, BaseOperator]
+    runbook: Runbook,
+    forward: list[BaseOperator],
+    steps: Mapping[str, BaseOperator],
+    the_plan: Plan | None = None,
 ) -> BaseOperator:
     changing = [steps[s.id].task_id for _, s in runbook.steps() if not is_read_only(s)]
     slots = sum(1 for _, s in runbook.steps() if s.rollback is not None)
@@ -397,7 +429,7 @@ def outcome_task(
     ]
     return PythonOperator(
         task_id=naming.OUTCOME_TASK,
-        python_callable=record_outcome,
+        python_callable=partial(record_outcome, runbook=runbook, the_plan=the_plan),
         op_kwargs={
             "forward": [t.task_id for t in forward],
             "changing": changing,

@@ -1,4 +1,4 @@
-"""Reading a run's task states from inside a task, through the Task SDK."""
+"""Reading a run from inside a task: its task states, who started it, whether it is a rehearsal."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from gonogo.core.decisions import recorded_trigger
+from gonogo.core.naming import REHEARSAL_PARAM
 
 
 def run_states(context: Mapping[str, Any]) -> dict[str, str]:
@@ -33,3 +34,24 @@ def run_trigger(context: Mapping[str, Any]) -> tuple[str | None, str | None]:
     dag_run = context.get("dag_run")
     recorded = recorded_trigger(getattr(dag_run, "conf", None))
     return (recorded["id"] if recorded else None), getattr(dag_run, "triggering_user_name", None)
+
+
+def is_rehearsal(context: Mapping[str, Any]) -> bool:
+    """Whether the run was triggered as a rehearsal (the ``rehearsal`` param of the trigger form)."""
+    return bool((context.get("params") or {}).get(REHEARSAL_PARAM))
+
+
+class Rehearsable:
+    """A step's task that, in a rehearsal run, returns what its rehearse action gave instead.
+
+    The rehearse hook (:func:`gonogo.dag.actions.rehearse_instead`) runs in
+    pre_execute, after Airflow has already picked the method to run, so the swap
+    happens here.
+    """
+
+    rehearsed: tuple[Any] | None = None
+
+    def execute(self, context: Any) -> Any:
+        if self.rehearsed is not None:
+            return self.rehearsed[0]
+        return super().execute(context)  # type: ignore[misc]
