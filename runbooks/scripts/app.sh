@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# app.sh install VERSION | stop | start | smoke: a stand-in application server.
+# app.sh install VERSION | check VERSION | stop | start | smoke: a stand-in application server.
 . "$(dirname "$0")/_state.sh"
 maybe_fail
-case "${1:?usage: app.sh install VERSION|stop|start|smoke}" in
+case "${1:?usage: app.sh install VERSION|check VERSION|stop|start|smoke}" in
   install)
     version="${2:?version}"
     printf '%s\n' "$version" > "$STATE/app.version"
     say "installed application version [$version]" ;;
+  check) say "dry run: version [${2:?version}] would be installed; nothing changed" ;;
   stop)  echo stopped > "$STATE/app.status"; say "application stopped" ;;
   start) echo running > "$STATE/app.status"; say "application started" ;;
   smoke)

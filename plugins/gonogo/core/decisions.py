@@ -206,6 +206,12 @@ def note(
             lines.append(f"Undone: {', '.join(outcome['undone'])}")
         if outcome.get("not_undone"):
             lines.append(f"Not undone: {', '.join(outcome['not_undone'])}")
+        if outcome.get("fingerprint"):
+            lines.append(f"Plan fingerprint: {outcome['fingerprint']}")
+        if outcome.get("rehearsal"):
+            lines.append("Rehearsal: steps ran their rehearse actions; nothing real changed.")
+        if outcome.get("retrospective_approval") == "required":
+            lines.append("Emergency change: retrospective approval by the CAB required.")
         lines.append("")
     if rows:
         lines.append("Decisions:")

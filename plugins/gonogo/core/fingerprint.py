@@ -83,7 +83,7 @@ def fingerprint(runbook: Runbook, runbooks_dir: str | Path) -> Fingerprint:
     for key, value in data.items():
         if key != "phases":
             parts[f"runbook:{key}"] = _hash(value)
-    order = []
+    order: list[Any] = []
     for item, dumped in zip(runbook.phases, data["phases"], strict=True):
         if isinstance(item, Gate):
             parts[f"gate:{item.gate}"] = _hash(dumped)

@@ -63,7 +63,9 @@ def parse_duration(value: Any) -> timedelta:
             try:
                 result = timedelta(
                     days=parts.get("d", 0),
-                    hours=parts.get("h", 0), minutes=parts.get("m", 0), seconds=parts.get("s", 0)
+                    hours=parts.get("h", 0),
+                    minutes=parts.get("m", 0),
+                    seconds=parts.get("s", 0),
                 )
             except OverflowError:  # more hours than a timedelta holds: refused below
                 result = timedelta(0)

@@ -123,7 +123,8 @@ def current_policy() -> Policy:
 def _policy(setting: str) -> Policy:
     if not setting:
         return Policy(dict(DEFAULTS), {})
-    if "\n" not in setting and not setting.lstrip().startswith("{"):
+    inline = "\n" in setting or setting.startswith("{") or ": " in setting
+    if not inline:
         path = Path(setting)
         try:
             return parse_policy(path.read_text(encoding="utf-8"), str(path))

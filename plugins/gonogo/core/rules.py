@@ -14,7 +14,6 @@ from gonogo.core import naming
 from gonogo.core.graph import find_cycle, phase_upstreams
 from gonogo.core.model import (
     ID_PATTERN,
-    Action,
     Gate,
     GlobalStep,
     Param,
@@ -95,7 +94,7 @@ def _unique_ids(runbook: Runbook, source: Source) -> list[Problem]:
         else:
             claim(item.gate, ("phases", i, "gate"))
     for loc, action in _actions(runbook):
-        if not isinstance(action, Action):
+        if hasattr(action, "id"):  # steps, checks, global steps; not undo or rehearse actions
             claim(action.id, (*loc, "id"))
     return problems
 
@@ -256,6 +255,13 @@ def _manual_owners(runbook: Runbook, source: Source) -> list[Problem]:
                     source.problem(
                         (*loc, "rollback"),
                         "a manual rollback needs the step to have an owner who confirms it",
+                    )
+                )
+            if step.rehearse is not None and step.rehearse.manual is not None:
+                problems.append(
+                    source.problem(
+                        (*loc, "rehearse", "manual"),
+                        "a rehearse action runs by itself: bash, http or python, not manual",
                     )
                 )
     for j, global_step in enumerate(runbook.rollback.steps):

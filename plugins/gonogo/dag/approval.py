@@ -130,9 +130,7 @@ def _promotion(context: Any, runbook: Runbook, plan: Fingerprint) -> dict[str, A
             continue
         if str(getattr(state, "value", state)) == "success":
             return dict(entry)
-    raise AirflowFailException(
-        ledger.promotion_refusal(plan, needed.environment, needed.within)
-    )
+    raise AirflowFailException(ledger.promotion_refusal(plan, needed.environment, needed.within))
 
 
 def plan_check(runbook: Runbook, plan: Plan) -> Callable[[Any], dict[str, Any]]:
@@ -242,7 +240,12 @@ def _revoke(context: Any, runbook: Runbook, reason: str) -> None:
     key = naming.approvals_key(runbook.runbook)
     which = str(context["params"].get("fingerprint") or "")
     new, revoked = ledger.with_revocation(
-        _read(key, {}), which, by or trigger_id, reason.strip(), context["run_id"], datetime.now(UTC)
+        _read(key, {}),
+        which,
+        by or trigger_id,
+        reason.strip(),
+        context["run_id"],
+        datetime.now(UTC),
     )
     if not revoked:
         raise AirflowFailException(

@@ -57,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         users=DEMO_USERS,
         port=args.port,
         extra_env={"GONOGO_STATE_DIR": str(state)},
+        policy=None,  # the defaults: the normal change needs its plan approved first
     )
 
     def stop(signum: int, frame: FrameType | None) -> None:

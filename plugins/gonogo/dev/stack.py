@@ -26,9 +26,14 @@ from typing import Any
 
 import requests
 
-from gonogo.core.settings import LOCK_POOL
+from gonogo.core.settings import LOCK_POOL, POLICY_ENV
 
 PROCESSES = ("api-server", "scheduler", "dag-processor", "triggerer")
+#: The stack's change policy unless GONOGO_POLICY is set: the defaults, except that a
+#: normal change in the ``test`` environment needs no plan approval, as many
+#: installations set it. The test runbooks are normal changes in test; the plan
+#: approval tests use prod.
+TEST_POLICY = "environments: {test: {normal: {approval: none}}}"
 AUTH_MANAGERS = {
     "simple": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
     "fab": "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager",
@@ -63,6 +68,8 @@ class AirflowStack:
     #: users created in the database at start; their ids are numbers, see :meth:`user_ids`).
     auth_manager: str = "simple"
     extra_env: dict[str, str] = field(default_factory=dict)
+    #: The change policy (gonogo.core.policy) unless GONOGO_POLICY is set; None: the defaults.
+    policy: str | None = TEST_POLICY
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     pgid: int | None = None
     _created_db: str | None = None
@@ -134,6 +141,8 @@ class AirflowStack:
                 "PYTHONUNBUFFERED": "1",
             }
         )
+        if self.policy is not None:
+            env.setdefault(POLICY_ENV, self.policy)
         if self.executor == "CeleryExecutor":
             # Results in the metadata database, like the team deployment.
             env["AIRFLOW__CELERY__RESULT_BACKEND"] = "db+" + env[

@@ -18,6 +18,8 @@ For a DAG that carries gonogo's marker tag it then:
 - **triggers**: refuses a trigger while the lock pool is missing or has more than
   one slot, and records who triggered (user id and name from the token) in the
   run's conf, which the DAG's preflight checks.
+- **ledgers**: refuses REST writes of the Variables gonogo keeps its records in
+  (``gonogo_*``: plan approvals, successful runs, notifications sent), for any DAG.
 
 It fails closed: when a check cannot be made (say the database is unreachable),
 the request is refused with 503 and nothing is changed.
@@ -420,6 +422,34 @@ async def on_xcom(request: Incoming) -> Refuse | Forward:
     return Refuse(403, "a gonogo run's records (XCom) are written only by its tasks, never by hand")
 
 
+def _keys(value: Any) -> list[str]:
+    """Every Variable key a variables request names: path, body, bulk entities."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [k for item in value for k in _keys(item)]
+    if isinstance(value, dict):
+        found = [value["key"]] if isinstance(value.get("key"), str) else []
+        return found + _keys(value.get("entities") or []) + _keys(value.get("actions") or [])
+    return []
+
+
+async def on_variable(request: Incoming) -> Refuse | Forward:
+    try:
+        body = request.json() if request.body else {}
+    except ValueError:
+        body = {}  # Airflow answers 422
+    keys = _keys(request.params.get("variable_key")) + _keys(body)
+    if any(k.startswith(naming.LEDGER_PREFIX) for k in keys):
+        return Refuse(
+            403,
+            f"Variables named {naming.LEDGER_PREFIX}* are gonogo's records (plan approvals, "
+            "successful runs, notifications sent) and are written only by its tasks; "
+            "to revoke an approval, trigger the runbook's .approval DAG with revoke",
+        )
+    return Forward()
+
+
 async def on_trigger(request: Incoming) -> Refuse | Forward:
     dag_id = request.params.get("dag_id")
     if not await _gonogo(dag_id):
@@ -456,6 +486,10 @@ HANDLERS: dict[str, Handler] = {
     "update_xcom_entry": on_xcom,
     "delete_xcom_entry": on_xcom,
     "trigger_dag_run": on_trigger,
+    "post_variable": on_variable,
+    "patch_variable": on_variable,
+    "delete_variable": on_variable,
+    "bulk_variables": on_variable,
 }
 
 

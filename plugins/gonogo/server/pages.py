@@ -23,9 +23,14 @@ from starlette.concurrency import run_in_threadpool
 
 from gonogo.core.documents.board import board_html, run_html
 from gonogo.core.documents.kjoreplan import plan_data, plan_html, plan_markdown
-from gonogo.core.documents.report import report_data, report_html, report_markdown
+from gonogo.core.documents.report import (
+    plan_facts,
+    report_data,
+    report_html,
+    report_markdown,
+)
 from gonogo.core.run import progress
-from gonogo.server import rundata
+from gonogo.server import records, rundata
 
 #: Where the app is mounted in the API server.
 URL_PREFIX = "/gonogo"
@@ -118,7 +123,14 @@ def _run_report(dag_id: str, run_id: str, now: datetime) -> dict[str, Any]:
         if run is None:
             raise HTTPException(404, f"no run {run_id!r} of {dag_id!r}")
         (record,) = rundata.read_runs(session, [run])
-    return report_data(progress(runbook, record, now), now)
+    data = report_data(progress(runbook, record, now), now)
+    outcome = data["outcome"] or {}
+    if outcome.get("retrospective_approval") == "required":
+        given = records.approved_afterwards(dag_id, str(outcome.get("fingerprint", "")))
+        if given:
+            outcome["retrospective_approval"] = given
+            data["plan"] = plan_facts(outcome)
+    return data
 
 
 def _board(user: Any, now: datetime, offset: int, limit: int) -> list[dict[str, Any]]:

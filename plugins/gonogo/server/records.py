@@ -210,3 +210,35 @@ def record_marked_finish(dag_id: str, run_id: str, task_id: str, map_index: int 
         run_id=run_id,
         map_index=map_index,
     )
+
+
+def approved_afterwards(dag_id: str, short: str) -> str | None:
+    """Who approved plan ``short`` of runbook ``dag_id``, and when, if the CAB has since.
+
+    For an emergency change's report: its run was flagged "retrospective approval
+    required" until then. Only an entry whose approval run succeeded counts.
+    """
+    from airflow.models.dagrun import DagRun
+    from airflow.models.variable import Variable
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    from gonogo.core.approval import approved
+
+    ledger = Variable.get(naming.approvals_key(dag_id), default_var=None, deserialize_json=True)
+    if not isinstance(ledger, dict):
+        return None
+    for digest in ledger:
+        entry = approved(ledger, digest) if digest.startswith(short) else None
+        if entry is None:
+            continue
+        with create_session() as session:
+            state = session.scalar(
+                select(DagRun.state).where(
+                    DagRun.dag_id == naming.approval_dag(dag_id),
+                    DagRun.run_id == entry["run_id"],
+                )
+            )
+        if str(getattr(state, "value", state)) == "success":
+            return f"by {', '.join(entry.get('approved_by') or [])} at {entry.get('approved_at')}"
+    return None

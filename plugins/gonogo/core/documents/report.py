@@ -63,8 +63,24 @@ def report_data(progress: Progress, now: datetime | None = None) -> dict[str, An
         t.task_id == naming.ROLLBACK_START and t.state == states.SUCCESS for t in progress.rollback
     )
     data["result"] = outcome.get("outcome") or (progress.state if progress.end else "running")
+    data["plan"] = plan_facts(outcome)
     data["bars"] = [_bar_dict(b) for b in report_bars(progress)]
     return data
+
+
+def plan_facts(outcome: dict[str, Any]) -> list[tuple[str, str]]:
+    """What the run's outcome says about its plan: fingerprint, rehearsal, approval. Pure."""
+    facts = []
+    if outcome.get("fingerprint"):
+        facts.append(("Plan fingerprint", str(outcome["fingerprint"])))
+    if outcome.get("rehearsal"):
+        facts.append(("Rehearsal", "steps ran their rehearse actions; nothing real changed"))
+    approval = outcome.get("retrospective_approval")
+    if approval == "required":
+        facts.append(("Approval", "retrospective approval required: the CAB has not approved it"))
+    elif approval:
+        facts.append(("Approval", f"emergency change, approved afterwards: {approval}"))
+    return facts
 
 
 def _bar_dict(bar: Bar) -> dict[str, Any]:
@@ -147,6 +163,7 @@ def report_markdown(data: dict[str, Any], ui_base: str = "") -> str:
     ]
     if outcome.get("reasons"):
         lines.append(f"- **Why:** {t('; '.join(outcome['reasons']))}")
+    lines += [f"- **{label}:** {t(text)}" for label, text in data.get("plan", [])]
     lines += [
         "",
         "## Activities",
