@@ -1,6 +1,6 @@
 """The ``gonogo`` command line.
 
-``validate``, ``schema`` and ``plan`` need only the pure core. Exit codes: 0 all
+``validate``, ``schema``, ``plan`` and ``rehearse`` need only the pure core. Exit codes: 0 all
 good, 1 something is invalid or refused, 2 a usage error.
 """
 
@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gonogo.core.loader import load_file, load_files, runbook_files
-from gonogo.errors import GonogoError, Problem, RunbookError
+from gonogo.core.model import Runbook
+from gonogo.errors import GonogoError, Problem, RunbookError, TimePlanError
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -68,19 +69,27 @@ def _schema(args: argparse.Namespace) -> int:
     return 0
 
 
-def _plan(args: argparse.Namespace) -> int:
-    from gonogo.core.outline import render_outline
-
-    if not Path(args.file).exists():
-        print(f"gonogo plan: no such file: {args.file}", file=sys.stderr)
+def _load(file: str, command: str) -> Runbook | int:
+    """The runbook in ``file``, or the exit code after saying why there is none to use."""
+    if not Path(file).exists():
+        print(f"gonogo {command}: no such file: {file}", file=sys.stderr)
         return 2
     try:
-        runbook, warnings = load_file(args.file)
+        runbook, warnings = load_file(file)
     except RunbookError as exc:
         print(exc, file=sys.stderr)
         return 1
     for warning in warnings:
         print(warning, file=sys.stderr)
+    return runbook
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from gonogo.core.outline import render_outline
+
+    runbook = _load(args.file, "plan")
+    if isinstance(runbook, int):
+        return runbook
     if args.format == "text":
         print(render_outline(runbook), end="")
         return 0
@@ -94,6 +103,33 @@ def _plan(args: argparse.Namespace) -> int:
     }[args.format]
     print(render(data), end="")
     return 0
+
+
+def _rehearse(args: argparse.Namespace) -> int:
+    from gonogo.core.rehearse import RehearsalError, rehearsal_text, rehearse
+
+    runbook = _load(args.file, "rehearse")
+    if isinstance(runbook, int):
+        return runbook
+    try:
+        result = rehearse(
+            runbook, dict(args.param), nogo=args.nogo, fail=args.fail, start=args.start
+        )
+    except RehearsalError as exc:
+        print(f"gonogo rehearse: {exc}", file=sys.stderr)
+        return 2
+    except TimePlanError as exc:
+        print(f"gonogo rehearse: --start: {exc}", file=sys.stderr)
+        return 2
+    print(rehearsal_text(result), end="")
+    return 0
+
+
+def _param(text: str) -> tuple[str, str]:
+    name, equals, value = text.partition("=")
+    if not equals or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name, value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -121,6 +157,29 @@ def build_parser() -> argparse.ArgumentParser:
         help="text: the outline; md, html, json: the kjøreplan for the CAB (html prints on A4)",
     )
     plan.set_defaults(func=_plan)
+
+    rehearse = commands.add_parser(
+        "rehearse",
+        help="simulate a run offline by plan: the timeline, a NOGO or failure, every command",
+    )
+    rehearse.add_argument("file", metavar="FILE")
+    rehearse.add_argument(
+        "--param",
+        type=_param,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a param value for the rendered commands (repeatable; default: the param's default)",
+    )
+    scenario = rehearse.add_mutually_exclusive_group()
+    scenario.add_argument("--nogo", metavar="GATE", help="the gate that says NOGO")
+    scenario.add_argument("--fail", metavar="STEP", help="the step that fails")
+    rehearse.add_argument(
+        "--start",
+        metavar="ISO",
+        help="the planned start T, e.g. 2026-12-05T22:30:00+01:00 (default: the window start)",
+    )
+    rehearse.set_defaults(func=_rehearse)
 
     from gonogo.client.commands import add_client_commands
 
