@@ -9,6 +9,7 @@ The hierarchy::
     ├── RollbackError         a compensation failed; the change is only partly undone
     ├── TimePlanError         a planned start outside the window, or a time that cannot be read
     ├── ItsmError             the ITSM refused the change or a request, in its own words
+    ├── RehearsalError        a rehearsal asked about a param, gate or step the runbook lacks
     └── ClientError           the CLI could not talk to Airflow or was refused
         └── ApprovalRefused   Airflow refused an answer (not assigned, already answered, …)
 
@@ -89,6 +90,10 @@ class RollbackError(GonogoError):
 
 class TimePlanError(GonogoError):
     """A planned start outside the change window, or one that is not a time."""
+
+
+class RehearsalError(GonogoError):
+    """A rehearsal was asked about a param, gate or step the runbook does not have."""
 
 
 class ClientError(GonogoError):

@@ -66,7 +66,7 @@ def test_a_normal_change_runs_only_the_plan_its_cab_approved(airflow: Airflow) -
     airflow.wait_dags(PLAN, f"{PLAN}.approval")
 
     log = refused(airflow, PLAN, operator.trigger(PLAN))
-    assert "not approved" in log and "no version of this runbook has been approved" in log
+    assert "not approved" in log and "no version of this runbook is approved" in log
     assert f"trigger {PLAN}.approval" in log
 
     approval_run = approve(airflow, PLAN)

@@ -16,9 +16,9 @@ from gonogo import load_file
 from gonogo.client.cli import main
 from gonogo.core import states
 from gonogo.core.model import Runbook
-from gonogo.core.rehearse import Command, Rehearsal, RehearsalError, rehearsal_text, rehearse
+from gonogo.core.rehearse import Command, Rehearsal, rehearsal_text, rehearse
 from gonogo.core.rollback import StepRecord, plan_rollback
-from gonogo.errors import TimePlanError
+from gonogo.errors import RehearsalError, TimePlanError
 
 #: Not imported from tests.conftest, so that a bare `pytest` (no rootdir on sys.path) runs this too.
 RUNBOOKS = Path(__file__).resolve().parents[2] / "runbooks"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from gonogo.core.loader import load_file, load_files, runbook_files
 from gonogo.core.model import Runbook
-from gonogo.errors import GonogoError, Problem, RunbookError, TimePlanError
+from gonogo.errors import GonogoError, Problem, RehearsalError, RunbookError, TimePlanError
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -106,7 +106,7 @@ def _plan(args: argparse.Namespace) -> int:
 
 
 def _rehearse(args: argparse.Namespace) -> int:
-    from gonogo.core.rehearse import RehearsalError, rehearsal_text, rehearse
+    from gonogo.core.rehearse import rehearsal_text, rehearse
 
     runbook = _load(args.file, "rehearse")
     if isinstance(runbook, int):

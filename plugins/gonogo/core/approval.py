@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from gonogo.core.fingerprint import Fingerprint, changes
+from gonogo.core.model import format_duration
 
 Ledger = dict[str, dict[str, Any]]
 
@@ -50,7 +51,8 @@ def not_approved(ledger: Mapping[str, Any], plan: Fingerprint, approval_dag: str
         )
     last = latest(ledger)
     if last is None:
-        since = "no version of this runbook has been approved"
+        other = "other " if isinstance(entry, dict) and entry.get("revoked") else ""
+        since = f"no {other}version of this runbook is approved"
     else:
         what = changes(last.get("parts") or {}, plan.parts) or ["nothing that gonogo hashes"]
         since = (
@@ -107,18 +109,21 @@ def success(
     """The recorded successful runs in ``environment`` within ``within`` of ``now``, newest first."""
     found = []
     for entry in entries:
+        if not isinstance(entry, Mapping):
+            continue
         try:
             at = datetime.fromisoformat(str(entry["at"]))
         except (KeyError, ValueError):
             continue
+        if at.tzinfo is None:
+            continue  # gonogo writes UTC with its offset; anything else was not written by it
         if entry.get("environment") == environment and now - within <= at <= now:
-            found.append(entry)
-    return sorted(found, key=lambda e: str(e["at"]), reverse=True)
+            found.append((at, entry))
+    return [entry for _, entry in sorted(found, key=lambda pair: pair[0], reverse=True)]
 
 
 def promotion_refusal(plan: Fingerprint, environment: str, within: timedelta) -> str:
-    days = within.total_seconds() / 86400
-    period = f"{days:g} days" if days >= 1 else f"{within}"
+    period = format_duration(within)
     return (
         f"not started: the promotion guard needs this plan of work (fingerprint "
         f"{plan.work[:12]}) to have succeeded in {environment} within the last {period}, "

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shlex
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -47,6 +48,7 @@ _CONTEXT = frozenset(
     }
 )
 SHORT = 12
+_TEMPLATE = re.compile(r"{{.*?}}|{%.*?%}|{#.*?#}", re.S)
 
 
 def _hash(value: Any) -> str:
@@ -141,7 +143,7 @@ def referenced_files(runbook: Runbook, root: Path) -> list[str]:
     for activity in _activities(runbook):
         if activity.bash is not None:
             for word in _words(activity.bash):
-                if "{{" not in word and not word.startswith("-") and len(word) < 512:
+                if word and not word.startswith("-") and len(word) < 512:
                     add(base / word)
         if activity.python is not None:
             module = activity.python.callable.partition(":")[0].split(".")
@@ -153,10 +155,14 @@ def referenced_files(runbook: Runbook, root: Path) -> list[str]:
 
 
 def _words(command: str) -> list[str]:
+    """The command's words, split at shell operators too, with templates taken out."""
+    text = _TEMPLATE.sub(" ", command)
+    lexer = shlex.shlex(text, posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
     try:
-        return shlex.split(command, comments=True)
+        return list(lexer)
     except ValueError:  # unbalanced quotes: the plain split still finds script paths
-        return command.split()
+        return re.split(r"[\s;&|<>()]+", text)
 
 
 def changes(before: Mapping[str, str], after: Mapping[str, str]) -> list[str]:

@@ -76,39 +76,42 @@ def parse_policy(text: str, source: str) -> Policy:
         raise PolicyError(f"{source}: expected a mapping of change types")
     overrides = dict(data)
     per_env = overrides.pop("environments", None) or {}
-    rules = _rules(DEFAULTS, overrides, source)
+    rules = _rules(DEFAULTS, overrides, source, "")
     if not isinstance(per_env, dict):
         raise PolicyError(f"{source}: environments: expected a mapping of environment names")
     environments = {
-        str(env): _rules(rules, given or {}, f"{source}: environments.{env}")
+        str(env): _rules(rules, given or {}, source, f"environments.{env}.")
         for env, given in per_env.items()
     }
     return Policy(rules, environments, source)
 
 
-def _rules(base: dict[str, Rule], given: Any, where: str) -> dict[str, Rule]:
+def _rules(base: dict[str, Rule], given: Any, source: str, path: str) -> dict[str, Rule]:
+    """``base`` with the overrides in ``given``; errors say ``source: <path>field: why``."""
+    at = f"{source}: {path.rstrip('.')}: " if path else f"{source}: "
     if not isinstance(given, dict):
-        raise PolicyError(f"{where}: expected a mapping of change types")
+        raise PolicyError(f"{at}expected a mapping of change types")
     rules = dict(base)
     for change_type, fields in given.items():
+        where = f"{source}: {path}{change_type}"
         if change_type not in CHANGE_TYPES:
             raise PolicyError(
-                f"{where}: unknown change type {change_type!r}; use {', '.join(CHANGE_TYPES)}"
+                f"{at}unknown change type {change_type!r}; use {', '.join(CHANGE_TYPES)}"
             )
         if not isinstance(fields, dict) or set(fields) - {"approval", "min_gates"}:
-            raise PolicyError(f"{where}.{change_type}: expected {{approval, min_gates}}")
+            raise PolicyError(f"{where}: expected {{approval, min_gates}}")
         rule = rules[change_type]
         if "approval" in fields:
             if fields["approval"] not in _NEEDS:
                 raise PolicyError(
-                    f"{where}.{change_type}.approval: expected one of {', '.join(_NEEDS)}, "
+                    f"{where}.approval: expected one of {', '.join(_NEEDS)}, "
                     f"got {fields['approval']!r}"
                 )
             rule = replace(rule, approval=cast(ApprovalNeed, fields["approval"]))
         if "min_gates" in fields:
             count = fields["min_gates"]
             if not isinstance(count, int) or isinstance(count, bool) or count < 0:
-                raise PolicyError(f"{where}.{change_type}.min_gates: expected a whole number >= 0")
+                raise PolicyError(f"{where}.min_gates: expected a whole number >= 0")
             rule = replace(rule, min_gates=count)
         rules[change_type] = rule
     return rules

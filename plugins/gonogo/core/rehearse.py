@@ -29,17 +29,13 @@ from gonogo.core.rules import param_default_problem
 from gonogo.core.shell import env_name, shquote, to_environment
 from gonogo.core.source import did_you_mean
 from gonogo.core.timeplan import ZERO, Planned, TimePlan, planned_start, time_plan
-from gonogo.errors import GonogoError
+from gonogo.errors import RehearsalError
 
 if TYPE_CHECKING:
     from jinja2.sandbox import SandboxedEnvironment
 
 #: T when neither the window nor the caller gives one: only differences are shown then.
 _ORIGIN = datetime(2000, 1, 1, tzinfo=UTC)
-
-
-class RehearsalError(GonogoError):
-    """The rehearsal was asked about a param, gate or step the runbook does not have."""
 
 
 @dataclass(frozen=True)
