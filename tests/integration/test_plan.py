@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests.integration.conftest import Airflow
+from tests.integration.conftest import Airflow, cli
 
 pytestmark = pytest.mark.long
 
@@ -80,6 +80,10 @@ def test_a_normal_change_runs_only_the_plan_its_cab_approved(airflow: Airflow) -
     outcome = admin.xcom(PLAN, run_id, "outcome", key="outcome")
     assert outcome["fingerprint"] == record["digest"][:12]
     assert f"Plan fingerprint: {record['digest'][:12]}" in admin.run(PLAN, run_id)["note"]
+    log_text = cli(airflow, "operator", "decisions", PLAN, run_id).stdout
+    assert log_text.splitlines()[0] == (
+        f"plan fingerprint {record['digest'][:12]}, approved by svcowner (cab)"
+    )
 
     script = Path(airflow.stack.runbooks_dir) / "scripts" / "plan_step.sh"
     original = script.read_text()

@@ -353,3 +353,17 @@ def test_a_gate_is_go_only_by_records_of_different_eligible_members() -> None:
     # A reask round's later GO counts; its earlier NOGO does not stand.
     nogo = {"answer": "NOGO", "by": "a", "by_id": "a"}
     assert gate_verdict("g", {"rm": [nogo, go_a, None], "so": [go_c]}, users, "x", "x") is None
+
+
+def test_the_decision_log_starts_with_the_plan_its_run_was_checked_against() -> None:
+    from gonogo.core.decisions import plan_line
+
+    assert plan_line({}) is None  # refused before the fingerprint was taken
+    assert plan_line({"fingerprint": "abc123def456"}) == "plan fingerprint abc123def456"
+    approved = {"fingerprint": "abc", "approval": {"approved_by": ["ann (cab)", "bo (cab)"]}}
+    assert plan_line(approved) == "plan fingerprint abc, approved by ann (cab), bo (cab)"
+    flagged = {"fingerprint": "abc", "approval": None, "retrospective": True, "rehearsal": True}
+    assert plan_line(flagged) == (
+        "plan fingerprint abc, retrospective approval required; a rehearsal"
+    )
+    assert table([], (), approved).splitlines()[0] == plan_line(approved)

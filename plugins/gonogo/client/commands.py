@@ -86,7 +86,9 @@ def _decisions(args: argparse.Namespace) -> int:
     client = _client()
     rows = decisions(client.hitl_details(args.dag_id, args.run_id), _owners(client, args.dag_id))
     events = _events(client, args.dag_id, args.run_id)
-    print(to_json(rows, events) if args.format == "json" else table(rows, events))
+    preflight = client.xcom(args.dag_id, args.run_id, naming.PREFLIGHT_TASK) or {}
+    show = to_json if args.format == "json" else table
+    print(show(rows, events, preflight))
     return 0
 
 

@@ -154,11 +154,32 @@ def decisions(
     return [decision_from_detail(d, owners) for d in ordered]
 
 
-def table(rows: list[Decision], events: Iterable[Mapping[str, Any]] = ()) -> str:
-    """The decision log as a plain text table, events (gate_expiring) after it."""
+def plan_line(preflight: Mapping[str, Any]) -> str | None:
+    """The run's plan in one line, from what its first task recorded: fingerprint, approval."""
+    if not preflight.get("fingerprint"):
+        return None
+    line = f"plan fingerprint {preflight['fingerprint']}"
+    approval = preflight.get("approval") or {}
+    if approval.get("approved_by"):
+        line += f", approved by {', '.join(approval['approved_by'])}"
+    elif preflight.get("retrospective"):
+        line += ", retrospective approval required"
+    if preflight.get("rehearsal"):
+        line += "; a rehearsal"
+    return line
+
+
+def table(
+    rows: list[Decision],
+    events: Iterable[Mapping[str, Any]] = (),
+    preflight: Mapping[str, Any] | None = None,
+) -> str:
+    """The decision log as a plain text table: the plan first, events (gate_expiring) after it."""
     data = [[str(getattr(r, c)) for c in COLUMNS] for r in rows]
     widths = [max([len(c), *(len(row[i]) for row in data)]) for i, c in enumerate(COLUMNS)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(COLUMNS, widths, strict=True)).rstrip()]
+    plan = plan_line(preflight or {})
+    lines = [plan] if plan else []
+    lines.append("  ".join(c.ljust(w) for c, w in zip(COLUMNS, widths, strict=True)).rstrip())
     lines += [
         "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in data
     ]
@@ -246,5 +267,12 @@ def _fit(lines: list[str], limit: int) -> str:
     return text[:limit]
 
 
-def to_json(rows: list[Decision], events: Iterable[Mapping[str, Any]] = ()) -> str:
-    return json.dumps({"decisions": [r.as_dict() for r in rows], "events": list(events)}, indent=2)
+def to_json(
+    rows: list[Decision],
+    events: Iterable[Mapping[str, Any]] = (),
+    preflight: Mapping[str, Any] | None = None,
+) -> str:
+    found = {"decisions": [r.as_dict() for r in rows], "events": list(events)}
+    if preflight and preflight.get("fingerprint"):
+        found["plan"] = {k: preflight.get(k) for k in ("fingerprint", "approval", "rehearsal")}
+    return json.dumps(found, indent=2)
