@@ -35,7 +35,6 @@ from gonogo.core import approval as ledger
 from gonogo.core import naming
 from gonogo.core.documents.kjoreplan import plan_data, plan_markdown
 from gonogo.core.fingerprint import Fingerprint, changes, fingerprint
-from gonogo.core.gates import literal
 from gonogo.core.model import Gate, Runbook
 from gonogo.core.policy import current_policy
 from gonogo.dag.actions import Actions, Hook
@@ -332,9 +331,11 @@ def build_approval_dag(runbook: Runbook, runbooks_dir: Path, plan: Plan) -> DAG:
         start = PythonOperator(
             task_id=naming.PREFLIGHT_TASK, python_callable=partial(_start, runbook, plan, roles)
         )
-        body = "\n\n---\n\n" + literal(plan_markdown(plan_data(runbook)))
         entries, exits, _ = build_gate(
-            Actions(runbook, runbooks_dir), gate, unchanged(plan), appendix=body
+            Actions(runbook, runbooks_dir),
+            gate,
+            unchanged(plan),
+            appendix=lambda: plan_markdown(plan_data(runbook)),
         )
         record = PythonOperator(
             task_id=naming.APPROVAL_RECORD,

@@ -24,7 +24,7 @@ gate that is already decided.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -104,9 +104,11 @@ class GateRoleOperator(Request):
         subject: str,
         body: str,
         window: Window | None = None,
+        appendix: Callable[[], str] | None = None,
         **kwargs: Any,
     ) -> None:
         self.gate_id = gate.gate
+        self.appendix = appendix
         self.role = role
         self.users = list(users)
         self.round_no = round_no
@@ -206,8 +208,8 @@ class GateRoleOperator(Request):
             self._pull(context, naming.CHECKS, key=naming.XCOM_CHECKS) if self.has_checks else None
         )
         body += "\n" + plan_evidence(context)
-        if not self.evidence_steps:  # a plan approval: nothing runs before it
-            return body
+        if self.appendix is not None:  # a plan approval: nothing has run, the plan is the body
+            return body + "\n\n---\n\n" + self.appendix()
         return body + "\n" + evidence(self.evidence_steps, crumbs, checks or [])
 
     def _record(self, context: Any, answer: str, by: str | None, comment: str) -> dict[str, Any]:
@@ -405,11 +407,12 @@ def gate_result(gate: str, roles: dict[str, list[str]], **context: Any) -> dict[
 
 
 def build_gate(
-    actions: Actions, gate: Gate, guard: Hook, appendix: str = ""
+    actions: Actions, gate: Gate, guard: Hook, appendix: Callable[[], str] | None = None
 ) -> tuple[list[BaseOperator], list[BaseOperator], list[BaseOperator]]:
     """The gate's TaskGroup: entry tasks, exit tasks, and every task in it.
 
-    ``appendix`` (Markdown) ends every request's body; a gate with one (the plan
+    ``appendix`` gives Markdown that ends every request's body, made when the
+    request opens (not while the DAG file is parsed). A gate with one (the plan
     approval, whose appendix is the kjøreplan) comes before any step, so its body
     shows no steps so far.
     """
@@ -422,7 +425,7 @@ def build_gate(
             step.planned.total_seconds() if step.planned else None,
         )
         for phase, step in runbook.steps()
-        if not appendix
+        if appendix is None
     ]
     tasks: list[BaseOperator] = []
     with TaskGroup(group_id=naming.gate_group(gate.gate), tooltip=gate.title or gate.gate):
@@ -459,7 +462,8 @@ def build_gate(
                     window=runbook.window,
                     evidence_steps=evidence_steps,
                     subject=literal(f"{gate.title or gate.gate}: {runbook.title} ({role})"),
-                    body=gate_body(runbook, gate, role) + appendix,
+                    body=gate_body(runbook, gate, role),
+                    appendix=appendix,
                     pre_execute=guard,
                     doc_md=f"GO/NOGO for role {role}" + (f", round {number + 1}" if number else ""),
                 )
