@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gonogo.core.settings import POLICY_ENV
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "results"
@@ -211,11 +213,18 @@ def write_runbooks(
     return paths
 
 
+#: The change policy of the parse and start-up benchmarks: no plan approval, so each
+#: runbook builds its rollout DAG only, the one its hand-written equivalent is
+#: compared with. (A normal runbook's plan-approval DAG is extra, and small.)
+BENCH_POLICY = "{normal: {approval: none}, emergency: {approval: none}}"
+
+
 def airflow_env(home: Path, dags_folder: Path, **extra: str) -> dict[str, str]:
     """An environment for a child process that imports Airflow without touching a real install."""
     env = {
         k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW__", "_AIRFLOW_PARSING"))
     }
+    env.setdefault(POLICY_ENV, BENCH_POLICY)
     env.update(
         {
             "AIRFLOW_HOME": str(home),

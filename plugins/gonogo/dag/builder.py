@@ -224,10 +224,15 @@ def build_dag(runbook: Runbook, runbooks_dir: str | os.PathLike[str]) -> DAG:
     return DagBuilder(runbook, Path(runbooks_dir)).build()
 
 
-def build_dags(runbook: Runbook, runbooks_dir: str | os.PathLike[str]) -> list[DAG]:
-    """The runbook's DAG, and its plan-approval DAG when its change type needs one."""
+def build_dags(
+    runbook: Runbook, runbooks_dir: str | os.PathLike[str], only: str | None = None
+) -> list[DAG]:
+    """The runbook's DAG, and its plan-approval DAG when its change type needs one.
+
+    ``only``: the one DAG id wanted (a task's parse), so the other is not built.
+    """
     builder = DagBuilder(runbook, Path(runbooks_dir))
-    dags = [builder.build()]
-    if needs_approval_dag(runbook):
+    dags = [] if only == naming.approval_dag(runbook.runbook) else [builder.build()]
+    if only != runbook.runbook and needs_approval_dag(runbook):
         dags.append(build_approval_dag(runbook, Path(runbooks_dir), builder.plan))
     return dags

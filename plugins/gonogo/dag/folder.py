@@ -89,7 +89,7 @@ def build_all(folder: Path, namespace: dict[str, Any]) -> dict[str, Any]:
         if wanted and wanted not in (runbook.runbook, naming.approval_dag(runbook.runbook)):
             continue
         try:
-            built = build_dags(runbook, folder)
+            built = build_dags(runbook, folder, only=wanted)
         except RunbookError as exc:
             report(file, exc.problems)
             continue
