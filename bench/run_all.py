@@ -29,6 +29,7 @@ BENCHMARKS = (
     "rollback_reaction",
     "forecast",
     "board",
+    "scale",
 )
 TIMEOUT = {True: 900, False: 5400}  # seconds per benchmark: quick, full
 

@@ -1,6 +1,6 @@
 """The ``gonogo`` command line.
 
-``validate``, ``schema``, ``plan`` and ``rehearse`` need only the pure core. Exit codes: 0 all
+``validate``, ``schema``, ``plan``, ``rehearse`` and ``shards`` need only the pure core. Exit codes: 0 all
 good, 1 something is invalid or refused, 2 a usage error.
 """
 
@@ -125,6 +125,31 @@ def _rehearse(args: argparse.Namespace) -> int:
     return 0
 
 
+def _shards(args: argparse.Namespace) -> int:
+    """Make the DAGs folder hold ``count`` copies of the loader file, each owning a shard."""
+    folder = Path(args.dags_folder)
+    loader = folder / "gonogo_dags.py"
+    if not loader.is_file():
+        print(f"gonogo shards: no gonogo_dags.py in {folder}", file=sys.stderr)
+        return 2
+    text = loader.read_text(encoding="utf-8")
+    wanted = {f"gonogo_dags_{n:02d}.py" for n in range(1, args.count)}
+    for extra in sorted(folder.glob("gonogo_dags_*.py")):
+        if extra.name not in wanted:
+            extra.unlink()
+    for name in sorted(wanted):
+        (folder / name).write_text(text, encoding="utf-8")
+    print(f"{folder}: {args.count} loader file(s); each owns the runbooks whose id hashes to it")
+    return 0
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 99:
+        raise argparse.ArgumentTypeError("expected a number of loader files from 1 to 99")
+    return value
+
+
 def _param(text: str) -> tuple[str, str]:
     name, equals, value = text.partition("=")
     if not equals or not name:
@@ -180,6 +205,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="the planned start T, e.g. 2026-12-05T22:30:00+01:00 (default: the window start)",
     )
     rehearse.set_defaults(func=_rehearse)
+
+    shards = commands.add_parser(
+        "shards",
+        help="split the runbooks over N loader files in a DAGs folder (for hundreds of runbooks)",
+    )
+    shards.add_argument("count", type=_count, metavar="N")
+    shards.add_argument("dags_folder", nargs="?", default="dags", metavar="DAGS_FOLDER")
+    shards.set_defaults(func=_shards)
 
     from gonogo.client.commands import add_client_commands
 

@@ -7,12 +7,21 @@ reported as an import error against the runbook's own file
 While a task runs, Airflow sets the parsing context (dag_id, task_id); then only
 that runbook is validated and compiled, so a task's start-up does not grow with
 the number of runbooks.
+
+Shards. Airflow gives each DAG file 30 s to parse (``dagbag_import_timeout``),
+and a runbook costs tens of milliseconds, so one file cannot hold thousands. The
+DAGs folder may hold several copies of the loader file, ``gonogo_dags.py``,
+``gonogo_dags_01.py``, …: each copy owns the runbooks whose id hashes to its
+place among them (:func:`shard_of`), found by reading only the head of each
+runbook. The id decides, not the file name, so two files with one id land in
+the same shard and are both reported. With a single copy it owns every runbook.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -36,20 +45,53 @@ def report(path: Path, problems: list[Problem]) -> None:
 HEAD_BYTES = 4096
 
 
+def _head_id(file: Path) -> str | None:
+    """The runbook id the file's head names, "" when it names none, None when unreadable.
+
+    Only the head is read: ``runbook:`` is the first key by convention.
+    """
+    try:
+        head = read_bytes(file, HEAD_BYTES).decode("utf-8", errors="replace")
+    except RunbookError:
+        return None  # not a readable regular file: no runbook of any id
+    match = _RUNBOOK_ID.search(head)
+    return match.group(1) if match else ""
+
+
 def _wanted(files: list[Path], dag_id: str) -> list[Path]:
     """The files that can hold runbook ``dag_id``: a cheap text scan, no YAML parsing.
 
-    Only the head of each file is read: ``runbook:`` is the first key by convention.
     A file whose head does not name its runbook is kept, and the full load decides.
     """
+    return [file for file in files if _head_id(file) in ("", dag_id)]
+
+
+LOADER_GLOB = "gonogo_dags*.py"
+#: Runbooks one loader file should hold at most: about 10 s of the 30 s Airflow gives a file.
+PER_LOADER = 200
+
+
+def shard_of(loader: Path) -> tuple[int, int]:
+    """This loader file's place among the loader files beside it, and how many there are."""
+    names = sorted(p.name for p in loader.parent.glob(LOADER_GLOB))
+    if loader.name not in names:  # a loader under another name owns everything
+        return 0, 1
+    return names.index(loader.name), len(names)
+
+
+def owner(key: str, shards: int) -> int:
+    """The shard that owns a runbook: a stable hash of its id (or path), not Python's hash()."""
+    return zlib.crc32(key.encode("utf-8")) % shards
+
+
+def _in_shard(files: list[Path], folder: Path, shard: tuple[int, int]) -> list[Path]:
+    index, shards = shard
+    if shards == 1:
+        return files
     found = []
     for file in files:
-        try:
-            head = read_bytes(file, HEAD_BYTES).decode("utf-8", errors="replace")
-        except RunbookError:
-            continue  # not a readable regular file: no runbook of any id
-        match = _RUNBOOK_ID.search(head)
-        if match is None or match.group(1) == dag_id:
+        key = _head_id(file) or file.relative_to(folder).as_posix()
+        if owner(key, shards) == index:
             found.append(file)
     return found
 
@@ -78,6 +120,19 @@ def build_all(folder: Path, namespace: dict[str, Any]) -> dict[str, Any]:
     if not files:
         log.warning("gonogo: no runbooks found in %s", folder)
     wanted = get_parsing_context().dag_id
+    loader = namespace.get("__file__")
+    if loader:
+        shard = shard_of(Path(loader))
+        files = _in_shard(files, folder, shard)
+        if len(files) > PER_LOADER and not wanted:
+            log.warning(
+                "gonogo: %s loads %d runbooks; past about %d a file nears Airflow's 30 s "
+                "per DAG file. Run `gonogo shards %d` on the DAGs folder to split them.",
+                loader,
+                len(files),
+                PER_LOADER,
+                -(-len(files) * shard[1] // PER_LOADER),
+            )
     if wanted:
         files = _wanted(files, wanted.removesuffix(naming.APPROVAL_SUFFIX))
     dags = {}

@@ -1,0 +1,157 @@
+"""Thousands of runbooks under Airflow's default 30 s per DAG file: gonogo's loader shards.
+
+    python bench/scale.py [--runbooks 5000] [--shards 25] [--quick]
+
+N generated runbooks (``gen.py``, 40 steps and 2 gates each, as in ``parse.py``)
+and K copies of the loader file (``gonogo shards K``). Each loader file is parsed
+by Airflow's ``DagBag`` in a fresh process, with Airflow's default
+``dagbag_import_timeout`` (30 s), as the DAG processor parses one file.
+
+What is reported:
+
+- every runbook loads exactly once over the K files, with no import error;
+- the slowest loader file against the 30 s budget (target: at most half of it,
+  room for a busy machine);
+- the baseline, measured in the same run: one loader file that holds a single
+  runbook, which is what Airflow itself costs per file. The slowest shard over
+  it is how much longer a new runbook takes to appear than Airflow's own cost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from benchlib import (
+    LOADER,
+    Row,
+    airflow_env,
+    print_table,
+    ratio,
+    summary,
+    write_result,
+    write_runbooks,
+)
+
+TIMEOUT = 30.0  # Airflow's default [core] dagbag_import_timeout
+TARGET = 0.5  # the slowest file may use half of it
+
+
+def child(loader: Path) -> None:
+    import logging
+
+    logging.disable(logging.WARNING)
+    from airflow.dag_processing.dagbag import DagBag
+
+    started = time.perf_counter()
+    bag = DagBag(str(loader))
+    took = time.perf_counter() - started
+    print(
+        "RESULT "
+        + json.dumps(
+            {"seconds": took, "dags": sorted(bag.dag_ids), "errors": len(bag.import_errors)}
+        )
+    )
+
+
+def parse(loader: Path, runbooks: Path, home: Path) -> dict[str, object]:
+    env = airflow_env(home, loader.parent, GONOGO_RUNBOOKS_DIR=str(runbooks))
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", str(loader)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    if done.returncode != 0 or not lines:
+        raise RuntimeError(f"{loader.name} crashed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+    return json.loads(lines[-1].removeprefix("RESULT "))  # type: ignore[no-any-return]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runbooks", type=int, default=5000)
+    parser.add_argument("--shards", type=int, default=25)
+    parser.add_argument("--quick", action="store_true", help="400 runbooks over 4 loader files")
+    parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        child(args.child)
+        return 0
+    if args.quick:
+        args.runbooks, args.shards = 400, 4
+
+    from gonogo.client.cli import main as gonogo
+
+    with tempfile.TemporaryDirectory(prefix="gonogo-scale-") as tmp:
+        root = Path(tmp)
+        runbooks, single_runbook = root / "runbooks", root / "one-runbook"
+        write_runbooks(runbooks, args.runbooks)
+        write_runbooks(single_runbook, 1)
+        dags, single = root / "dags", root / "single"
+        for folder in (dags, single):
+            folder.mkdir()
+            (folder / "gonogo_dags.py").write_text(LOADER.read_text())
+        if gonogo(["shards", str(args.shards), str(dags)]) != 0:
+            raise RuntimeError("gonogo shards failed")
+        home = root / "home"
+        home.mkdir()
+        baseline = [
+            float(parse(single / "gonogo_dags.py", single_runbook, home)["seconds"])
+            for _ in range(3)
+        ]
+        shards = []
+        loaded: list[str] = []
+        for loader in sorted(dags.glob("*.py")):
+            found = parse(loader, runbooks, home)
+            if found["errors"]:
+                raise RuntimeError(f"{loader.name}: {found['errors']} import error(s)")
+            shards.append(float(found["seconds"]))  # type: ignore[arg-type]
+            loaded += found["dags"]  # type: ignore[arg-type]
+            print(
+                f"{loader.name}: {len(found['dags'])} runbooks in {found['seconds']:.1f} s",
+                flush=True,
+            )  # type: ignore[arg-type]
+    if sorted(loaded) != sorted(set(loaded)) or len(loaded) != args.runbooks:
+        raise RuntimeError(
+            f"{len(loaded)} DAGs loaded ({len(set(loaded))} distinct) of {args.runbooks}"
+        )
+    worst = max(shards)
+    one = summary(baseline)
+    rows = [
+        Row(
+            f"slowest of {args.shards} loader files ({args.runbooks} runbooks)",
+            summary([worst]),
+            ratio=worst / TIMEOUT,
+            ratio_label="/ 30 s",
+            target=TARGET,
+        ),
+        Row(f"median loader file ({args.runbooks // args.shards} runbooks)", summary(shards)),
+        Row(
+            "new runbook appears: its file's parse vs one runbook's",
+            summary([worst]),
+            ratio=ratio(worst, one["median"]),
+            ratio_label="vs 1 rb",
+        ),
+        Row("baseline: a loader file with one runbook", one),
+    ]
+    print_table(
+        f"scale: {args.runbooks} runbooks over {args.shards} loader files, default 30 s per file",
+        rows,
+    )
+    write_result(
+        "scale", {"runbooks": args.runbooks, "shards": args.shards}, rows, shard_seconds=shards
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

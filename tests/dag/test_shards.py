@@ -1,0 +1,103 @@
+"""Several loader files share the runbooks: each owns a stable shard, together they own all.
+
+Built with Airflow's own DagBag over a real DAGs folder, as the DAG processor does.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from tests.conftest import ROOT
+
+pytest.importorskip("airflow")
+
+from airflow.dag_processing.dagbag import DagBag
+
+from gonogo.dag.folder import owner, shard_of
+
+LOADER = ROOT / "dags" / "gonogo_dags.py"
+
+
+def runbook(runbook_id: str) -> str:
+    return (
+        f"runbook: {runbook_id}\ntitle: Shard test\nservice: shard\nenvironment: test\n"
+        "change: {id: CHG-SHARD, type: standard}\n"
+        "phases: [{id: p, steps: [{id: s, bash: 'true', read_only: true}]}]\n"
+    )
+
+
+def folder_of(tmp_path: Path, copies: int, ids: list[str]) -> Path:
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    for n in range(copies):
+        name = "gonogo_dags.py" if n == 0 else f"gonogo_dags_{n:02d}.py"
+        shutil.copy(LOADER, dags / name)
+    runbooks = tmp_path / "runbooks"
+    runbooks.mkdir()
+    for index, runbook_id in enumerate(ids):
+        (runbooks / f"rb-{index:03d}.yaml").write_text(runbook(runbook_id))
+    return dags
+
+
+def bag_of(path: Path, monkeypatch: pytest.MonkeyPatch) -> DagBag:
+    monkeypatch.setenv("GONOGO_RUNBOOKS_DIR", str(path.parent.parent / "runbooks"))
+    return DagBag(dag_folder=str(path), safe_mode=False)
+
+
+def test_every_runbook_loads_from_exactly_one_of_the_loader_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = [f"svc-{n:03d}" for n in range(40)]
+    dags = folder_of(tmp_path, 4, ids)
+    loaded: dict[str, list[str]] = {}
+    for loader in sorted(dags.glob("*.py")):
+        index, shards = shard_of(loader)
+        assert shards == 4
+        bag = bag_of(loader, monkeypatch)
+        assert not bag.import_errors
+        assert all(owner(dag_id, 4) == index for dag_id in bag.dag_ids)
+        loaded[loader.name] = sorted(bag.dag_ids)
+    everything = sorted(d for found in loaded.values() for d in found)
+    assert everything == ids  # each runbook once: none lost, none twice
+    assert all(found for found in loaded.values())  # 40 ids spread over all four
+
+
+def test_two_files_with_one_id_are_both_refused_whichever_shard_owns_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dags = folder_of(tmp_path, 3, ["twin", "twin", "single"])
+    errors: dict[str, str] = {}
+    dag_ids: list[str] = []
+    for loader in sorted(dags.glob("*.py")):
+        bag = bag_of(loader, monkeypatch)
+        dag_ids += bag.dag_ids
+        errors.update({Path(k).name: v for k, v in bag.import_errors.items()})
+    assert dag_ids == ["single"]
+    assert sorted(errors) == ["rb-000.yaml", "rb-001.yaml"]
+    assert "runbook id 'twin' is also used by" in errors["rb-000.yaml"]
+
+
+def test_one_loader_file_owns_every_runbook(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = [f"svc-{n:03d}" for n in range(10)]
+    dags = folder_of(tmp_path, 1, ids)
+    assert shard_of(dags / "gonogo_dags.py") == (0, 1)
+    assert sorted(bag_of(dags / "gonogo_dags.py", monkeypatch).dag_ids) == ids
+
+
+def test_gonogo_shards_writes_and_removes_loader_copies(tmp_path: Path) -> None:
+    from gonogo.client.cli import main
+
+    dags = folder_of(tmp_path, 1, [])
+    assert main(["shards", "4", str(dags)]) == 0
+    names = sorted(p.name for p in dags.glob("*.py"))
+    assert names == ["gonogo_dags.py", *(f"gonogo_dags_{n:02d}.py" for n in (1, 2, 3))]
+    assert all((dags / n).read_text() == LOADER.read_text() for n in names)
+    assert [shard_of(dags / n) for n in names] == [(0, 4), (1, 4), (2, 4), (3, 4)]
+    assert main(["shards", "2", str(dags)]) == 0
+    assert sorted(p.name for p in dags.glob("*.py")) == ["gonogo_dags.py", "gonogo_dags_01.py"]
+    assert main(["shards", "0", str(dags)]) == 2
+    assert main(["shards", "2", str(tmp_path / "runbooks")]) == 2
