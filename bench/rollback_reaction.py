@@ -18,11 +18,12 @@ What is timed:
   the first compensation that ran (the first task in the ``rollback`` group,
   other than ``rollback.start``, that ended ``success``). This includes every
   task gonogo puts between the failure and the first undo.
-- ``next task after a success``: in the same gonogo runs, each successful step's
-  ``end_date`` to the next step's ``start_date``: Airflow's own scheduling hop.
-  The target compares with this: reaction / hop <= 1.1.
-- the plain DAG's ``one_failed`` reaction, and its own success hops, for scale:
-  how close Airflow itself comes to the target with a trigger rule.
+- the plain DAG's ``one_failed`` reaction: the same failure to its one_failed
+  task's start, a hand-built compensation. The target compares with this:
+  gonogo's reaction / plain's reaction <= 1.0, on the median of at least 5 runs
+  each. The quick pass's 2 runs are too few to judge: it prints no verdict.
+- ``next task after a success``: each successful step's ``end_date`` to the next
+  step's ``start_date``, Airflow's own scheduling hop, in both DAGs, for scale.
 
 All timestamps are the server's (``start_date``/``end_date`` from the REST API).
 """
@@ -47,7 +48,8 @@ from benchlib import (
     write_result,
 )
 
-TARGET = 1.1
+TARGET = 1.0
+MIN_RUNS = 5  # fewer runs than this are too few to judge the target
 GONOGO_DAG = "bench-rollback"
 PLAIN_DAG = "bench_plain_rollback"
 
@@ -178,13 +180,13 @@ def main(argv: list[str] | None = None) -> int:
 
     reaction = {n: summary([r["reaction"] for r in rs]) for n, rs in results.items()}
     hops = {n: summary([h for r in rs for h in r["hops"]]) for n, rs in results.items()}
+    judged = args.runs >= MIN_RUNS
     rows = [
         Row(
             "gonogo: step failed -> first compensation starts",
             reaction["gonogo"],
             ratio=ratio(reaction["gonogo"]["median"], hops["gonogo"]["median"]),
             ratio_label="vs hop",
-            target=TARGET,
         ),
         Row("gonogo: step succeeded -> next step starts (hop)", hops["gonogo"]),
         Row(
@@ -197,8 +199,14 @@ def main(argv: list[str] | None = None) -> int:
         Row(
             "gonogo reaction vs plain one_failed reaction",
             reaction["gonogo"],
-            ratio=ratio(reaction["gonogo"]["median"], reaction["plain"]["median"]),
+            ratio=ratio(reaction["gonogo"]["median"], reaction["plain"]["median"])
+            if judged
+            else None,
             ratio_label="gonogo/plain",
+            target=TARGET,
+            note=""
+            if judged
+            else f"{args.runs} runs each: too few to judge; the target needs {MIN_RUNS}",
         ),
     ]
     print_table(
