@@ -30,6 +30,7 @@ BENCHMARKS = (
     "forecast",
     "board",
     "scale",
+    "parked",
 )
 TIMEOUT = {True: 900, False: 5400}  # seconds per benchmark: quick, full
 
