@@ -100,8 +100,15 @@ def test_importing_the_core_and_the_client_loads_no_airflow() -> None:
     assert result.returncode == 0, result.stderr
 
 
-@pytest.mark.parametrize("argv", [["validate", str(ROOT / "runbooks")], ["plan", str(EHR)]])
-def test_validate_and_plan_work_where_airflow_cannot_be_imported(argv: list[str]) -> None:
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["validate", str(ROOT / "runbooks")],
+        ["plan", str(EHR)],
+        ["rehearse", str(EHR), "--nogo", "go_nogo_2"],
+    ],
+)
+def test_offline_commands_work_where_airflow_cannot_be_imported(argv: list[str]) -> None:
     # sys.modules["airflow"] = None makes every `import airflow...` raise ImportError.
     code = (
         "import sys; sys.modules['airflow'] = None; "

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -404,17 +402,3 @@ def test_an_invalid_runbook_is_refused_like_plan_refuses_it(
     code, out, err = run(capsys, str(broken), "--nogo", "go_nogo_2")
     assert (code, out) == (1, "")
     assert "titel: unknown key; did you mean 'title'?" in err
-
-
-def test_the_command_works_where_airflow_cannot_be_imported() -> None:
-    argv = ["rehearse", str(EHR), "--nogo", "go_nogo_2"]
-    code = (
-        "import sys; sys.modules['airflow'] = None; "
-        "from gonogo.client.cli import main; "
-        f"sys.exit(main({argv!r}))"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
-    )
-    assert result.returncode == 0, result.stderr
-    assert "undo announce_start" in result.stdout
