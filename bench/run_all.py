@@ -88,8 +88,9 @@ def headline(name: str) -> list[tuple[str, str, str]]:
     for row in report["rows"]:
         if row.get("target") is not None:
             value = "-" if row["ratio"] is None else f"{row['ratio']:.2f}"
+            verdict = row["verdict"] or row.get("note") or "not judged"
             found.append(
-                (row["label"], f"{row['ratio_label']} {value} <= {row['target']:g}", row["verdict"])
+                (row["label"], f"{row['ratio_label']} {value} <= {row['target']:g}", verdict)
             )
     return found
 
