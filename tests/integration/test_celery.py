@@ -1,7 +1,7 @@
 """The team topology (CeleryExecutor, Postgres, Redis, two workers) started natively.
 
-It runs the example EHR runbook end to end: GO/NOGO 2 answered by different
-approvers, a forced failure after the installation, and rollback; and it shows
+It runs the example EHR runbook end to end: its plan approved by the CAB, GO/NOGO 2
+answered by different approvers, a forced failure after the installation, and rollback; and it shows
 that tasks ran on both workers. Skipped, with the reason, where Postgres or
 Redis is not configured (a laptop); CI configures both.
 """
@@ -26,6 +26,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.long]
 DATABASE = os.environ.get("GONOGO_TEST_DATABASE_URL", "")
 REDIS = os.environ.get("GONOGO_TEST_REDIS_URL", "")
 DAG = "ehr-upgrade-4-2"
+APPROVAL = f"{DAG}.approval"
 
 
 def _reachable(url: str, default_port: int) -> bool:
@@ -92,12 +93,20 @@ def test_ehr_runbook_on_two_celery_workers_gates_failure_and_rollback(
 ) -> None:
     stack, state = team
     operator = client(stack, "operator")
-    operator.wait_for(
-        "the EHR DAG",
-        lambda: operator.request("GET", f"/dags/{DAG}").status_code == 200,
-        timeout=180,
-        interval=1,
-    )
+    for dag_id in (DAG, APPROVAL):
+        operator.wait_for(
+            f"the DAG {dag_id}",
+            lambda dag_id=dag_id: operator.request("GET", f"/dags/{dag_id}").status_code == 200,
+            timeout=180,
+            interval=1,
+        )
+    # A normal change: the CAB approves its plan first, on the same workers.
+    approval = operator.trigger(APPROVAL)
+    for role, user in (("release_manager", "relman"), ("service_owner", "svcowner")):
+        task = f"gate__cab.{role}"
+        operator.wait_pending(APPROVAL, approval, task, timeout=300)
+        client(stack, user).answer_or_raise(APPROVAL, approval, task, "GO")
+    assert operator.wait_run(APPROVAL, approval, timeout=300)["state"] == "success"
     run = operator.trigger(DAG, {"version": "4.2.0", "fail_step": "smoke_after"})
     for role, user in (
         ("release_manager", "relman"),
