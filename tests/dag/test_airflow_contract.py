@@ -30,3 +30,26 @@ def test_an_import_error_lands_in_the_dagbag_importing_the_dag_file(tmp_path: Pa
 
 def test_without_an_importing_dagbag_nothing_is_recorded(tmp_path: Path) -> None:
     assert add_import_error(tmp_path / "rb.yaml", "broken") is False
+
+
+def test_a_task_gets_the_trigger_forms_params_from_its_dag_at_run_time() -> None:
+    """gonogo sets a DAG's params after its tasks are built, so no task copies them.
+
+    That holds because Airflow merges the DAG's params, the task's own and the run's
+    conf when a task runs (``process_params``), and a HITL request keeps only its own form.
+    """
+    from airflow.sdk.definitions.param import process_params
+    from tests.conftest import ROOT
+
+    from gonogo.core.loader import load_file
+    from gonogo.dag.builder import build_dag
+
+    runbook, _ = load_file(ROOT / "runbooks" / "ehr-upgrade.yaml")
+    dag = build_dag(runbook, ROOT / "runbooks")
+    assert {"version", "fail_step", "planned_start", "rehearsal"} <= set(dag.params)
+    step = dag.get_task("install.install_app")
+    assert "version" not in step.params
+    merged = process_params(dag, step, {"version": "4.2.9"}, suppress_exception=False)
+    assert merged["version"] == "4.2.9" and merged["rehearsal"] is False
+    gate = dag.get_task("gate__go_nogo_2.release_manager")
+    assert set(gate.params) == {"comment"}

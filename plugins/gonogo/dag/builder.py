@@ -157,7 +157,11 @@ class DagBuilder:
                 runbook.environment,
                 runbook.change.type,
             ],
-            params=dag_params(runbook),
+            # The trigger form is set once every task is built: Airflow deep-copies the DAG's
+            # params into each operator it builds (per class level), which was half of the
+            # parse. Tasks do not need them: at run time Airflow merges the DAG's params with
+            # the task's own, and a HITL request keeps only its own form.
+            params={},
             doc_md=render_outline(runbook),
             user_defined_filters={"shquote": shquote},
             default_args={"retries": 0},
@@ -216,6 +220,7 @@ class DagBuilder:
             )
             rollback_tasks >> release
             release >> outcome_task(runbook, forward, steps, self.plan)
+        dag.params = dag_params(runbook)  # type: ignore[assignment]  # the DAG converts it
         return dag
 
 
