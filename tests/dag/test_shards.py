@@ -101,3 +101,29 @@ def test_gonogo_shards_writes_and_removes_loader_copies(tmp_path: Path) -> None:
     assert sorted(p.name for p in dags.glob("*.py")) == ["gonogo_dags.py", "gonogo_dags_01.py"]
     assert main(["shards", "0", str(dags)]) == 2
     assert main(["shards", "2", str(tmp_path / "runbooks")]) == 2
+
+
+def test_the_cycle_collector_is_paused_only_while_runbooks_are_built(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gc
+
+    from gonogo.dag import builder, folder
+
+    dags = folder_of(tmp_path, 1, ["svc-a", "svc-b"])
+    seen: list[bool] = []
+    real = builder.build_dags
+
+    def build(*args: object, **kwargs: object) -> object:
+        seen.append(gc.isenabled())
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(builder, "build_dags", build)
+    assert gc.isenabled()
+    built = folder.build_all(tmp_path / "runbooks", {"__file__": str(dags / "gonogo_dags.py")})
+    assert sorted(built) == ["svc-a", "svc-b"] and seen == [False, False]
+    assert gc.isenabled()
+
+    monkeypatch.setattr(builder, "build_dags", lambda *a, **k: 1 / 0)
+    folder.build_all(tmp_path / "runbooks", {"__file__": str(dags / "gonogo_dags.py")})
+    assert gc.isenabled()  # a build that raised is reported, and the collector is back on

@@ -19,9 +19,12 @@ the same shard and are both reported. With a single copy it owns every runbook.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import logging
 import re
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -106,12 +109,34 @@ def namespace_key(dag_id: str) -> str:
     return f"gonogo:{dag_id}"
 
 
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cycle collector off while the runbooks are built, back on after.
+
+    A build allocates many objects that live on (models, DAGs, tasks); each automatic
+    collection rescans all of them, which with 200 runbooks was 40 % of the parse.
+    What the build leaves as cyclic garbage is collected once it is back on.
+    """
+    was_on = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_on:
+            gc.enable()
+
+
 def build_all(folder: Path, namespace: dict[str, Any]) -> dict[str, Any]:
     """Put a DAG for every valid runbook under ``folder`` into ``namespace``; report the rest.
 
     Two files with the same runbook id are both reported and neither is
     loaded: which one would win must not depend on how the files sort.
     """
+    with _collector_paused():
+        return _build_all(folder, namespace)
+
+
+def _build_all(folder: Path, namespace: dict[str, Any]) -> dict[str, Any]:
     from airflow.sdk import get_parsing_context
 
     from gonogo.dag.builder import build_dags
