@@ -39,6 +39,7 @@ from gonogo.core.model import Gate, Runbook
 from gonogo.core.policy import current_policy
 from gonogo.dag.actions import Actions, Hook
 from gonogo.dag.gates import build_gate, verify_gates
+from gonogo.dag.preflight import preflight, role_users
 from gonogo.dag.states import is_rehearsal, run_trigger
 
 log = logging.getLogger(__name__)
@@ -81,20 +82,24 @@ def _read(key: str, default: Any) -> Any:
     return found if isinstance(found, type(default)) else default
 
 
-def _verified(runbook_id: str, entry: dict[str, Any] | None) -> dict[str, Any] | None:
-    """``entry`` if the approval run it names succeeded and recorded the same fingerprint."""
+def _succeeded(dag_id: str, run_id: str) -> bool:
+    """Whether Airflow says run ``run_id`` of ``dag_id`` ended ``success`` (False if unreadable)."""
     from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
 
-    if entry is None:
-        return None
-    dag_id, run_id = naming.approval_dag(runbook_id), str(entry["run_id"])
     try:
         state = RuntimeTaskInstance.get_dagrun_state(dag_id, run_id)
     except Exception:
-        log.warning("approval run %s of %s could not be read", run_id, dag_id, exc_info=True)
-        return None
+        log.warning("run %s of %s could not be read", run_id, dag_id, exc_info=True)
+        return False
     if str(getattr(state, "value", state)) != "success":
-        log.warning("approval entry names run %s of %s, which is %s", run_id, dag_id, state)
+        log.warning("gonogo's records name run %s of %s, which is %s", run_id, dag_id, state)
+        return False
+    return True
+
+
+def _verified(runbook_id: str, entry: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``entry`` if the approval run it names succeeded."""
+    if entry is None or not _succeeded(naming.approval_dag(runbook_id), str(entry["run_id"])):
         return None
     return entry
 
@@ -117,17 +122,11 @@ def approval_of(context: Any, runbook_id: str, plan: Fingerprint) -> dict[str, A
 
 def _promotion(context: Any, runbook: Runbook, plan: Fingerprint) -> dict[str, Any]:
     """The recent successful run in the ``requires`` environment; refuses the run without one."""
-    from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
-
     assert runbook.requires is not None
     needed = runbook.requires
     entries = _read(naming.successes_key(plan.work), [])
     for entry in ledger.success(entries, needed.environment, needed.within, datetime.now(UTC)):
-        try:
-            state = RuntimeTaskInstance.get_dagrun_state(entry["dag_id"], entry["run_id"])
-        except Exception:
-            continue
-        if str(getattr(state, "value", state)) == "success":
+        if _succeeded(str(entry["dag_id"]), str(entry["run_id"])):
             return dict(entry)
     raise AirflowFailException(ledger.promotion_refusal(plan, needed.environment, needed.within))
 
@@ -214,20 +213,14 @@ def record_success(context: Any, runbook: Runbook, plan: Fingerprint) -> None:
 
 def _start(runbook: Runbook, plan: Plan, roles: list[str], **context: Any) -> dict[str, Any]:
     """Fingerprint the plan; or, for a revoke run, revoke and stop here."""
-    from gonogo.dag.preflight import preflight
-
     found = plan.fingerprint()
     context["ti"].xcom_push(key=naming.XCOM_FINGERPRINT, value=found.as_dict())
     params = context["params"]
     if params.get(naming.REVOKE_PARAM):
         _revoke(context, runbook, str(params.get(naming.REASON_PARAM) or ""))
-    checked = preflight({naming.APPROVAL_GATE: roles}, _role_users(runbook), **context)
+    checked = preflight({naming.APPROVAL_GATE: roles}, role_users(runbook), **context)
     log.info("asking %s to approve plan %s", ", ".join(roles), found.short)
     return {**checked, "fingerprint": found.short}
-
-
-def _role_users(runbook: Runbook) -> dict[str, list[str]]:
-    return {name: list(role.users) for name, role in runbook.roles.items()}
 
 
 def _revoke(context: Any, runbook: Runbook, reason: str) -> None:
@@ -340,7 +333,7 @@ def build_approval_dag(runbook: Runbook, runbooks_dir: Path, plan: Plan) -> DAG:
         record = PythonOperator(
             task_id=naming.APPROVAL_RECORD,
             python_callable=partial(_record, runbook, plan, roles),
-            pre_execute=verify_gates([gate], _role_users(runbook)),
+            pre_execute=verify_gates([gate], role_users(runbook)),
         )
         start >> entries
         exits >> record

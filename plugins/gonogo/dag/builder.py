@@ -45,7 +45,7 @@ from gonogo.dag.gates import build_gate, verify_gates
 from gonogo.dag.guided import GuidedStepOperator
 from gonogo.dag.lock import AcquireLockSensor, release_lock
 from gonogo.dag.notify import attach, begin_task, step_failed
-from gonogo.dag.preflight import preflight_task
+from gonogo.dag.preflight import preflight_task, role_users
 from gonogo.dag.rollback import build_rollback_group, outcome_task, record_finish, stop_if_failed
 from gonogo.dag.window import wait_for_window
 
@@ -83,9 +83,7 @@ class DagBuilder:
         """What a forward step checks before it starts: nothing failed, and earlier gates are GO."""
         if not self.gates_passed:
             return self.forward_guard
-        verify = verify_gates(
-            list(self.gates_passed), {n: r.users for n, r in self.runbook.roles.items()}
-        )
+        verify = verify_gates(list(self.gates_passed), role_users(self.runbook))
         return chain(self.forward_guard, verify)
 
     def deciders(self) -> list[str]:

@@ -55,13 +55,18 @@ def preflight(
     return {**found, **check(context)} if check is not None else found
 
 
+def role_users(runbook: Runbook) -> dict[str, list[str]]:
+    """Each role's user ids, as plain data for the tasks that check who may answer."""
+    return {name: list(role.users) for name, role in runbook.roles.items()}
+
+
 def preflight_task(runbook: Runbook, check: Callable[[Any], dict[str, Any]]) -> PythonOperator:
     return PythonOperator(
         task_id=PREFLIGHT_TASK,
         python_callable=partial(preflight, check=check),
         op_kwargs={
             "gates": {g.gate: list(g.sign_off) for g in runbook.gates},
-            "role_users": {name: list(role.users) for name, role in runbook.roles.items()},
+            "role_users": role_users(runbook),
         },
         doc_md="Refuses the run before any step when its trigger is unknown, a gate "
         "could never be answered (four-eyes), its plan is not approved or the promotion "
