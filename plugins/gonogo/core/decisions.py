@@ -194,6 +194,12 @@ def event_line(event: Mapping[str, Any], at: bool = False) -> str:
         return (
             f"{event.get('what', 'notification')} to {event.get('to')} failed: {event.get('why')}"
         )
+    if event.get("event") == naming.STEP_INTERRUPTED:
+        return (
+            f"{event.get('what')} was cut off by a crash in try {event.get('try')} "
+            f"(its command started {event.get('at')} on {event.get('host')}); it may have "
+            "half-run, so it was not run again and a person was asked"
+        )
     if event.get("event") == "gate_expiring":
         when = f" at {event.get('at')}" if at else ""
         return (

@@ -71,6 +71,7 @@ XCOM_FINISHED_AT = "finished_at"  # a forward step's end, for the rollback order
 XCOM_DEADLINE = "deadline"  # a gate request's deadline, shared by its rounds
 XCOM_CHECKS = "checks"  # a gate's check results
 XCOM_EVENTS = "events"  # gate_expiring, rollback_failed, …
+STEP_INTERRUPTED = "step_interrupted"  # an event: a try was lost mid-command (gonogo.dag.journal)
 XCOM_OUTCOME = "outcome"  # the run's one outcome and its record
 XCOM_PLAN = "plan"  # the rollback plan, pushed once by rollback.start
 XCOM_UNDONE_STEP = "step"  # which step an undo slot undid

@@ -41,9 +41,17 @@ from gonogo.core import templating
 from gonogo.core.expect import check_response
 from gonogo.core.gates import literal
 from gonogo.core.model import Activity, Http, Runbook
-from gonogo.core.settings import python_prefixes
+from gonogo.core.settings import DEFAULT_DECIDE_TIMEOUT, python_prefixes
 from gonogo.core.shell import env_name, to_environment
 from gonogo.dag.hitl import ManualStepOperator
+from gonogo.dag.journal import (
+    REASK_DELAY,
+    RESERVED_TRIES,
+    Interruptible,
+    earlier_mark,
+    final_failure,
+    run_marked,
+)
 from gonogo.dag.states import Rehearsable, is_rehearsal
 from gonogo.dag.window import bound_to_window
 from gonogo.errors import StepError
@@ -56,7 +64,36 @@ RETRY_PAUSE_SECONDS = 5
 Hook = Callable[[Any], None]
 
 
-class StepBashOperator(Rehearsable, BashOperator):
+class CommandStep(Interruptible):
+    """A task whose command a crash can cut off: the next try asks a person (gonogo.dag.journal).
+
+    :attr:`policy_retries` is the runbook's retries; the task has one more for the
+    try that asks, which a usual failure does not spend.
+    """
+
+    policy_retries: int = 0
+
+    def execute(self, context: Any) -> Any:
+        mark = earlier_mark(context)
+        if mark is not None:
+            self.ask_after_interruption(context, mark)
+        return self.run_command(context)
+
+    def run_command(self, context: Any) -> Any:
+        command = super().execute  # type: ignore[misc]  # BashOperator's or PythonOperator's
+        try:
+            return run_marked(context, self.what, lambda: command(context))
+        except Exception as exc:
+            final = final_failure(context, self.policy_retries, exc)
+            if final is exc:
+                raise
+            raise final from exc
+
+    def run_again(self, context: Any) -> Any:
+        return self.run_command(context)
+
+
+class StepBashOperator(Rehearsable, CommandStep, BashOperator):
     """BashOperator that first logs the rendered command and where it runs, as one plain line."""
 
     def execute(self, context: Any) -> Any:
@@ -66,7 +103,7 @@ class StepBashOperator(Rehearsable, BashOperator):
         return super().execute(context)
 
 
-class StepPythonOperator(Rehearsable, PythonOperator):
+class StepPythonOperator(Rehearsable, CommandStep, PythonOperator):
     """PythonOperator for http and python steps, which a rehearsal can stand in for."""
 
 
@@ -94,6 +131,8 @@ class Actions:
         self.runbook = runbook
         self.runbooks_dir = str(runbooks_dir.resolve())
         self.window_end = runbook.window.end.isoformat() if runbook.window else None
+        self.deciders = deciders(runbook)
+        self.decide_timeout = runbook.rollback.timeout or DEFAULT_DECIDE_TIMEOUT
 
     def env(
         self, step_id: str, extra: Mapping[str, str], values: Mapping[str, str] | None = None
@@ -166,31 +205,8 @@ class Actions:
         hook = self.hooks(pre_execute, in_window=in_window)
         if hook is not None:
             common["pre_execute"] = hook
-        if action.bash is not None:
-            command, values = to_environment(action.bash)
-            return StepBashOperator(
-                bash_command=command,
-                env=self.env(step_id, action.env, values),
-                append_env=True,
-                cwd=self.runbooks_dir,
-                skip_on_exit_code=None,
-                **common,
-            )
-        if action.http is not None:
-            return StepPythonOperator(
-                python_callable=run_http, op_kwargs={"spec": http_spec(action.http)}, **common
-            )
-        if action.python is not None:
-            return StepPythonOperator(
-                python_callable=run_python,
-                op_kwargs={
-                    "target": action.python.callable,
-                    "kwargs": dict(action.python.kwargs),
-                    "prefixes": list(python_prefixes()),
-                    "runbooks_dir": self.runbooks_dir,
-                },
-                **common,
-            )
+        if action.manual is None:
+            return self._command(action, step_id, title or step_id, retries, common)
         assert action.manual is not None and owner is not None  # the rules guarantee both
         common.pop("execution_timeout")
         return ManualStepOperator(
@@ -201,6 +217,45 @@ class Actions:
             response_timeout=timeout,
             **common,
         )
+
+    def _command(
+        self, action: Activity, step_id: str, what: str, retries: int, common: dict[str, Any]
+    ) -> StepBashOperator | StepPythonOperator:
+        """A bash, http or python task, with a retry in reserve for a try a crash cuts off."""
+        common["retries"] = retries + RESERVED_TRIES
+        common.setdefault("retry_delay", REASK_DELAY)
+        task: StepBashOperator | StepPythonOperator
+        if action.bash is not None:
+            command, values = to_environment(action.bash)
+            task = StepBashOperator(
+                bash_command=command,
+                env=self.env(step_id, action.env, values),
+                append_env=True,
+                cwd=self.runbooks_dir,
+                skip_on_exit_code=None,
+                **common,
+            )
+        elif action.http is not None:
+            task = StepPythonOperator(
+                python_callable=run_http, op_kwargs={"spec": http_spec(action.http)}, **common
+            )
+        else:
+            assert action.python is not None
+            task = StepPythonOperator(
+                python_callable=run_python,
+                op_kwargs={
+                    "target": action.python.callable,
+                    "kwargs": dict(action.python.kwargs),
+                    "prefixes": list(python_prefixes()),
+                    "runbooks_dir": self.runbooks_dir,
+                },
+                **common,
+            )
+        task.what = f"step {what}"
+        task.policy_retries = retries
+        task.deciders = self.deciders
+        task.decide_timeout = self.decide_timeout
+        return task
 
     def spec(self, step_id: str, action: Activity, owner: str | None) -> dict[str, Any]:
         """An action as plain data, for a task that decides at run time what it runs."""
@@ -230,6 +285,14 @@ class Actions:
             # Rendered as a template when the undo runs: literal, so it shows as written.
             spec.update(manual=literal(action.manual or ""), role=owner, users=self.users(owner))
         return spec
+
+
+def deciders(runbook: Runbook) -> list[str]:
+    """Who decides after a failure or a crash: decide_by, else the first sign-off role; their users."""
+    roles = list(runbook.rollback.decide_by)
+    if not roles and runbook.gates:
+        roles = [runbook.gates[0].sign_off[0]]
+    return sorted({u for r in roles for u in runbook.roles[r].users})
 
 
 def http_spec(http: Http) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from gonogo.core import naming
 from gonogo.core.graph import phase_leaves, phase_upstreams
 from gonogo.core.model import Gate, Phase, Runbook, Step
 from gonogo.core.outline import render_outline
-from gonogo.core.settings import DEFAULT_DECIDE_TIMEOUT, LOCK_POOL
+from gonogo.core.settings import LOCK_POOL
 from gonogo.core.shell import shquote
 from gonogo.core.timeplan import time_plan
 from gonogo.dag.actions import Actions, Hook, chain, rehearse_instead, step_doc
@@ -86,13 +86,6 @@ class DagBuilder:
         verify = verify_gates(list(self.gates_passed), role_users(self.runbook))
         return chain(self.forward_guard, verify)
 
-    def deciders(self) -> list[str]:
-        """Who decides after a failure in decide mode: decide_by, else the first sign-off role."""
-        roles = list(self.runbook.rollback.decide_by)
-        if not roles and self.runbook.gates:
-            roles = [self.runbook.gates[0].sign_off[0]]
-        return sorted({u for r in roles for u in self.runbook.roles[r].users})
-
     def step(self, step: Step) -> BaseOperator:
         rehearse = self.actions.spec(step.id, step.rehearse, step.owner) if step.rehearse else None
         guard = chain(self.step_guard(), rehearse_instead(rehearse, step.id))
@@ -101,8 +94,8 @@ class DagBuilder:
                 task_id=step.id,
                 step_id=step.id,
                 action={**self.actions.spec(step.id, step, step.owner), "retries": step.retries},
-                deciders=self.deciders(),
-                decide_timeout=self.runbook.rollback.timeout or DEFAULT_DECIDE_TIMEOUT,
+                deciders=self.actions.deciders,
+                decide_timeout=self.actions.decide_timeout,
                 execution_timeout=step.timeout,
                 pre_execute=self.actions.hooks(guard, in_window=True),
                 post_execute=record_finish,

@@ -25,6 +25,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from gonogo.core.naming import CONTINUE, RETRY, ROLL_BACK, XCOM_DECISIONS
 from gonogo.dag.actions import ActionRunner
 from gonogo.dag.hitl import Request, assignees
+from gonogo.dag.journal import REASK_DELAY, RESERVED_TRIES, Interruptible, earlier_mark, run_marked
 from gonogo.dag.states import Rehearsable
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ log = logging.getLogger(__name__)
 OUTPUT_SHOWN = 1500
 
 
-class GuidedStepOperator(Rehearsable, ActionRunner, Request):
+class GuidedStepOperator(Rehearsable, Interruptible, ActionRunner, Request):
     """A technical step that, on failure, asks the deciding roles: Retry, Roll back or Continue."""
 
     event = "decision_needed"
@@ -48,7 +49,10 @@ class GuidedStepOperator(Rehearsable, ActionRunner, Request):
         decide_timeout: timedelta | None,
         **kwargs: Any,
     ) -> None:
-        # The action retries itself; a task retry would wipe the decision.
+        # The action retries itself; the one task retry is kept for a try a crash cuts off
+        # (gonogo.dag.journal), and every failure here is final.
+        kwargs["retries"] = RESERVED_TRIES
+        kwargs.setdefault("retry_delay", REASK_DELAY)
         super().__init__(
             subject=f"Step {step_id} failed: retry, roll back or continue?",
             options=[RETRY, ROLL_BACK, CONTINUE],
@@ -59,15 +63,23 @@ class GuidedStepOperator(Rehearsable, ActionRunner, Request):
         self.step_id = step_id
         self.action = dict(action)
         self.deciders = list(deciders)
+        self.decide_timeout = decide_timeout
+        self.what = f"step {step_id}"
 
     def execute(self, context: Any) -> Any:
         if self.rehearsed is not None:
             return self.rehearsed[0]
+        mark = earlier_mark(context)
+        if mark is not None:
+            self.ask_after_interruption(context, mark)
+        return self._attempt(context)
+
+    def run_again(self, context: Any) -> Any:
         return self._attempt(context)
 
     def _attempt(self, context: Any) -> Any:
         try:
-            return self.run_action(self.action, context)
+            return run_marked(context, self.what, lambda: self.run_action(self.action, context))
         except Exception as exc:
             error = str(exc) or repr(exc)
         log.error(

@@ -40,12 +40,21 @@ from airflow.sdk.exceptions import (
 
 from gonogo.core import naming, states
 from gonogo.core import rollback as plan
+from gonogo.core.decisions import Answer
 from gonogo.core.model import Runbook
 from gonogo.core.rules import is_read_only
 from gonogo.core.settings import DEFAULT_DECIDE_TIMEOUT, ROLLBACK_WAIT
 from gonogo.dag.actions import ActionRunner, Actions, Hook, rehearse_instead
 from gonogo.dag.approval import Plan, approval_of, record_success
 from gonogo.dag.hitl import Request, assignees
+from gonogo.dag.journal import (
+    REASK_DELAY,
+    RESERVED_TRIES,
+    Interruptible,
+    clear_mark,
+    earlier_mark,
+    run_marked,
+)
 from gonogo.dag.notify import tell
 from gonogo.dag.states import is_rehearsal, run_states
 from gonogo.errors import RollbackError
@@ -154,17 +163,38 @@ def read_plan(context: Any) -> dict[str, Any] | None:
     return found if isinstance(found, dict) else None
 
 
-class UndoSlot(ActionRunner, Request):
+class UndoFailed(AirflowFailException, RollbackError):
+    """A compensation failed. Final: an undo slot's one Airflow retry is kept for a crash."""
+
+
+class UndoSlot(Interruptible, ActionRunner, Request):
     """The n-th compensation of the rollback plan, whichever step that turns out to be.
 
-    A manual undo becomes a request to the step's owner role.
+    A manual undo becomes a request to the step's owner role. A technical undo
+    cut off by a crash is not run again blindly: the next try asks the deciding
+    roles whether it completed (:mod:`gonogo.dag.journal`).
     """
 
     template_fields: Sequence[str] = ()  # each action is rendered when its slot runs
+    interrupted_options = (naming.RETRY, naming.DONE, naming.FAILED)
+    interrupted_choices = (
+        "- **Retry** runs the undo again.\n"
+        "- **Done**: the undo completed; say what you checked.\n"
+        "- **Failed**: it did not; rollback stops here and the run ends rollback_failed."
+    )
 
     def __init__(
-        self, *, position: int, actions: Mapping[str, Mapping[str, Any]], **kwargs: Any
+        self,
+        *,
+        position: int,
+        actions: Mapping[str, Mapping[str, Any]],
+        deciders: Sequence[str] = (),
+        decide_timeout: timedelta | None = None,
+        **kwargs: Any,
     ) -> None:
+        # One retry, kept for a try a crash cuts off; every failure below is final.
+        kwargs["retries"] = RESERVED_TRIES
+        kwargs.setdefault("retry_delay", REASK_DELAY)
         super().__init__(
             subject=f"Rollback: undo {position + 1}",
             options=[naming.DONE, naming.FAILED],
@@ -172,6 +202,8 @@ class UndoSlot(ActionRunner, Request):
         )
         self.position = position
         self.actions = dict(actions)
+        self.deciders = list(deciders)
+        self.decide_timeout = decide_timeout
 
     def _plan(self, context: Any) -> dict[str, Any]:
         """The plan; the first slot, which runs beside rollback.start, waits for it."""
@@ -205,6 +237,7 @@ class UndoSlot(ActionRunner, Request):
             )
         step_id = order[self.position]
         action = self.actions[step_id]
+        self.what = f"the undo of {step_id}"
         context["ti"].xcom_push(key=naming.XCOM_UNDONE_STEP, value=step_id)
         log.info(
             "undo %d of %d: undoing step %s (%s) because: %s",
@@ -222,17 +255,48 @@ class UndoSlot(ActionRunner, Request):
             self.body = str(self.render_template(action["manual"], context))
             self.assigned_users = assignees(action["users"])
             return super().execute(context)
+        mark = earlier_mark(context)
+        if mark is not None:
+            self.ask_after_interruption(context, mark)
+        return self._undo(context, step_id, action)
+
+    def _undo(self, context: Any, step_id: str, action: Mapping[str, Any]) -> Any:
         try:
-            return self.run_action(action, context)
+            return run_marked(context, self.what, lambda: self.run_action(action, context))
         except Exception as exc:
-            raise RollbackError(f"undoing {step_id} failed: {exc}") from exc
+            raise UndoFailed(f"undoing {step_id} failed: {exc}") from exc
+
+    def resume_after_interruption(self, context: Any, event: dict[str, Any]) -> Any:
+        self.what = f"the undo of {self._step(context)}"
+        return super().resume_after_interruption(context, event)
+
+    def _step(self, context: Any) -> str:
+        return str(self._plan(context)["compensate"][self.position])
+
+    def run_again(self, context: Any) -> Any:
+        step_id = self._step(context)
+        return self._undo(context, step_id, self.actions[step_id])
+
+    def decided_after_interruption(self, context: Any, given: Answer) -> Any:
+        if given.option == naming.RETRY:
+            log.info("%s runs again, as %s decided", self.what, given.by)
+            return self.run_again(context)
+        clear_mark(context)
+        if given.timed_out:
+            raise UndoFailed(f"nobody said in time whether {self.what} completed")
+        if given.option == naming.FAILED:
+            raise UndoFailed(f"{given.by} reported {self.what} failed: {given.comment}")
+        if not given.comment:
+            raise UndoFailed("Done needs a comment: what was checked")
+        log.info("%s confirmed %s completed: %s", given.by, self.what, given.comment)
+        return None
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
         given = self.answer(context, event)
         if given.timed_out:
-            raise RollbackError("the manual undo was not confirmed in time")
+            raise UndoFailed("the manual undo was not confirmed in time")
         if given.option == naming.FAILED:
-            raise RollbackError(f"{given.by} reported the manual undo failed: {given.comment}")
+            raise UndoFailed(f"{given.by} reported the manual undo failed: {given.comment}")
         log.info("%s confirmed the manual undo: %s", given.by, given.comment)
         return None
 
@@ -315,6 +379,8 @@ def build_rollback_group(
                 actions=undo_actions,
                 # Without approvals the first undo follows the failure itself: one hop, not two.
                 trigger_rule="one_failed" if previous is None else "all_success",
+                deciders=actions.deciders,
+                decide_timeout=actions.decide_timeout,
                 doc_md=f"Undoes the {_ordinal(position + 1)} newest completed step, when rollback runs.",
             )
             if previous is None:

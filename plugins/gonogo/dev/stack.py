@@ -82,6 +82,8 @@ class AirflowStack:
         # Workers and the triggerer serve their logs on ports of their own; two stacks
         # on one machine (tests beside a benchmark) must not collide there either.
         self.log_ports = (free_port(), free_port())
+        # One secret for the stack's life: a component started again must trust the others' tokens.
+        self.jwt_secret = secrets.token_hex(16)
 
     @property
     def base_url(self) -> str:
@@ -123,7 +125,7 @@ class AirflowStack:
                 "AIRFLOW__API__HOST": "127.0.0.1",
                 "AIRFLOW__API__BASE_URL": self.base_url,
                 "AIRFLOW__API__WORKERS": "1",
-                "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(16),
+                "AIRFLOW__API_AUTH__JWT_SECRET": self.jwt_secret,
                 "AIRFLOW__API_AUTH__JWT_EXPIRATION_TIME": "86400",
                 "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
                 "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "10",
@@ -279,13 +281,40 @@ class AirflowStack:
             time.sleep(1)
         raise RuntimeError(f"Airflow did not become healthy in {timeout}s: {last}")
 
+    def kill(self, name: str) -> list[int]:
+        """SIGKILL one component and every process it started, as a crash of its machine would.
+
+        Under LocalExecutor the scheduler's children are the workers running the
+        tasks (each task in a process group of its own), so they die with it. The
+        processes killed are returned.
+        """
+        process = self.processes[name]
+        killed = kill_tree(process.pid)
+        process.wait(timeout=30)
+        return killed
+
+    def restart(self, name: str, timeout: float = 180) -> None:
+        """Start a killed component again, with the same settings, and wait until it is healthy."""
+        self.spawn(name, [_airflow_bin(), *name.split()])
+        self.wait_healthy(timeout)
+
     def log_tail(self, name: str, chars: int = 4000) -> str:
         path = self.home / "logs" / f"{name.replace(' ', '_')}.out"
         return path.read_text(errors="replace")[-chars:] if path.exists() else ""
 
     def stop(self, grace: float = 15) -> None:
-        """Kill the whole process group: every process started here, and their children."""
+        """Kill the whole process group: every process started here, and their children.
+
+        Airflow starts each task in a process group of its own, so the processes
+        below the stack's are collected first and killed too if they outlive the group.
+        """
         if self.pgid is not None:
+            below = {
+                pid
+                for process in self.processes.values()
+                if process.poll() is None
+                for pid in descendants(process.pid)
+            }
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.pgid, signal.SIGTERM)
             deadline = time.monotonic() + grace
@@ -296,6 +325,9 @@ class AirflowStack:
                 time.sleep(0.3)
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.pgid, signal.SIGKILL)
+            for pid in below & set(_parents()):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
             for process in self.processes.values():
                 with contextlib.suppress(Exception):
                     process.wait(timeout=10)
@@ -323,6 +355,47 @@ def celery_env(broker_url: str, queue: str) -> dict[str, str]:
         "AIRFLOW__OPERATORS__DEFAULT_QUEUE": queue,
         "AIRFLOW__CELERY__WORKER_CONCURRENCY": "4",
     }
+
+
+def _parents() -> dict[int, int]:
+    """Each live process's parent, read from /proc."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            found[int(entry.name)] = int(fields[1])
+    return found
+
+
+def descendants(pid: int) -> list[int]:
+    """``pid`` and every process below it, whatever process group or session they moved to."""
+    parents = _parents()
+    tree, frontier = [pid], [pid]
+    while frontier:
+        children = [child for child, parent in parents.items() if parent in frontier]
+        tree += children
+        frontier = children
+    return tree
+
+
+def ancestors(pid: int) -> list[int]:
+    """The chain of parents above ``pid``, nearest first."""
+    parents, chain = _parents(), []
+    while (pid := parents.get(pid, 0)) > 1:
+        chain.append(pid)
+    return chain
+
+
+def kill_tree(pid: int) -> list[int]:
+    """SIGKILL ``pid`` and its descendants at once: none of them gets to clean up."""
+    tree = descendants(pid)
+    for member in tree:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(member, signal.SIGKILL)
+    return tree
 
 
 def group_members(pgid: int) -> list[int]:
