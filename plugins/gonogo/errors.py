@@ -11,6 +11,7 @@ The hierarchy::
     ├── ItsmError             the ITSM refused the change or a request, in its own words
     ├── RehearsalError        a rehearsal asked about a param, gate or step the runbook lacks
     └── ClientError           the CLI could not talk to Airflow or was refused
+        ├── Unreachable       no answer from Airflow at all (down, restarting, no network)
         └── ApprovalRefused   Airflow refused an answer (not assigned, already answered, …)
 
 A traceback is never the user interface: the CLI prints ``str(error)`` for each
@@ -98,6 +99,10 @@ class RehearsalError(GonogoError):
 
 class ClientError(GonogoError):
     """The CLI could not reach Airflow, or Airflow answered with an error."""
+
+
+class Unreachable(ClientError):
+    """Airflow did not answer at all: whatever was sent may or may not have arrived."""
 
 
 class ApprovalRefused(ClientError):

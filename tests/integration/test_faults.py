@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tests.conftest import ROOT
@@ -175,7 +177,7 @@ def test_the_scheduler_dies_while_a_step_runs_and_a_person_decides_to_retry(
     faulty.stack.restart("scheduler")
 
     request = faulty.admin.wait_pending(dag, run_id, "work.slow", timeout=240)
-    assert "step slow was cut off" in request["body"]
+    assert "**step slow** was cut off" in request["body"]
     assert "may have run partly, fully, or not at all" in request["body"]
     assert started(faulty, run_id, "slow") == 1, "the cut-off command ran again by itself"
     faulty.client("relman").answer_or_raise(
@@ -205,7 +207,7 @@ def test_the_worker_running_a_step_dies_and_a_person_decides_to_roll_back(
     assert len(killed) >= 3  # the worker, the task and the command
 
     request = faulty.admin.wait_pending(dag, run_id, "work.slow", timeout=240)
-    assert "step slow was cut off" in request["body"]
+    assert "**step slow** was cut off" in request["body"]
     faulty.client("relman").answer_or_raise(
         dag, run_id, "work.slow", "Roll back", "half-installed; undoing by hand"
     )
@@ -232,7 +234,7 @@ def test_the_worker_running_an_undo_dies_and_a_person_confirms_it_completed(
     kill_worker_of(faulty, running_command(faulty, run_id, "undo_first"))
 
     request = faulty.admin.wait_pending(dag, run_id, "rollback.undo_1", timeout=240)
-    assert "the undo of first was cut off" in request["body"]
+    assert "**the undo of first** was cut off" in request["body"]
     assert started(faulty, run_id, "undo_first") == 1, "the cut-off undo ran again by itself"
     faulty.client("relman").answer_or_raise(
         dag, run_id, "rollback.undo_1", "Done", "the old version is back"
@@ -311,6 +313,31 @@ def test_an_answer_the_api_server_acknowledged_survives_its_death(faulty: Airflo
         assert (started(faulty, run_id, name), ended(faulty, run_id, name)) == (1, 1), name
     assert lock_is_free(faulty, "fault-gate")
     assert "go/release_manager: GO by relman" in note_of(faulty, dag, run_id)
+
+
+def test_an_answer_sent_while_the_api_server_dies_is_recorded_once(faulty: Airflow) -> None:
+    dag = "fault-gate"
+    run_id = trigger(faulty, dag)
+    faulty.admin.wait_pending(dag, run_id, "gate__go.release_manager", timeout=180)
+    time.sleep(11)  # past gonogo's settling time, so the answer goes straight through
+    relman = faulty.client("relman")
+    relman.token()  # logged in before the crash, as a person with the page open is
+    given: dict[str, Any] = {}
+
+    def answer() -> None:
+        given.update(relman.answer_or_raise(dag, run_id, "gate__go.release_manager", "GO"))
+
+    sender = threading.Thread(target=answer)
+    sender.start()
+    faulty.stack.kill("api-server")  # before, during or after the answer is stored
+    faulty.stack.restart("api-server")
+    sender.join(timeout=180)
+
+    assert given.get("chosen_options") == ["GO"], given
+    assert finished(faulty, dag, run_id)["state"] == "success"
+    note = note_of(faulty, dag, run_id)
+    assert note.count("GO by relman") == 1, note
+    assert (started(faulty, run_id, "after"), ended(faulty, run_id, "after")) == (1, 1)
 
 
 # -- the DAG processor --------------------------------------------------------------------------

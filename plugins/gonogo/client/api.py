@@ -13,10 +13,12 @@ from urllib.parse import quote
 
 import requests
 
-from gonogo.errors import ApprovalRefused, ClientError
+from gonogo.errors import ApprovalRefused, ClientError, Unreachable
 
 TERMINAL_TASK_STATES = frozenset({"success", "failed", "skipped", "upstream_failed", "removed"})
 TERMINAL_RUN_STATES = frozenset({"success", "failed"})
+#: How long an answer is sent again while the API server cannot be reached.
+UNREACHABLE_PATIENCE = 90.0
 
 
 def _q(value: str) -> str:
@@ -48,7 +50,7 @@ class AirflowClient:
                     timeout=self.timeout,
                 )
             except requests.RequestException as exc:
-                raise ClientError(f"cannot reach Airflow at {self.base_url}: {exc}") from None
+                raise Unreachable(f"cannot reach Airflow at {self.base_url}: {exc}") from None
             if response.status_code not in (200, 201):
                 raise ClientError(
                     f"Airflow refused the login of {self.username!r} ({response.status_code})"
@@ -68,7 +70,7 @@ class AirflowClient:
                 **kwargs,
             )
         except requests.RequestException as exc:
-            raise ClientError(f"cannot reach Airflow at {self.base_url}: {exc}") from None
+            raise Unreachable(f"cannot reach Airflow at {self.base_url}: {exc}") from None
 
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
         """A call that must succeed; its JSON body."""
@@ -145,7 +147,7 @@ class AirflowClient:
                 timeout=self.timeout,
             )
         except requests.RequestException as exc:
-            raise ClientError(f"cannot reach Airflow at {self.base_url}: {exc}") from None
+            raise Unreachable(f"cannot reach Airflow at {self.base_url}: {exc}") from None
         if response.status_code == 404 and "detail" not in response.text:
             raise ClientError("the gonogo plugin is not installed in this Airflow's API server")
         if response.status_code >= 400:
@@ -174,23 +176,51 @@ class AirflowClient:
         comment: str | None = None,
         map_index: int = -1,
     ) -> requests.Response:
-        """Answer one HITL request. Returns the response; see :meth:`answer_or_raise`."""
+        """Answer one HITL request. Returns the response; see :meth:`answer_or_raise`.
+
+        When the API server cannot be reached mid-answer (it died, say), nobody
+        knows whether the answer was stored: it is sent again until the server is
+        back, and a 409 then is a success if the stored answer is this user's same one.
+        """
         body: dict[str, Any] = {"chosen_options": [option], "params_input": {}}
         if comment is not None:
             body["params_input"] = {"comment": comment}
         path = f"/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}/taskInstances/{_q(task_id)}/{map_index}/hitlDetails"
         server_errors = 0
-        for _ in range(30):
-            response = self.request("PATCH", path, json=body)
+        unsure_since: float | None = None
+        for _ in range(60):
+            try:
+                response = self.request("PATCH", path, json=body)
+            except Unreachable:
+                unsure_since = unsure_since or time.monotonic()
+                if time.monotonic() - unsure_since > UNREACHABLE_PATIENCE:
+                    raise
+                time.sleep(2)
+                continue
             if response.status_code == 425:  # gonogo holds back answers to a just-opened request
                 time.sleep(float(response.headers.get("retry-after", "1")))
             elif response.status_code >= 500 and server_errors < 2:
                 # Nothing was stored (a stored answer makes the next try a 409): safe to repeat.
                 server_errors += 1
                 time.sleep(2)
+            elif response.status_code == 409 and unsure_since is not None:
+                stored = self.request("GET", path)
+                return stored if self._is_mine(stored, option) else response
             else:
                 return response
         return response
+
+    def _is_mine(self, stored: requests.Response, option: str) -> bool:
+        """Whether a stored HITL answer is this user's, with ``option``."""
+        if stored.status_code != 200:
+            return False
+        detail = stored.json()
+        user = detail.get("responded_by_user") or {}
+        return bool(
+            detail.get("response_received")
+            and detail.get("chosen_options") == [option]
+            and self.username in (user.get("name"), user.get("id"))
+        )
 
     def answer_or_raise(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         response = self.answer(*args, **kwargs)

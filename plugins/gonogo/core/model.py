@@ -419,8 +419,8 @@ class Rollback(_Model):
     mode: Literal["automatic", "decide"] = "automatic"
     decide_by: list[str] = Field(
         default_factory=list,
-        description="Roles asked Retry / Roll back / Continue in decide mode "
-        "(default: the first sign_off role of the runbook)",
+        description="Roles asked Retry / Roll back / Continue after a failure in decide mode, "
+        "and in any mode when a crash cut a command off (default: the first sign_off role)",
     )
     approve: list[str] = Field(
         default_factory=list, description="Roles that must say GO before rollback starts"

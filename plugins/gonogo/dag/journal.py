@@ -112,6 +112,7 @@ def interrupted_body(what: str, mark: Mapping[str, Any], choices: str) -> str:
         f"{mark.get('at')} on {mark.get('host')}, and that try was lost (its worker, "
         "the scheduler or the machine died) before the command ended.\n\n"
         "The command may have run partly, fully, or not at all: gonogo cannot tell. "
+        "If only that machine's network failed, it may even still be running there. "
         f"Check the system, then choose.\n\n{choices}\n\nNo answer in time counts as "
         "the safe choice: rollback."
     )
