@@ -98,3 +98,12 @@ def test_the_approvers_of_the_examples_exist_in_the_deployment() -> None:
         for role in runbook.roles.values():
             assert set(role.users) <= users, f"{path.name}: {set(role.users) - users} missing"
     assert Path(ROOT / "deploy" / "passwords.example.json").read_text().count(":") == len(users)
+
+
+def test_workers_wait_for_an_api_server_that_restarts(compose: dict[str, Any]) -> None:
+    """A task resumed while the API server restarts starts once it is back (README, Crashes)."""
+    for name, service in compose["services"].items():
+        if name.startswith("airflow-"):
+            env = service["environment"]
+            assert int(env["AIRFLOW__WORKERS__EXECUTION_API_RETRIES"]) >= 10, name
+            assert float(env["AIRFLOW__WORKERS__EXECUTION_API_RETRY_WAIT_MIN"]) >= 5, name

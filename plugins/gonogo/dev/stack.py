@@ -136,6 +136,10 @@ class AirflowStack:
                 # The supervisor notices a finished task within this many seconds; the
                 # default 5 s widens a race in Airflow 3.3 (see gonogo.server.middleware).
                 "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
+                # A worker keeps trying the API server for a minute or more, not ~15 s: a
+                # task resumed while the API server restarts starts once it is back.
+                "AIRFLOW__WORKERS__EXECUTION_API_RETRIES": "10",
+                "AIRFLOW__WORKERS__EXECUTION_API_RETRY_WAIT_MIN": "5",
                 "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.home / "logs"),
                 "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(self.log_ports[0]),
                 "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(self.log_ports[1]),
