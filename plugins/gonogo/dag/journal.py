@@ -41,6 +41,7 @@ from gonogo.core.naming import (
     XCOM_EVENTS,
 )
 from gonogo.dag.hitl import assignees
+from gonogo.dag.notify import request_link, tell
 
 log = logging.getLogger(__name__)
 
@@ -152,13 +153,25 @@ class Interruptible:
         )
         event = {"event": STEP_INTERRUPTED, "what": self.what, "task": ti.task_id, **mark}
         ti.xcom_push(key=XCOM_EVENTS, value=[event])
+        subject = f"{self.what} was cut off by a crash: what now?"
         upsert_hitl_detail(
             ti_id=ti.id,
             options=list(self.interrupted_options),
-            subject=f"{self.what} was cut off by a crash: what now?",
+            subject=subject,
             body=interrupted_body(self.what, mark, self.interrupted_choices),
             params={COMMENT: Param("", type=["string", "null"]).serialize()},
             assigned_users=assignees(self.deciders),
+        )
+        deadline = datetime.now(UTC) + self.decide_timeout if self.decide_timeout else None
+        tell(
+            context,
+            "decision_needed",
+            ti.task_id,
+            subject=subject,
+            options=list(self.interrupted_options),
+            users=list(self.deciders),
+            deadline=deadline.isoformat() if deadline else None,
+            link=request_link(context),
         )
         raise TaskAwaitingInput(method_name=RESUME_METHOD, timeout=self.decide_timeout)
 
