@@ -168,3 +168,17 @@ def test_the_note_says_what_was_cut_off_and_that_a_person_was_asked() -> None:
     )
     assert line.startswith("step slow was cut off by a crash in try 1")
     assert "worker-1" in line and "may have half-run" in line and "a person was asked" in line
+
+
+def _times_out() -> None:
+    raise AirflowTaskTimeout("execution_timeout reached")
+
+
+def test_a_timed_out_command_fails_for_good_and_does_not_spend_the_crash_retry() -> None:
+    from gonogo.dag.actions import StepPythonOperator
+
+    task = StepPythonOperator(task_id="t", python_callable=_times_out, retries=RESERVED_TRIES)
+    store = Store()
+    with pytest.raises(AirflowFailException, match="execution_timeout reached"):
+        task.run_command({**context(store), "params": {}, "templates_dict": None})
+    assert earlier_mark(context(store)) is None

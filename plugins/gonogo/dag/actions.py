@@ -45,6 +45,7 @@ from gonogo.core.settings import DEFAULT_DECIDE_TIMEOUT, python_prefixes
 from gonogo.core.shell import env_name, to_environment
 from gonogo.dag.hitl import ManualStepOperator
 from gonogo.dag.journal import (
+    ENDED,
     REASK_DELAY,
     RESERVED_TRIES,
     Interruptible,
@@ -83,7 +84,7 @@ class CommandStep(Interruptible):
         command = super().execute  # type: ignore[misc]  # BashOperator's or PythonOperator's
         try:
             return run_marked(context, self.what, lambda: command(context))
-        except Exception as exc:
+        except ENDED as exc:  # a timeout too: the reserved retry is for a crash only
             final = final_failure(context, self.policy_retries, exc)
             if final is exc:
                 raise

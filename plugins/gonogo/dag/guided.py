@@ -20,7 +20,7 @@ from datetime import timedelta
 from typing import Any
 
 from airflow.providers.standard.operators.hitl import HITLOperator
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException, AirflowTaskTimeout
 
 from gonogo.core.naming import CONTINUE, RETRY, ROLL_BACK, XCOM_DECISIONS
 from gonogo.dag.actions import ActionRunner
@@ -80,6 +80,8 @@ class GuidedStepOperator(Rehearsable, Interruptible, ActionRunner, Request):
     def _attempt(self, context: Any) -> Any:
         try:
             return run_marked(context, self.what, lambda: self.run_action(self.action, context))
+        except AirflowTaskTimeout as exc:  # final, as before: the reserved retry is for a crash
+            raise AirflowFailException(f"step {self.step_id} timed out: {exc}") from exc
         except Exception as exc:
             error = str(exc) or repr(exc)
         log.error(

@@ -48,6 +48,7 @@ from gonogo.dag.actions import ActionRunner, Actions, Hook, rehearse_instead
 from gonogo.dag.approval import Plan, approval_of, record_success
 from gonogo.dag.hitl import Request, assignees
 from gonogo.dag.journal import (
+    ENDED,
     REASK_DELAY,
     RESERVED_TRIES,
     Interruptible,
@@ -263,7 +264,7 @@ class UndoSlot(Interruptible, ActionRunner, Request):
     def _undo(self, context: Any, step_id: str, action: Mapping[str, Any]) -> Any:
         try:
             return run_marked(context, self.what, lambda: self.run_action(action, context))
-        except Exception as exc:
+        except ENDED as exc:
             raise UndoFailed(f"undoing {step_id} failed: {exc}") from exc
 
     def resume_after_interruption(self, context: Any, event: dict[str, Any]) -> Any:
