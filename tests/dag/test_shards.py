@@ -127,3 +127,32 @@ def test_the_cycle_collector_is_paused_only_while_runbooks_are_built(
     monkeypatch.setattr(builder, "build_dags", lambda *a, **k: 1 / 0)
     folder.build_all(tmp_path / "runbooks", {"__file__": str(dags / "gonogo_dags.py")})
     assert gc.isenabled()  # a build that raised is reported, and the collector is back on
+
+
+def test_a_task_reads_only_its_own_runbook_file_when_the_file_is_named_after_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gonogo.dag import folder
+
+    dags = folder_of(tmp_path, 2, [f"svc-{n:03d}" for n in range(30)])
+    runbooks = tmp_path / "runbooks"
+    (runbooks / "rb-007.yaml").rename(runbooks / "svc-007.yaml")
+    loader = next(p for p in sorted(dags.glob("*.py")) if shard_of(p)[0] == owner("svc-007", 2))
+    heads: list[str] = []
+    real = folder.read_bytes
+
+    def counted(path: Path, limit: int) -> bytes:
+        heads.append(Path(path).name)
+        return real(path, limit)
+
+    monkeypatch.setattr(folder, "read_bytes", counted)
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", "svc-007")
+    assert bag_of(loader, monkeypatch).dag_ids == ["svc-007"]
+    assert heads == ["svc-007.yaml"]
+
+    # Under any other name the runbook is still found, by the heads of every file.
+    heads.clear()
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", "svc-003")
+    other = next(p for p in sorted(dags.glob("*.py")) if shard_of(p)[0] == owner("svc-003", 2))
+    assert bag_of(other, monkeypatch).dag_ids == ["svc-003"]
+    assert len(heads) >= 30

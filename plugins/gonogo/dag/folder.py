@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from gonogo.core import naming
-from gonogo.core.loader import load_files, read_bytes, runbook_files
+from gonogo.core.loader import SUFFIXES, load_files, read_bytes, runbook_files
 from gonogo.dag.import_errors import add_import_error
 from gonogo.errors import Problem, RunbookError
 
@@ -67,6 +67,27 @@ def _wanted(files: list[Path], dag_id: str) -> list[Path]:
     A file whose head does not name its runbook is kept, and the full load decides.
     """
     return [file for file in files if _head_id(file) in ("", dag_id)]
+
+
+_PLAIN_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
+
+
+def _named_file(folder: Path, dag_id: str, shard: tuple[int, int]) -> list[Path] | None:
+    """A task's runbook when its file is named after it (``<id>.yaml`` at the top of the folder).
+
+    Then a task reads one file, not the head of every runbook: its start-up does
+    not grow with the number of runbooks. None when there is no such file (or it
+    names another runbook): the caller looks at every file. A runbook another
+    loader file owns is not this one's to build: an empty list.
+    """
+    runbook_id = dag_id.removesuffix(naming.APPROVAL_SUFFIX)
+    if not _PLAIN_ID.fullmatch(runbook_id):
+        return None
+    for suffix in SUFFIXES:
+        path = folder / f"{runbook_id}{suffix}"
+        if _head_id(path) == runbook_id:
+            return [path] if owner(runbook_id, shard[1]) == shard[0] else []
+    return None
 
 
 LOADER_GLOB = "gonogo_dags*.py"
@@ -136,18 +157,14 @@ def build_all(folder: Path, namespace: dict[str, Any]) -> dict[str, Any]:
         return _build_all(folder, namespace)
 
 
-def _build_all(folder: Path, namespace: dict[str, Any]) -> dict[str, Any]:
-    from airflow.sdk import get_parsing_context
-
-    from gonogo.dag.builder import build_dags
-
+def _candidates(
+    folder: Path, loader: str | None, shard: tuple[int, int], wanted: str | None
+) -> list[Path]:
+    """The runbook files this loader file may build: its shard, and for a task, its runbook's."""
     files = runbook_files([folder]) if folder.is_dir() else []
     if not files:
         log.warning("gonogo: no runbooks found in %s", folder)
-    wanted = get_parsing_context().dag_id
-    loader = namespace.get("__file__")
     if loader:
-        shard = shard_of(Path(loader))
         files = _in_shard(files, folder, shard)
         if len(files) > PER_LOADER and not wanted:
             log.warning(
@@ -160,6 +177,19 @@ def _build_all(folder: Path, namespace: dict[str, Any]) -> dict[str, Any]:
             )
     if wanted:
         files = _wanted(files, wanted.removesuffix(naming.APPROVAL_SUFFIX))
+    return files
+
+
+def _build_all(folder: Path, namespace: dict[str, Any]) -> dict[str, Any]:
+    from airflow.sdk import get_parsing_context
+
+    from gonogo.dag.builder import build_dags
+
+    wanted = get_parsing_context().dag_id
+    loader = namespace.get("__file__")
+    shard = shard_of(Path(loader)) if loader else (0, 1)
+    named = _named_file(folder, wanted, shard) if wanted else None
+    files = named if named is not None else _candidates(folder, loader, shard, wanted)
     dags = {}
     for item in load_files(files):
         file, runbook = item.file, item.runbook
