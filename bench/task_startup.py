@@ -204,6 +204,15 @@ def main(argv: list[str] | None = None) -> int:
             target=TARGET,
         )
     )
+    rows.append(Row("load (warm), files named <id>.yaml: 1 runbook present", stats["1n"]["warm"]))
+    rows.append(
+        Row(
+            f"load (warm), files named <id>.yaml: {args.runbooks} runbooks present",
+            stats["Nn"]["warm"],
+            ratio=ratio(stats["Nn"]["warm"]["median"], stats["1n"]["warm"]["median"]),
+            ratio_label=f"{args.runbooks}/1",
+        )
+    )
     extra_ms = (stats["N"]["warm"]["median"] - stats["1"]["warm"]["median"]) * 1000
     print_table(
         f"task-startup: one task's DAG load with 1 vs {args.runbooks} runbooks, "
