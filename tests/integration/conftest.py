@@ -7,6 +7,7 @@ Every process is killed by its process group at the end of the session.
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.server
 import os
 import shutil
@@ -166,6 +167,13 @@ def airflow(tmp_path_factory: pytest.TempPathFactory, http_server: str) -> Itera
         database_url=os.environ.get("GONOGO_TEST_DATABASE_URL") or None,
         extra_env={"GONOGO_STATE_DIR": str(state)},
     )
+    with running(stack):
+        yield Airflow(stack, state, http_server)
+
+
+@contextlib.contextmanager
+def running(stack: AirflowStack) -> Iterator[AirflowStack]:
+    """The stack started (its logs printed if it does not start), then stopped: none of it left."""
     try:
         stack.start()
     except BaseException:
@@ -173,7 +181,7 @@ def airflow(tmp_path_factory: pytest.TempPathFactory, http_server: str) -> Itera
             print(f"--- {name} ---\n{stack.log_tail(name)}")
         raise
     try:
-        yield Airflow(stack, state, http_server)
+        yield stack
     finally:
         pgid = stack.pgid
         stack.stop()

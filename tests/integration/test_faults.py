@@ -25,9 +25,9 @@ from typing import Any
 
 import pytest
 from tests.conftest import ROOT
-from tests.integration.conftest import USERS, Airflow, cli
+from tests.integration.conftest import USERS, Airflow, cli, running
 
-from gonogo.dev.stack import AirflowStack, ancestors, group_members, kill_tree
+from gonogo.dev.stack import AirflowStack, ancestors, kill_tree
 
 pytestmark = pytest.mark.long
 
@@ -61,18 +61,8 @@ def faulty(tmp_path_factory: pytest.TempPathFactory, http_server: str) -> Iterat
         database_url=os.environ.get("GONOGO_TEST_DATABASE_URL") or None,
         extra_env={"GONOGO_STATE_DIR": str(state), **FAST_RECOVERY},
     )
-    try:
-        stack.start()
-    except BaseException:
-        for name in ("api-server", "scheduler", "dag-processor", "triggerer"):
-            print(f"--- {name} ---\n{stack.log_tail(name)}")
-        raise
-    try:
+    with running(stack):
         yield Airflow(stack, state, http_server)
-    finally:
-        pgid = stack.pgid
-        stack.stop()
-        assert pgid is None or not group_members(pgid), "Airflow processes survived the stop"
 
 
 # -- what the markers say -----------------------------------------------------------------------
@@ -113,9 +103,8 @@ def kill_worker_of(airflow: Airflow, command_pid: int) -> list[int]:
 
 
 def finished(airflow: Airflow, dag_id: str, run_id: str) -> dict:
-    """The finished run, with its outcome; fails if it does not finish."""
-    run = airflow.admin.wait_run(dag_id, run_id, timeout=420)
-    return run
+    """The finished run; fails if it does not finish."""
+    return airflow.admin.wait_run(dag_id, run_id, timeout=420)
 
 
 def outcome(airflow: Airflow, dag_id: str, run_id: str) -> dict:
