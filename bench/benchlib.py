@@ -15,7 +15,6 @@ import os
 import platform
 import signal
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -286,7 +285,7 @@ def live_airflow(dag_files: dict[str, str], runbooks: dict[str, str]) -> Iterato
     set, as in the integration tests. Every process runs in one process group, and
     the group is killed on the way out, whatever happened.
     """
-    from gonogo.dev.stack import AirflowStack, User, group_members
+    from gonogo.dev.stack import AirflowStack, User, running
 
     with tempfile.TemporaryDirectory(prefix="gonogo-bench-live-") as tmp:
         root = Path(tmp)
@@ -316,29 +315,14 @@ def live_airflow(dag_files: dict[str, str], runbooks: dict[str, str]) -> Iterato
         started = time.monotonic()
         previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)  # so `finally` stops Airflow
         try:
-            try:
-                stack.start()
-            except BaseException:
-                for name in ("api-server", "scheduler", "dag-processor", "triggerer"):
-                    print(f"--- {name} ---\n{stack.log_tail(name)}", file=sys.stderr)
-                raise
-            print(
-                f"Airflow is up in {time.monotonic() - started:.0f} s at {stack.base_url} "
-                f"({'Postgres' if stack.database_url else 'SQLite'})"
-            )
-            yield Live(stack, {u.name: u.password for u in users})
+            with running(stack):
+                print(
+                    f"Airflow is up in {time.monotonic() - started:.0f} s at {stack.base_url} "
+                    f"({'Postgres' if stack.database_url else 'SQLite'})"
+                )
+                yield Live(stack, {u.name: u.password for u in users})
         finally:
-            signal.signal(
-                signal.SIGINT, signal.SIG_IGN
-            )  # a second Ctrl-C must not cut the stop short
-            try:
-                pgid = stack.pgid
-                stack.stop()
-                if pgid is not None and group_members(pgid):
-                    print(f"WARNING: processes of group {pgid} survived the stop", file=sys.stderr)
-            finally:
-                signal.signal(signal.SIGINT, signal.default_int_handler)
-                signal.signal(signal.SIGTERM, previous)
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _exit_on_sigterm(signum: int, frame: Any) -> None:

@@ -7,7 +7,6 @@ Every process is killed by its process group at the end of the session.
 from __future__ import annotations
 
 import base64
-import contextlib
 import http.server
 import os
 import shutil
@@ -24,7 +23,7 @@ import pytest
 from tests.conftest import ROOT, RUNBOOKS
 
 from gonogo.client.api import AirflowClient
-from gonogo.dev.stack import AirflowStack, User, group_members
+from gonogo.dev.stack import AirflowStack, User, running
 
 HERE = Path(__file__).resolve().parent
 
@@ -169,23 +168,6 @@ def airflow(tmp_path_factory: pytest.TempPathFactory, http_server: str) -> Itera
     )
     with running(stack):
         yield Airflow(stack, state, http_server)
-
-
-@contextlib.contextmanager
-def running(stack: AirflowStack) -> Iterator[AirflowStack]:
-    """The stack started (its logs printed if it does not start), then stopped: none of it left."""
-    try:
-        stack.start()
-    except BaseException:
-        for name in ("api-server", "scheduler", "dag-processor", "triggerer"):
-            print(f"--- {name} ---\n{stack.log_tail(name)}")
-        raise
-    try:
-        yield stack
-    finally:
-        pgid = stack.pgid
-        stack.stop()
-        assert pgid is None or not group_members(pgid), "Airflow processes survived the stop"
 
 
 def cli(airflow: Airflow, user: str, *args: str) -> subprocess.CompletedProcess[str]:

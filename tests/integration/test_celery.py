@@ -19,7 +19,7 @@ from tests.conftest import ROOT, RUNBOOKS
 from tests.integration.conftest import USERS
 
 from gonogo.client.api import AirflowClient
-from gonogo.dev.stack import AirflowStack, celery_env, group_members
+from gonogo.dev.stack import AirflowStack, celery_env, running
 
 pytestmark = [pytest.mark.integration, pytest.mark.long]
 
@@ -67,19 +67,10 @@ def team(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[AirflowStac
         executor="CeleryExecutor",
         extra_env={**celery_env(REDIS, queue), "GONOGO_STATE_DIR": str(state)},
     )
-    try:
-        stack.start()
+    with running(stack):
         stack.start_celery_worker("worker-a", queue)
         stack.start_celery_worker("worker-b", queue)
         yield stack, str(state)
-    except BaseException:
-        for name in stack.processes:
-            print(f"--- {name} ---\n{stack.log_tail(name)}")
-        raise
-    finally:
-        pgid = stack.pgid
-        stack.stop()
-        assert pgid is None or not group_members(pgid), "processes survived the stop"
 
 
 def client(stack: AirflowStack, name: str) -> AirflowClient:

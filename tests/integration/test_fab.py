@@ -20,7 +20,7 @@ import requests
 from tests.conftest import ROOT
 
 from gonogo.client.api import AirflowClient
-from gonogo.dev.stack import AirflowStack, User, group_members
+from gonogo.dev.stack import AirflowStack, User, running
 
 pytestmark = [pytest.mark.integration, pytest.mark.long]
 
@@ -122,21 +122,11 @@ def fab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fab]:
         auth_manager="fab",
         extra_env={"GONOGO_STATE_DIR": str(state)},
     )
-    try:
-        try:
-            stack.start()
-        except BaseException:
-            for name in ("api-server", "scheduler", "dag-processor", "triggerer"):
-                print(f"--- {name} ---\n{stack.log_tail(name)}")
-            raise
+    with running(stack):
         ids = stack.user_ids()
         (runbooks / "fab_gate.yaml").write_text(GATE_RUNBOOK.format(**ids))
         (runbooks / "fab_sole.yaml").write_text(SOLE_RUNBOOK.format(**ids))
         yield Fab(stack, ids, state)
-    finally:
-        pgid = stack.pgid
-        stack.stop()
-        assert pgid is None or not group_members(pgid), "Airflow processes survived the stop"
 
 
 def test_fab_user_ids_are_database_ids_and_tokens_work(fab: Fab) -> None:

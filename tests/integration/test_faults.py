@@ -25,9 +25,9 @@ from typing import Any
 
 import pytest
 from tests.conftest import ROOT
-from tests.integration.conftest import USERS, Airflow, cli, running
+from tests.integration.conftest import USERS, Airflow, cli
 
-from gonogo.dev.stack import AirflowStack, ancestors, kill_tree
+from gonogo.dev.stack import AirflowStack, ancestors, kill_tree, running
 
 pytestmark = pytest.mark.long
 

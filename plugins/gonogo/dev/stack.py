@@ -19,7 +19,9 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -344,6 +346,41 @@ class AirflowStack:
                     self.database_url, f'DROP DATABASE IF EXISTS "{self._created_db}" WITH (FORCE)'
                 )
             self._created_db = None
+
+
+@contextlib.contextmanager
+def running(stack: AirflowStack) -> Iterator[AirflowStack]:
+    """The stack started, then stopped with none of its processes left.
+
+    If starting it, or the setup inside the block, fails, every component's log
+    tail is printed first: a stack that does not come up says why.
+    """
+    try:
+        stack.start()
+        yield stack
+    except BaseException:
+        for name in stack.processes:
+            print(f"--- {name} ---\n{stack.log_tail(name)}", file=sys.stderr)
+        raise
+    finally:
+        pgid = stack.pgid
+        with _interrupts_held():
+            stack.stop()
+        if pgid is not None and group_members(pgid):
+            raise RuntimeError(f"processes of group {pgid} survived the stop")
+
+
+@contextlib.contextmanager
+def _interrupts_held() -> Iterator[None]:
+    """Ctrl-C ignored for a while: a second one must not cut a stop short and leave processes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def worker_hostname() -> str:
