@@ -9,7 +9,8 @@ waits): one ``true`` step, a gate signed off by ``release_manager`` (user
 
 1. Baseline, in the same run: one rollout alone, answered GO, ``--answers`` times
    (a new run each time).
-2. Then all N are triggered and parked at their gate. Every gate request must be
+2. Then all N are triggered and parked at their gate (on SQLite one at a time,
+   each once the one before is parked: see :func:`park`). Every gate request must be
    ``awaiting_input`` (Airflow's deferred state for a HITL request: its wait runs
    in the triggerer), and no task ``running``: a parked rollout holds no worker slot.
 3. With all N parked, ``--answers`` of them are answered GO, one at a time.
@@ -83,6 +84,25 @@ def answer(live: Live, dag: str, run_id: str) -> float:
     return start - accepted
 
 
+def park(live: Live, rollouts: int, one_at_a_time: bool) -> dict[str, str]:
+    """Trigger every rollout and wait until each is parked at its gate; their run ids.
+
+    On Postgres they are all triggered at once, as on a go-live weekend. On SQLite
+    Airflow's API server stopped answering (over 30 s) when 50 triggers came while
+    the first runs' tasks were writing, so there each is triggered once the one
+    before is parked: the same 50 parked gates, reached more slowly.
+    """
+    admin = live.client("admin")
+    runs = {}
+    for i in range(rollouts):
+        runs[dag_id(i)] = admin.trigger(dag_id(i))
+        if one_at_a_time:
+            admin.wait_pending(dag_id(i), runs[dag_id(i)], GATE, timeout=300)
+    for dag, run_id in runs.items():
+        admin.wait_pending(dag, run_id, GATE, timeout=900)
+    return runs
+
+
 def parked_states(live: Live, runs: dict[str, str]) -> dict[str, int]:
     """How many task instances of the parked runs are in each state."""
     admin = live.client("admin")
@@ -113,9 +133,7 @@ def main(argv: list[str] | None = None) -> int:
             alone.append(answer(live, dag_id(0), run_id))
             admin.wait_run(dag_id(0), run_id)
             print(f"one rollout: {alone[-1]:.2f} s", flush=True)
-        runs = {dag_id(i): admin.trigger(dag_id(i)) for i in range(args.rollouts)}
-        for dag, run_id in runs.items():
-            admin.wait_pending(dag, run_id, GATE, timeout=900)
+        runs = park(live, args.rollouts, one_at_a_time=database == "SQLite")
         states = parked_states(live, runs)
         print(f"{args.rollouts} rollouts parked; task states: {states}", flush=True)
         waiting = states.get("awaiting_input", 0) + states.get("deferred", 0)
