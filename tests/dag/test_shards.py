@@ -156,3 +156,24 @@ def test_a_task_reads_only_its_own_runbook_file_when_the_file_is_named_after_it(
     other = next(p for p in sorted(dags.glob("*.py")) if shard_of(p)[0] == owner("svc-003", 2))
     assert bag_of(other, monkeypatch).dag_ids == ["svc-003"]
     assert len(heads) >= 30
+
+
+def test_a_loader_file_that_runs_out_of_time_loads_what_it_built_and_reports_the_rest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past Airflow's time per DAG file not one DAG of the file would load: stop before it."""
+    ids = [f"svc-{n:03d}" for n in range(600)]
+    dags = folder_of(tmp_path, 1, ids)
+    monkeypatch.setenv("AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT", "3")
+    bag = bag_of(dags / "gonogo_dags.py", monkeypatch)
+    # Airflow never had to kill the file, which would have lost every DAG in it.
+    assert not any("DagBag import timeout" in e for e in bag.import_errors.values())
+    assert "gonogo_dags.py" not in {Path(k).name for k in bag.import_errors}
+    loaded = sorted(bag.dag_ids)
+    assert 0 < len(loaded) < len(ids), len(loaded)
+    assert loaded == ids[: len(loaded)]  # the first files in order: the same ones every parse
+    reported = sorted(Path(k).name for k in bag.import_errors)
+    assert reported == [f"rb-{n:03d}.yaml" for n in range(len(loaded), len(ids))]
+    message = bag.import_errors[next(iter(bag.import_errors))]
+    assert f"got through {len(loaded)} of its 600 runbooks" in message
+    assert "`gonogo shards 3`" in message

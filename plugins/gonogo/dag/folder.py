@@ -15,6 +15,10 @@ DAGs folder may hold several copies of the loader file, ``gonogo_dags.py``,
 place among them (:func:`shard_of`), found by reading only the head of each
 runbook. The id decides, not the file name, so two files with one id land in
 the same shard and are both reported. With a single copy it owns every runbook.
+
+A loader file that holds more than it can build in that time stops at three
+quarters of it (:func:`parse_budget`): what it built loads, and each runbook it
+did not reach is reported on its own file, with the number of copies to make.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import contextlib
 import gc
 import logging
 import re
+import time
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -173,11 +178,48 @@ def _candidates(
                 loader,
                 len(files),
                 PER_LOADER,
-                -(-len(files) * shard[1] // PER_LOADER),
+                shards_needed(len(files), shard[1]),
             )
     if wanted:
         files = _wanted(files, wanted.removesuffix(naming.APPROVAL_SUFFIX))
     return files
+
+
+#: The share of Airflow's time per DAG file a loader file spends building; the rest is
+#: left for the imports before it and the DagBag's own work after it.
+BUDGET_SHARE = 0.75
+
+
+def parse_budget(loader: str | None) -> float | None:
+    """Seconds a loader file may spend building runbooks, or None for no limit.
+
+    Airflow kills a DAG file's import after ``dagbag_import_timeout`` (a local
+    policy may set it per file), and then not one of its DAGs loads.
+    """
+    if not loader:
+        return None
+    from airflow import settings
+
+    timeout = settings.get_dagbag_import_timeout(loader)
+    return timeout * BUDGET_SHARE if isinstance(timeout, int | float) and timeout > 0 else None
+
+
+def shards_needed(runbooks: int, shards: int) -> int:
+    """Loader files for everything, when one of ``shards`` files holds ``runbooks``."""
+    return max(shards + 1, -(-runbooks * shards // PER_LOADER))
+
+
+def _out_of_time(loader: str, shards: int, file: Path, done: int, total: int) -> Problem:
+    return Problem(
+        str(file),
+        1,
+        1,
+        "",
+        f"not loaded: {Path(loader).name} got through {done} of its {total} runbooks "
+        "within Airflow's time per DAG file (dagbag_import_timeout) and stopped, so that "
+        "those still load. Split the runbooks over more loader files: "
+        f"`gonogo shards {shards_needed(total, shards)}` on the DAGs folder.",
+    )
 
 
 def _build_all(folder: Path, namespace: dict[str, Any]) -> dict[str, Any]:
@@ -185,14 +227,31 @@ def _build_all(folder: Path, namespace: dict[str, Any]) -> dict[str, Any]:
 
     from gonogo.dag.builder import build_dags
 
+    started = time.monotonic()
     wanted = get_parsing_context().dag_id
     loader = namespace.get("__file__")
     shard = shard_of(Path(loader)) if loader else (0, 1)
     named = _named_file(folder, wanted, shard) if wanted else None
     files = named if named is not None else _candidates(folder, loader, shard, wanted)
+    budget = None if wanted else parse_budget(loader)
     dags = {}
-    for item in load_files(files):
+    loaded = load_files(files)
+    for position, item in enumerate(loaded):
         file, runbook = item.file, item.runbook
+        if budget is not None and time.monotonic() - started > budget:
+            assert loader is not None
+            log.error(
+                "gonogo: %s ran out of time after %d of %d runbooks; the rest are reported, "
+                "not loaded",
+                loader,
+                position,
+                len(loaded),
+            )
+            for rest in loaded[position:]:
+                report(
+                    rest.file, [_out_of_time(loader, shard[1], rest.file, position, len(loaded))]
+                )
+            break
         if runbook is None:
             report(file, item.problems)
             continue
