@@ -26,7 +26,9 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import os
 import re
+import stat
 import time
 import zlib
 from collections.abc import Iterator
@@ -34,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from gonogo.core import naming
-from gonogo.core.loader import SUFFIXES, load_files, read_bytes, runbook_files
+from gonogo.core.loader import SUFFIXES, load_files, runbook_names
 from gonogo.dag.import_errors import add_import_error
 from gonogo.errors import Problem, RunbookError
 
@@ -51,22 +53,33 @@ def report(path: Path, problems: list[Problem]) -> None:
 
 
 HEAD_BYTES = 4096
+_RUNBOOK_ID_BYTES = re.compile(_RUNBOOK_ID.pattern.encode(), re.M)
 
 
-def _head_id(file: Path) -> str | None:
+def _head_id(file: str | Path) -> str | None:
     """The runbook id the file's head names, "" when it names none, None when unreadable.
 
-    Only the head is read: ``runbook:`` is the first key by convention.
+    Only the head is read: ``runbook:`` is the first key by convention. A task
+    reads the head of every runbook file beside its own (unless its file is named
+    after it), so this is kept to the fewest system calls that still refuse what
+    is not a regular file, as :func:`gonogo.core.loader.read_bytes` does.
     """
     try:
-        head = read_bytes(file, HEAD_BYTES).decode("utf-8", errors="replace")
-    except RunbookError:
+        if not stat.S_ISREG(os.stat(file).st_mode):
+            return None
+        # O_NONBLOCK: if the path became a FIFO since, opening it must not wait for a writer.
+        fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+        try:
+            head = os.read(fd, HEAD_BYTES)
+        finally:
+            os.close(fd)
+    except OSError:
         return None  # not a readable regular file: no runbook of any id
-    match = _RUNBOOK_ID.search(head)
-    return match.group(1) if match else ""
+    match = _RUNBOOK_ID_BYTES.search(head)
+    return match.group(1).decode("ascii") if match else ""
 
 
-def _wanted(files: list[Path], dag_id: str) -> list[Path]:
+def _wanted(files: list[str], dag_id: str) -> list[str]:
     """The files that can hold runbook ``dag_id``: a cheap text scan, no YAML parsing.
 
     A file whose head does not name its runbook is kept, and the full load decides.
@@ -113,13 +126,13 @@ def owner(key: str, shards: int) -> int:
     return zlib.crc32(key.encode("utf-8")) % shards
 
 
-def _in_shard(files: list[Path], folder: Path, shard: tuple[int, int]) -> list[Path]:
+def _in_shard(files: list[str], folder: Path, shard: tuple[int, int]) -> list[str]:
     index, shards = shard
     if shards == 1:
         return files
     found = []
     for file in files:
-        key = _head_id(file) or file.relative_to(folder).as_posix()
+        key = _head_id(file) or Path(file).relative_to(folder).as_posix()
         if owner(key, shards) == index:
             found.append(file)
     return found
@@ -166,7 +179,7 @@ def _candidates(
     folder: Path, loader: str | None, shard: tuple[int, int], wanted: str | None
 ) -> list[Path]:
     """The runbook files this loader file may build: its shard, and for a task, its runbook's."""
-    files = runbook_files([folder]) if folder.is_dir() else []
+    files = runbook_names(folder) if folder.is_dir() else []
     if not files:
         log.warning("gonogo: no runbooks found in %s", folder)
     if loader:
@@ -182,8 +195,10 @@ def _candidates(
             )
     if wanted:
         files = _wanted(files, wanted.removesuffix(naming.APPROVAL_SUFFIX))
-    return files
+    return [Path(file) for file in files]
 
+
+_clock = time.monotonic
 
 #: The share of Airflow's time per DAG file a loader file spends building; the rest is
 #: left for the imports before it and the DagBag's own work after it.
@@ -227,7 +242,7 @@ def _build_all(folder: Path, namespace: dict[str, Any]) -> dict[str, Any]:
 
     from gonogo.dag.builder import build_dags
 
-    started = time.monotonic()
+    started = _clock()
     wanted = get_parsing_context().dag_id
     loader = namespace.get("__file__")
     shard = shard_of(Path(loader)) if loader else (0, 1)
@@ -238,7 +253,7 @@ def _build_all(folder: Path, namespace: dict[str, Any]) -> dict[str, Any]:
     loaded = load_files(files)
     for position, item in enumerate(loaded):
         file, runbook = item.file, item.runbook
-        if budget is not None and time.monotonic() - started > budget:
+        if budget is not None and _clock() - started > budget:
             assert loader is not None
             log.error(
                 "gonogo: %s ran out of time after %d of %d runbooks; the rest are reported, "
