@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -182,6 +183,41 @@ def test_the_scheduler_dies_while_a_step_runs_and_a_person_decides_to_retry(
     assert "step slow was cut off by a crash" in note
     assert "Retry by relman" in note
     assert "Retry" in decisions(faulty, dag, run_id)
+
+
+def test_only_the_scheduler_process_dies_and_its_workers_live_on(faulty: Airflow) -> None:
+    """Its workers outlive it, orphaned: the step's command still runs once, or a person is asked."""
+    dag = "fault-step"
+    run_id = trigger(faulty, dag)
+    command = running_command(faulty, run_id, "slow")
+    scheduler = faulty.stack.processes["scheduler"]
+    os.kill(scheduler.pid, signal.SIGKILL)
+    scheduler.wait(timeout=30)
+    assert Path(f"/proc/{command}").exists()  # the step's command outlived the scheduler
+    faulty.stack.restart("scheduler")
+
+    def settled() -> str | None:
+        if faulty.admin.run(dag, run_id)["state"] in ("success", "failed"):
+            return "finished"
+        asked = [
+            d
+            for d in faulty.admin.hitl_details(dag, run_id)
+            if d["task_instance"]["task_id"] == "work.slow" and not d.get("responded_at")
+        ]
+        return "asked" if asked else None
+
+    how = faulty.admin.wait_for("the run to finish or ask", settled, timeout=300, interval=1)
+    if how == "asked":  # Airflow reset the orphaned try: the next one asks instead of running
+        assert started(faulty, run_id, "slow") == 1, "the cut-off command ran again by itself"
+        faulty.client("relman").answer_or_raise(
+            dag, run_id, "work.slow", "Continue", "checked: the command finished on the old worker"
+        )
+        assert "step slow was cut off by a crash" in note_of(faulty, dag, run_id)
+    assert finished(faulty, dag, run_id)["state"] == "success"
+    assert started(faulty, run_id, "slow") == 1  # never twice: nobody said Retry
+    for name in ("first", "last"):
+        assert (started(faulty, run_id, name), ended(faulty, run_id, name)) == (1, 1), name
+    assert lock_is_free(faulty, "fault-step")
 
 
 # -- a worker -----------------------------------------------------------------------------------
