@@ -139,13 +139,13 @@ def test_a_task_reads_only_its_own_runbook_file_when_the_file_is_named_after_it(
     (runbooks / "rb-007.yaml").rename(runbooks / "svc-007.yaml")
     loader = next(p for p in sorted(dags.glob("*.py")) if shard_of(p)[0] == owner("svc-007", 2))
     heads: list[str] = []
-    real = folder._head_id
+    real = folder.head_id
 
     def counted(path: str | Path) -> str | None:
         heads.append(Path(path).name)
         return real(path)
 
-    monkeypatch.setattr(folder, "_head_id", counted)
+    monkeypatch.setattr(folder, "head_id", counted)
     monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", "svc-007")
     assert bag_of(loader, monkeypatch).dag_ids == ["svc-007"]
     assert heads == ["svc-007.yaml"]

@@ -26,9 +26,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
-import os
 import re
-import stat
 import time
 import zlib
 from collections.abc import Iterator
@@ -36,13 +34,14 @@ from pathlib import Path
 from typing import Any
 
 from gonogo.core import naming
-from gonogo.core.loader import SUFFIXES, load_files, runbook_names
+from gonogo.core.loader import SUFFIXES, load_files, read_bytes, runbook_names
 from gonogo.dag.import_errors import add_import_error
 from gonogo.errors import Problem, RunbookError
 
 log = logging.getLogger(__name__)
 
-_RUNBOOK_ID = re.compile(r"^runbook:\s*['\"]?([A-Za-z0-9_.-]+)", re.M)
+#: Matched on the head's bytes: decoding a head cost more than reading it.
+_RUNBOOK_ID = re.compile(rb"^runbook:\s*['\"]?([A-Za-z0-9_.-]+)", re.M)
 
 
 def report(path: Path, problems: list[Problem]) -> None:
@@ -53,29 +52,18 @@ def report(path: Path, problems: list[Problem]) -> None:
 
 
 HEAD_BYTES = 4096
-_RUNBOOK_ID_BYTES = re.compile(_RUNBOOK_ID.pattern.encode(), re.M)
 
 
-def _head_id(file: str | Path) -> str | None:
+def head_id(file: str | Path) -> str | None:
     """The runbook id the file's head names, "" when it names none, None when unreadable.
 
-    Only the head is read: ``runbook:`` is the first key by convention. A task
-    reads the head of every runbook file beside its own (unless its file is named
-    after it), so this is kept to the fewest system calls that still refuse what
-    is not a regular file, as :func:`gonogo.core.loader.read_bytes` does.
+    Only the head is read: ``runbook:`` is the first key by convention.
     """
     try:
-        if not stat.S_ISREG(os.stat(file).st_mode):
-            return None
-        # O_NONBLOCK: if the path became a FIFO since, opening it must not wait for a writer.
-        fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
-        try:
-            head = os.read(fd, HEAD_BYTES)
-        finally:
-            os.close(fd)
-    except OSError:
+        head = read_bytes(file, HEAD_BYTES)
+    except RunbookError:
         return None  # not a readable regular file: no runbook of any id
-    match = _RUNBOOK_ID_BYTES.search(head)
+    match = _RUNBOOK_ID.search(head)
     return match.group(1).decode("ascii") if match else ""
 
 
@@ -84,7 +72,7 @@ def _wanted(files: list[str], dag_id: str) -> list[str]:
 
     A file whose head does not name its runbook is kept, and the full load decides.
     """
-    return [file for file in files if _head_id(file) in ("", dag_id)]
+    return [file for file in files if head_id(file) in ("", dag_id)]
 
 
 _PLAIN_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
@@ -103,7 +91,7 @@ def _named_file(folder: Path, dag_id: str, shard: tuple[int, int]) -> list[Path]
         return None
     for suffix in SUFFIXES:
         path = folder / f"{runbook_id}{suffix}"
-        if _head_id(path) == runbook_id:
+        if head_id(path) == runbook_id:
             return [path] if owner(runbook_id, shard[1]) == shard[0] else []
     return None
 
@@ -132,7 +120,7 @@ def _in_shard(files: list[str], folder: Path, shard: tuple[int, int]) -> list[st
         return files
     found = []
     for file in files:
-        key = _head_id(file) or Path(file).relative_to(folder).as_posix()
+        key = head_id(file) or Path(file).relative_to(folder).as_posix()
         if owner(key, shards) == index:
             found.append(file)
     return found

@@ -25,7 +25,7 @@ from gonogo.core.model import Runbook
 from gonogo.core.naming import XCOM_EVENTS, XCOM_FORECAST, XCOM_OUTCOME
 from gonogo.core.run import RunRecord, TaskRecord
 from gonogo.core.settings import runbooks_dir
-from gonogo.dag.folder import _RUNBOOK_ID, HEAD_BYTES
+from gonogo.dag.folder import head_id
 from gonogo.errors import RunbookError
 
 #: Finished runs stay on the board this long.
@@ -49,14 +49,9 @@ class Runbooks:
         index: dict[str, Path] = {}
         files = runbook_files([self.folder]) if self.folder.is_dir() else []
         for file in files:
-            try:
-                with open(file, "rb") as handle:
-                    head = handle.read(HEAD_BYTES).decode("utf-8", errors="replace")
-            except OSError:
-                continue
-            match = _RUNBOOK_ID.search(head)
-            if match is not None:
-                index.setdefault(match.group(1), file)
+            runbook_id = head_id(file)
+            if runbook_id:
+                index.setdefault(runbook_id, file)
         self._index = index
         self._indexed_at = time.monotonic()
 
