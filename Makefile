@@ -3,13 +3,16 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The versions every install gets (Airflow's convention): `make constraints` refreshes it.
+CONSTRAINTS := constraints-3.11.txt
+PIP_INSTALL := $(BIN)/pip install --quiet -c $(CONSTRAINTS)
 
-.PHONY: test test-long unit integration demo bench lint schema clean
+.PHONY: test test-long test-latest unit integration demo bench lint schema constraints clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[airflow,team,dev]'
+	$(PIP_INSTALL) -e '.[airflow,team,dev]'
 	touch $(STAMP)
 
 ## Every everyday test: unit, DAG and a real Airflow (SQLite unless GONOGO_TEST_DATABASE_URL is set).
@@ -37,11 +40,23 @@ demo: $(STAMP)
 
 ## All benchmarks at full size; BENCH_ARGS=--quick for a fast pass.
 bench: $(STAMP)
-	$(BIN)/pip install --quiet -e '.[bench]'
+	$(PIP_INSTALL) -e '.[bench]'
 	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
+
+## Resolve the newest versions pyproject.toml allows into $(CONSTRAINTS) (commit it after `make test`).
+constraints:
+	PYTHON=$(PYTHON) .ci/constraints.sh
+
+## The unit tests against the newest allowed versions, unpinned, in .venv-latest: drift shows here first.
+test-latest:
+	rm -rf .venv-latest
+	$(PYTHON) -m venv .venv-latest
+	.venv-latest/bin/pip install --quiet --upgrade pip
+	.venv-latest/bin/pip install --quiet --upgrade -e '.[airflow,dev]'
+	.venv-latest/bin/python -m pytest -q tests/unit
 
 schema: $(STAMP)
 	$(BIN)/gonogo schema > schema/runbook.schema.json
 
 clean:
-	rm -rf $(VENV) .demo .pytest_cache .hypothesis
+	rm -rf $(VENV) .venv-latest .demo .pytest_cache .hypothesis

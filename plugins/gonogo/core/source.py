@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -223,18 +223,28 @@ def _too_deep(text: str) -> tuple[int, int] | None:
     longest = max((len(line) for line in text.splitlines()), default=0)
     if longest + len(_OPENERS.findall(text)) <= MAX_DEPTH:
         return None
+    # libyaml first, for speed; newer libyaml builds stop at a nesting limit of their
+    # own (1,000 levels in PyYAML 6.0.4) before any event reaches this depth, so on
+    # any error the pure-Python parser, which has no such limit, measures again.
+    loaders = [yaml.SafeLoader] if _LIBYAML is None else [_LIBYAML, yaml.SafeLoader]
+    for loader in loaders:
+        try:
+            return _first_too_deep(yaml.parse(text, Loader=loader))
+        except yaml.YAMLError:
+            continue
+    return None  # the composer reports the error, at no greater depth than reached here
+
+
+def _first_too_deep(events: Iterator[yaml.Event]) -> tuple[int, int] | None:
     depth = 0
-    try:
-        for event in yaml.parse(text, Loader=_LIBYAML or yaml.SafeLoader):
-            if isinstance(event, yaml.CollectionStartEvent):
-                depth += 1
-                mark = event.start_mark
-                if depth > MAX_DEPTH:
-                    return (mark.line + 1, mark.column + 1) if mark else (1, 1)
-            elif isinstance(event, yaml.CollectionEndEvent):
-                depth -= 1
-    except yaml.YAMLError:
-        return None  # the composer reports it, at no greater depth than reached here
+    for event in events:
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            mark = event.start_mark
+            if depth > MAX_DEPTH:
+                return (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
     return None
 
 
