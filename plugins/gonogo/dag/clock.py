@@ -24,6 +24,8 @@ from gonogo.core.naming import OPENS, PLANNED_START_PARAM, START_TASK
 from gonogo.core.timeplan import planned_start
 
 log = logging.getLogger(__name__)
+#: The placeholder T of a runbook without a window, fixed so the serialized DAG is stable.
+_NO_WINDOW = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 def run_start(context: Mapping[str, Any], window: Window | None) -> datetime:
@@ -45,7 +47,9 @@ class ClockWaitSensor(DateTimeSensorAsync):
     """Waits, deferred, until T + ``offset``; succeeds at once when that time has passed."""
 
     def __init__(self, *, window: Window | None, offset: timedelta, **kwargs: Any) -> None:
-        placeholder = (window.start if window is not None else datetime.now(UTC)) + offset
+        # Only a placeholder: execute() reads T from the run. It must not change between
+        # parses, or every parse would store a new DAG version.
+        placeholder = (window.start if window is not None else _NO_WINDOW) + offset
         super().__init__(target_time=placeholder.isoformat(), **kwargs)
         self.window = window
         self.offset = offset
