@@ -104,6 +104,8 @@ NOTE_MARKER = "<!-- gonogo run note -->"
 DAG_MARKER_TAG = "gonogo:runbook"
 #: The run conf key under which the API server records who triggered the run ({id, name}).
 CONF_TRIGGER = "gonogo_triggered_by"
+#: Run conf keys that start so are gonogo's own: a trigger that sets one is refused.
+CONF_RESERVED = "gonogo_"
 #: The trigger-form param that makes a run a rehearsal: steps run their ``rehearse:`` action.
 REHEARSAL_PARAM = "rehearsal"
 #: Preflight XComs: the plan's fingerprint, and the earlier run the promotion guard found.

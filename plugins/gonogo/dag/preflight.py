@@ -20,7 +20,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from gonogo.core.gates import eligible
 from gonogo.core.model import Runbook
 from gonogo.core.naming import PREFLIGHT_TASK
-from gonogo.dag.states import run_trigger
+from gonogo.dag.states import run_trigger, stamp_problem
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +35,15 @@ def preflight(
 
     ``check`` then applies the plan's policy (:func:`gonogo.dag.approval.plan_check`).
     """
+    problem = stamp_problem(context)
     trigger_id, trigger_name = run_trigger(context)
-    if trigger_id is None:
+    if problem is not None or trigger_id is None:
         raise AirflowFailException(
-            "not started: nobody known triggered this run; a rollout is started from the "
-            "Airflow UI or REST API by a named user, so that person can be kept from "
-            "approving it (runs started from the CLI or by another DAG are refused)"
+            f"not started: {problem or 'nobody known triggered this run'}; a rollout is "
+            "started by a named user from the Airflow UI (Trigger), `gonogo trigger`, or "
+            "POST /api/v2/dags/<dag_id>/dagRuns, so that the API server records who started "
+            "it and that person can be kept from approving it (runs started from the CLI, "
+            "by another DAG or with a hand-written conf are refused)"
         )
     for gate, roles in gates.items():
         for role in roles:

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from gonogo.core import stamp
 from gonogo.core.decisions import recorded_trigger
-from gonogo.core.naming import REHEARSAL_PARAM
+from gonogo.core.naming import CONF_TRIGGER, REHEARSAL_PARAM
+from gonogo.dag.stamp import SETTING, stamp_secret
 
 
 def run_states(context: Mapping[str, Any]) -> dict[str, str]:
@@ -25,15 +27,36 @@ def run_states(context: Mapping[str, Any]) -> dict[str, str]:
 
 
 def run_trigger(context: Mapping[str, Any]) -> tuple[str | None, str | None]:
-    """Who triggered the run: (user id, user name) as the API server recorded them.
+    """Who triggered the run: (user id, user name) as the API server recorded and signed them.
 
-    The id comes from the run's conf, written by gonogo's middleware from the
-    caller's token; the name from Airflow's own ``triggering_user_name``. A run
-    started another way (the CLI, another DAG) has no id.
+    The id comes from the run's conf, written and signed by gonogo's middleware
+    from the caller's token (:mod:`gonogo.core.stamp`); the name from Airflow's own
+    ``triggering_user_name``. A run started another way (the CLI, another DAG, a
+    conf written by hand) has no valid stamp, and so no id.
     """
     dag_run = context.get("dag_run")
-    recorded = recorded_trigger(getattr(dag_run, "conf", None))
+    conf = getattr(dag_run, "conf", None)
+    found = conf.get(CONF_TRIGGER) if isinstance(conf, Mapping) else None
+    recorded = stamp.verified(stamp_secret(), _dag_id(context), str(context.get("run_id")), found)
     return (recorded["id"] if recorded else None), getattr(dag_run, "triggering_user_name", None)
+
+
+def _dag_id(context: Mapping[str, Any]) -> str:
+    return str(getattr(context.get("dag"), "dag_id", ""))
+
+
+def stamp_problem(context: Mapping[str, Any]) -> str | None:
+    """Why the run's trigger stamp is not valid: missing, or not signed by this installation."""
+    dag_run = context.get("dag_run")
+    conf = getattr(dag_run, "conf", None)
+    found = conf.get(CONF_TRIGGER) if isinstance(conf, Mapping) else None
+    if recorded_trigger(conf) is None:
+        return "nobody known triggered this run"
+    if not stamp_secret():
+        return f"this worker cannot check who triggered the run: set {SETTING} as on the API server"
+    if stamp.verified(stamp_secret(), _dag_id(context), str(context.get("run_id")), found):
+        return None
+    return "the record of who triggered this run is not the API server's (its signature is wrong)"
 
 
 def is_rehearsal(context: Mapping[str, Any]) -> bool:

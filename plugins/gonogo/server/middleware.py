@@ -1,25 +1,38 @@
-"""gonogo's rules in front of Airflow's REST API and UI, for gonogo's own DAGs only.
+"""gonogo's rules in front of Airflow's REST API and UI: for gonogo's DAGs, only what a rollout needs.
 
 An ASGI middleware in the API server (registered by the plugin as a root
 middleware, so the UI's calls pass through it too). It finds the Airflow route a
 request is for the way Airflow itself does (the app's own routes, path
-parameters parsed by pydantic), so every spelling Airflow accepts is matched.
-For a DAG that carries gonogo's marker tag it then:
+parameters parsed by pydantic), and reads the body with the route's own request
+model, so every spelling Airflow accepts means the same here.
 
-- **answers** (``PATCH …/hitlDetails``): refuses a NOGO, Failed or Continue
+Every write route of Airflow's API is classified in :data:`ROUTES`, and a route
+that is not there is refused: an Airflow upgrade that adds one is refused until
+someone decides (``tests/dag/test_routes.py`` fails on it first). For a DAG that
+carries gonogo's marker tag, only these writes pass:
+
+- **answers** (``PATCH …/hitlDetails``): refused for a NOGO, Failed or Continue
   without a comment that says something, a ``params_input`` that is not exactly
   the request's form, an answer from the person who triggered the run (four-eyes,
   by user id and name), a second role's answer from the same person at one gate,
   and an answer within ten seconds of the request opening (425; see below). After
   a final NOGO it withdraws the gate's other open requests.
-- **state edits**: refuses marking, clearing or deleting gate, manual, rollback,
-  lock and outcome tasks, changing the run's state, and writing gonogo's XCom
-  records by hand: decisions come only from answers.
-- **triggers**: refuses a trigger while the lock pool is missing or has more than
-  one slot, and records who triggered (user id and name from the token) in the
-  run's conf, which the DAG's preflight checks.
-- **ledgers**: refuses REST writes of the Variables gonogo keeps its records in
-  (``gonogo_*``: plan approvals, successful runs, notifications sent), for any DAG.
+- **triggers**: refused while the lock pool is missing or has more than one slot,
+  or when the conf sets one of gonogo's own keys; the API server records who
+  triggered (user id and name from the token), signed (:mod:`gonogo.core.stamp`),
+  and ``before_start`` refuses a run without a valid stamp.
+- **pausing** by an admin (one who may change Airflow's configuration).
+- **reads** sent as POST, and **dry runs** (as Airflow reads ``dry_run``).
+
+Everything else that names a gonogo DAG, in the path, in the body or through
+``~``, is refused: marks, clears, deletes, notes, the task state store, XCom
+writes, backfills. A write whose DAGs cannot be known (``~`` without a DAG per
+entity) is refused too. REST writes of the Variables gonogo keeps its records in
+(``gonogo_*``) are refused for any DAG.
+
+Identity is Airflow's: the first bearer token, else the ``_token`` cookie, read
+by Airflow's own code. A request with two Authorization or two Cookie headers,
+or whose token and cookie name different users, is refused (400).
 
 It fails closed: when a check cannot be made (say the database is unreachable),
 the request is refused with 503 and nothing is changed.
@@ -43,11 +56,11 @@ import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.cookies import SimpleCookie
 from typing import Any
 
-from gonogo.core import naming
+from gonogo.core import naming, stamp
 from gonogo.core.settings import SETTLE_SECONDS
+from gonogo.dag.stamp import SETTING, stamp_secret
 from gonogo.server import records, rules
 
 log = logging.getLogger(__name__)
@@ -84,6 +97,7 @@ class Incoming:
     scope: Scope
     body: bytes
     params: dict[str, Any]
+    route: Any = None
 
     def json(self) -> Any:
         return json.loads(self.body or b"{}")
@@ -103,16 +117,19 @@ class GonogoMiddleware:
             await self.app(scope, receive, send)
             return
         found = match_route(scope)
-        handler = HANDLERS.get(found[0]) if found else None
-        if found is None or handler is None:
+        if found is None:  # a mounted app (the Execution API, login, plugins) or Airflow's 404
             await self.app(scope, receive, send)
             return
+        route, params = found
         body = await _read_body(receive)
         if body is None:
             await _reply(scope, send, Refuse(413, "request body too large"))
             return
+        handler = ROUTES.get(route.name, on_unclassified)
         try:
-            outcome = await handler(Incoming(scope, body, found[1]))
+            outcome = identity_refusal(scope) or await handler(Incoming(scope, body, params, route))
+        except Unreadable as exc:
+            outcome = Refuse(422, f"gonogo cannot read this request ({exc}); nothing was changed")
         except Exception:
             log.exception("gonogo: could not check %s %s", scope.get("method"), scope.get("path"))
             outcome = Refuse(
@@ -162,16 +179,21 @@ class GonogoMiddleware:
 # -- finding the route -------------------------------------------------------------------------
 
 
-def match_route(scope: Scope) -> tuple[str, dict[str, Any]] | None:
-    """The name of the Airflow route (its endpoint function) and its path parameters."""
+def match_route(scope: Scope) -> tuple[Any, dict[str, Any]] | None:
+    """The Airflow route a request is for (an endpoint with a name) and its path parameters.
+
+    None for a mounted app (the Execution API, the auth manager's login, plugins'
+    own apps) and for a path Airflow does not know.
+    """
     from starlette.routing import Match
 
     router = getattr(scope.get("app"), "router", None)
     for route in getattr(router, "routes", ()):
         match, child = route.matches(scope)
         if match == Match.FULL:
-            name = getattr(route, "name", None)
-            return (name, dict(child.get("path_params", {}))) if name else None
+            if getattr(route, "name", None) and hasattr(route, "endpoint"):
+                return route, dict(child.get("path_params", {}))
+            return None
     return None
 
 
@@ -182,6 +204,71 @@ def map_index(raw: Any) -> int:
     return TypeAdapter(int).validate_python(raw)
 
 
+class Unreadable(ValueError):
+    pass
+
+
+def read_body(route: Any, body: bytes) -> Any:
+    """The body as Airflow's own request model for the route reads it (None: the route has none).
+
+    FastAPI validates a JSON body in pydantic's lax mode, so ``"dry_run": "false"``
+    is False to Airflow; reading it with the same model makes it False here too.
+    """
+    from pydantic import TypeAdapter, ValidationError
+
+    field = getattr(route, "body_field", None)
+    if field is None:
+        return None
+    try:
+        data = json.loads(body) if body.strip() else None
+    except ValueError as exc:
+        raise Unreadable("the body is not JSON") from exc
+    if data is None:
+        return None
+    try:
+        return TypeAdapter(field.field_info.annotation).validate_python(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "the body"
+        raise Unreadable(f"{where}: {first.get('msg')}") from exc
+
+
+def named_dags(path_dag: Any, body: Any) -> set[str] | None:
+    """Every DAG a request names in its path and body; None when it cannot be known.
+
+    ``~`` in the path stands for any DAG: then each entity of the body must name
+    its own, or the DAGs it reaches are unknown.
+    """
+    from pydantic import BaseModel
+
+    wildcard = path_dag in (None, "~")
+    found: set[str] = set() if wildcard else {str(path_dag)}
+    unknown = False
+
+    def visit(value: Any, entity: bool) -> None:
+        nonlocal unknown
+        if isinstance(value, BaseModel):
+            fields = type(value).model_fields
+            if "dag_id" in fields:
+                dag = getattr(value, "dag_id", None) or (None if wildcard else path_dag)
+                if dag in (None, "~"):
+                    unknown = True
+                else:
+                    found.add(str(dag))
+            for name in fields:
+                visit(getattr(value, name), name == "entities")
+        elif isinstance(value, list | tuple):
+            for item in value:
+                if isinstance(item, str) and entity and wildcard:
+                    unknown = True  # a bare id under ``~``: of which DAG?
+                visit(item, False)
+
+    visit(body, False)
+    if wildcard and not found:
+        unknown = True
+    return None if unknown else found
+
+
 # -- who is asking -----------------------------------------------------------------------------
 
 
@@ -189,33 +276,84 @@ def map_index(raw: Any) -> int:
 class Caller:
     id: str
     name: str
+    user: Any = field(default=None, compare=False, repr=False)
 
 
 class BadToken(Exception):
     pass
 
 
+class TwoUsers(Exception):
+    pass
+
+
+def identity_refusal(scope: Scope) -> Refuse | None:
+    """400 for a request with more than one Authorization or Cookie header.
+
+    Airflow reads the first of each and gonogo would have to guess the same; with
+    one of each there is nothing to guess.
+    """
+    for name in (b"authorization", b"cookie"):
+        count = sum(1 for k, _ in scope.get("headers", []) if k.lower() == name)
+        if count > 1:
+            header = name.decode().title()
+            return Refuse(400, f"send one {header} header, not {count}; nothing was changed")
+    return None
+
+
 async def caller(scope: Scope) -> Caller | None:
-    """The user behind the request's token (header or the UI's cookie); None without a token."""
-    headers = {k.lower(): v for k, v in scope.get("headers", [])}
-    token = None
-    auth = headers.get(b"authorization", b"").decode("latin-1")
-    if auth.lower().startswith("bearer "):
-        token = auth[7:].strip()
-    elif b"cookie" in headers:
-        cookie: SimpleCookie = SimpleCookie()
-        cookie.load(headers[b"cookie"].decode("latin-1"))
-        if "_token" in cookie:
-            token = cookie["_token"].value
-    if not token:
-        return None
+    """The user behind the request, resolved the way Airflow's ``get_user`` resolves it.
+
+    The bearer token when there is one (``HTTPBearer``, as Airflow reads it), else
+    the UI's ``_token`` cookie (starlette's lenient cookie parser, as Airflow reads
+    it). None without either. :class:`TwoUsers` when the token and the cookie
+    belong to different users: which one acted would depend on who reads it.
+    """
+    from airflow.api_fastapi.auth.managers.base_auth_manager import COOKIE_NAME_JWT_TOKEN
+    from airflow.api_fastapi.core_api.security import bearer_scheme, resolve_user_from_token
+    from fastapi import HTTPException
+    from starlette.requests import Request
+
+    request = Request(scope)
+    credentials = await bearer_scheme(request)
+    bearer = (
+        credentials.credentials
+        if credentials is not None and credentials.scheme.lower() == "bearer"
+        else None
+    )
+    cookie = request.cookies.get(COOKIE_NAME_JWT_TOKEN)
+    users = []
+    for token in dict.fromkeys(t for t in (bearer, cookie) if t):
+        try:
+            user = await resolve_user_from_token(token)
+        except HTTPException as exc:
+            if token == bearer:
+                raise BadToken from exc
+            continue  # a stale cookie beside a good token: Airflow uses the token
+        users.append(Caller(str(user.get_id()), str(user.get_name()), user))
+    if len({u.id for u in users}) > 1:
+        raise TwoUsers
+    return users[0] if users else None
+
+
+async def _who(scope: Scope) -> Caller | Refuse | None:
+    try:
+        return await caller(scope)
+    except BadToken:
+        return Refuse(401, "your session is not valid; log in again")
+    except TwoUsers:
+        return Refuse(
+            400,
+            "the Authorization header and the session cookie belong to different users; "
+            "send one of them; nothing was changed",
+        )
+
+
+def _is_admin(who: Caller) -> bool:
+    """An admin of the installation: one who may change Airflow's configuration."""
     from airflow.api_fastapi.app import get_auth_manager
 
-    try:
-        user = await get_auth_manager().get_user_from_token(token)
-    except Exception as exc:
-        raise BadToken from exc
-    return Caller(str(user.get_id()), str(user.get_name()))
+    return bool(get_auth_manager().is_authorized_configuration(method="PUT", user=who.user))
 
 
 def _is_browser(scope: Scope) -> bool:
@@ -227,6 +365,21 @@ def _is_browser(scope: Scope) -> bool:
 
 async def _gonogo(dag_id: Any) -> bool:
     return isinstance(dag_id, str) and await asyncio.to_thread(records.is_gonogo_dag, dag_id)
+
+
+async def _reaches_gonogo(request: Incoming, body: Any) -> bool:
+    """Whether a write reaches a gonogo DAG; True when the DAGs it reaches cannot be known."""
+    dags = named_dags(request.params.get("dag_id"), body)
+    if dags is None:
+        return True
+    for dag_id in dags:
+        if await _gonogo(dag_id):
+            return True
+    return False
+
+
+def _body(request: Incoming) -> Any:
+    return read_body(request.route, request.body)
 
 
 async def on_answer(request: Incoming) -> Refuse | Forward:
@@ -251,10 +404,9 @@ async def on_answer(request: Incoming) -> Refuse | Forward:
     reason = rules.form_refusal(answer["params_input"], record.form)
     if reason:
         return Refuse(422, reason)
-    try:
-        who = await caller(request.scope)
-    except BadToken:
-        return Refuse(401, "your session is not valid; log in again")
+    who = await _who(request.scope)
+    if isinstance(who, Refuse):
+        return who
     gate = naming.parse_gate_task(task_id)
     if who is not None and gate is not None and gate.role is not None:
         reason = rules.four_eyes_refusal(who.id, who.name, record.trigger, record.triggered_by)
@@ -284,142 +436,101 @@ def _withdraw(dag_id: str, run_id: str, task_id: str) -> None:
         log.info("gonogo: %s decided NOGO; withdrew %s", task_id, ", ".join(withdrawn))
 
 
-def _flag(body: dict[str, Any], name: str) -> bool:
-    return bool(body.get(name))
-
-
-async def on_task_state(request: Incoming) -> Refuse | Forward:
-    """PATCH or DELETE one task instance."""
-    params = request.params
-    dag_id, run_id, task_id = params["dag_id"], params["dag_run_id"], params["task_id"]
-    if not await _gonogo(dag_id):
-        return Forward()
-    body = request.json() if request.body else {}
-    if not isinstance(body, dict):
-        return Refuse(422, "the body must be a JSON object")
-    deleting = request.scope.get("method") == "DELETE"
-    if not deleting and body.get("new_state") is None:
-        return Forward()  # a note
-    kinds = await asyncio.to_thread(records.task_types, dag_id, run_id, [task_id])
-    widened = _flag(body, "include_upstream") or _flag(body, "include_downstream")
-    reason = rules.state_change_refusal(kinds.items(), widened=widened)
-    if reason:
-        return Refuse(403, reason)
-    if body.get("new_state") == "success":
-        index = map_index(params.get("map_index", -1))
-        return Forward(after=lambda _: records.record_marked_finish(dag_id, run_id, task_id, index))
-    return Forward()
-
-
-async def on_bulk_task_states(request: Incoming) -> Refuse | Forward:
-    params = request.params
-    body = request.json()
-    actions = body.get("actions") if isinstance(body, dict) else None
-    if not isinstance(actions, list):
-        return Refuse(422, "could not read the bulk request")
-    for action in actions:
-        entities = action.get("entities") if isinstance(action, dict) else None
-        if not isinstance(entities, list):
-            return Refuse(422, "could not read the bulk request")
-        for entity in entities:
-            item = entity if isinstance(entity, dict) else {"task_id": entity}
-            dag_id = item.get("dag_id") or params.get("dag_id")
-            run_id = item.get("dag_run_id") or params.get("dag_run_id")
-            if dag_id in (None, "~") or not await _gonogo(dag_id):
-                if dag_id in (None, "~"):
-                    return Refuse(422, "name the DAG of every task instance in a bulk change")
-                continue
-            if action.get("action") != "delete" and item.get("new_state") is None:
-                continue
-            task_id = str(item.get("task_id"))
-            kinds = await asyncio.to_thread(
-                records.task_types, dag_id, None if run_id == "~" else run_id, [task_id]
-            )
-            widened = _flag(item, "include_upstream") or _flag(item, "include_downstream")
-            reason = rules.state_change_refusal(kinds.items(), widened=widened)
-            if reason:
-                return Refuse(403, reason)
-    return Forward()
-
-
-async def on_group_state(request: Incoming) -> Refuse | Forward:
-    if not await _gonogo(request.params.get("dag_id")):
-        return Forward()
-    body = request.json()
-    if isinstance(body, dict) and body.get("new_state") is None:
-        return Forward()
-    return Refuse(
-        403,
-        "a task group of a gonogo run cannot be marked by hand; gates are decided only by "
-        "answers on the Required Actions page, and rollback and the outcome only by gonogo",
-    )
-
-
-async def on_clear_tasks(request: Incoming) -> Refuse | Forward:
+async def on_trigger(request: Incoming) -> Refuse | Forward:
     dag_id = request.params.get("dag_id")
     if not await _gonogo(dag_id):
         return Forward()
-    body = request.json()
-    if not isinstance(body, dict):
-        return Refuse(422, "the body must be a JSON object")
-    if body.get("dry_run", True):
-        return Forward()
-    names = body.get("task_ids")
-    if not names:
-        return Refuse(403, rules.state_change_refusal([], whole_run=True) or "")
-    task_ids = [n if isinstance(n, str) else str(n[0]) for n in names]
-    kinds = await asyncio.to_thread(
-        records.task_types, str(dag_id), body.get("dag_run_id"), task_ids
-    )
-    widened = _flag(body, "include_upstream") or _flag(body, "include_downstream")
-    reason = rules.state_change_refusal(kinds.items(), widened=widened)
-    return Refuse(403, reason) if reason else Forward()
+    body = _body(request)
+    if body is None:
+        raise Unreadable("a trigger needs a JSON body")
+    reserved = sorted(k for k in (body.conf or {}) if str(k).startswith(naming.CONF_RESERVED))
+    if reserved:
+        return Refuse(
+            422,
+            f"conf key {', '.join(reserved)} is gonogo's own (who started the run, signed by "
+            "the API server); leave it out and trigger again",
+        )
+    problem = await asyncio.to_thread(records.lock_pool_problem)
+    if problem:
+        return Refuse(409, f"not started: {problem}")
+    who = await _who(request.scope)
+    if isinstance(who, Refuse):
+        return who
+    if who is None:
+        return Forward()  # Airflow answers 401
+    secret = await asyncio.to_thread(stamp_secret)
+    if not secret:
+        return Refuse(503, f"not started: gonogo signs who started a run with {SETTING}; set it")
+    data = json.loads(request.body)
+    run_id = data.get("dag_run_id") or _new_run_id()
+    data["dag_run_id"] = run_id
+    conf = data.get("conf") if isinstance(data.get("conf"), dict) else {}
+    data["conf"] = {
+        **conf,
+        naming.CONF_TRIGGER: stamp.stamp(secret, str(dag_id), run_id, who.id, who.name),
+    }
+    return Forward(body=json.dumps(data).encode())
 
 
-async def on_run_state(request: Incoming) -> Refuse | Forward:
-    if not await _gonogo(request.params.get("dag_id")):
+def _new_run_id() -> str:
+    """A run id of Airflow's manual kind, fixed here so the stamp can sign it."""
+    return f"manual__{datetime.now(UTC).isoformat()}"
+
+
+async def on_pause(request: Incoming) -> Refuse | Forward:
+    """PATCH one DAG or many: only ``is_paused`` exists in the body; for gonogo, by an admin."""
+    _body(request)  # a body Airflow cannot read is refused here too
+    path_dag = request.params.get("dag_id")
+    if path_dag is not None and not await _gonogo(path_dag):
         return Forward()
-    body = request.json()
-    if isinstance(body, dict) and body.get("state") is None:
-        return Forward()  # a note
+    who = await _who(request.scope)
+    if isinstance(who, Refuse):
+        return who
+    if who is None:
+        return Forward()  # Airflow answers 401
+    if await asyncio.to_thread(_is_admin, who):
+        return Forward()
+    if path_dag is None:
+        return Refuse(
+            403,
+            "pausing DAGs by a pattern may reach gonogo's DAGs, which only an admin pauses; "
+            "pause other DAGs one at a time",
+        )
+    return Refuse(403, "only an admin pauses or unpauses a gonogo DAG")
+
+
+async def on_clear(request: Incoming) -> Refuse | Forward:
+    """Clears: a dry run (as Airflow reads ``dry_run``) only counts, so it passes."""
+    body = _body(request)
+    if getattr(body, "dry_run", True) is True:
+        return Forward()
+    if not await _reaches_gonogo(request, body):
+        return Forward()
+    return Refuse(403, f"a gonogo run is never cleared: its answers and undos stand; {AGAIN}")
+
+
+def refused_for_gonogo(reason: str) -> Handler:
+    """A write that a rollout never needs: refused where it reaches a gonogo DAG."""
+
+    async def handler(request: Incoming) -> Refuse | Forward:
+        body = _body(request)
+        if await _reaches_gonogo(request, body):
+            return Refuse(403, reason)
+        return Forward()
+
+    return handler
+
+
+async def on_unclassified(request: Incoming) -> Refuse | Forward:
     return Refuse(
         403,
-        "a gonogo run's state follows its outcome and cannot be set by hand; "
-        "gates are decided on the Required Actions page",
+        f"gonogo has not classified Airflow's route {request.route.name}, so it refuses "
+        "every write through it; see gonogo.server.middleware.ROUTES",
     )
 
 
-async def on_bulk_runs(request: Incoming) -> Refuse | Forward:
-    body = request.json()
-    actions = body.get("actions") if isinstance(body, dict) else None
-    if not isinstance(actions, list):
-        return Refuse(422, "could not read the bulk request")
-    for action in actions:
-        for entity in (action.get("entities") or []) if isinstance(action, dict) else []:
-            item = entity if isinstance(entity, dict) else {}
-            dag_id = item.get("dag_id") or request.params.get("dag_id")
-            if dag_id in (None, "~"):
-                return Refuse(422, "name the DAG of every run in a bulk change")
-            if await _gonogo(dag_id) and (
-                action.get("action") == "delete" or item.get("state") is not None
-            ):
-                return Refuse(403, "the state of a gonogo run follows its outcome")
+async def allowed(request: Incoming) -> Refuse | Forward:
     return Forward()
-
-
-async def on_clear_runs(request: Incoming) -> Refuse | Forward:
-    if not await _gonogo(request.params.get("dag_id")):
-        return Forward()
-    body = request.json() if request.body else {}
-    if isinstance(body, dict) and body.get("dry_run", True):
-        return Forward()
-    return Refuse(403, rules.state_change_refusal([], whole_run=True) or "")
-
-
-async def on_xcom(request: Incoming) -> Refuse | Forward:
-    if not await _gonogo(request.params.get("dag_id")):
-        return Forward()
-    return Refuse(403, "a gonogo run's records (XCom) are written only by its tasks, never by hand")
 
 
 def _keys(value: Any) -> list[str]:
@@ -450,46 +561,115 @@ async def on_variable(request: Incoming) -> Refuse | Forward:
     return Forward()
 
 
-async def on_trigger(request: Incoming) -> Refuse | Forward:
-    dag_id = request.params.get("dag_id")
-    if not await _gonogo(dag_id):
-        return Forward()
-    problem = await asyncio.to_thread(records.lock_pool_problem)
-    if problem:
-        return Refuse(409, f"not started: {problem}")
-    try:
-        who = await caller(request.scope)
-    except BadToken:
-        return Refuse(401, "your session is not valid; log in again")
-    body = request.json()
-    if who is None or not isinstance(body, dict):
-        return Forward()  # Airflow answers 401 or 422
-    given = body.get("conf")
-    conf: dict[str, Any] = given if isinstance(given, dict) else {}
-    body["conf"] = {**conf, naming.CONF_TRIGGER: {"id": who.id, "name": who.name}}
-    return Forward(body=json.dumps(body).encode())
+#: What to do instead, in every refusal of a write to a gonogo run.
+AGAIN = "answer NOGO at a gate to stop a rollout; start a new run to try again"
+_STATE = (
+    "a gonogo run's tasks, states and notes follow its answers and its own tasks, never a "
+    f"hand edit; {AGAIN}"
+)
 
-
-HANDLERS: dict[str, Handler] = {
-    "update_hitl_detail": on_answer,
-    "patch_task_instance": on_task_state,
-    "delete_task_instance": on_task_state,
-    "bulk_task_instances": on_bulk_task_states,
-    "patch_task_group_instances": on_group_state,
-    "post_clear_task_instances": on_clear_tasks,
-    "patch_dag_run": on_run_state,
-    "bulk_dag_runs": on_bulk_runs,
-    "clear_dag_run": on_clear_runs,
-    "clear_dag_runs": on_clear_runs,
-    "clear_dag_run_partitions": on_clear_runs,
-    "create_xcom_entry": on_xcom,
-    "update_xcom_entry": on_xcom,
-    "delete_xcom_entry": on_xcom,
+#: Every write route of Airflow's API, classified. A route that is not here is refused
+#: (tests/dag/test_routes.py fails on any such route of the installed Airflow).
+ROUTES: dict[str, Handler] = {
+    # What a rollout needs.
     "trigger_dag_run": on_trigger,
+    "update_hitl_detail": on_answer,
+    "patch_dag": on_pause,
+    "patch_dags": on_pause,
+    # Reads that are POSTs, and dry runs that only count what they would change.
+    "get_list_dag_runs_batch": allowed,
+    "get_task_instances_batch": allowed,
+    "patch_task_instance_dry_run": allowed,
+    "patch_task_group_instances_dry_run": allowed,
+    "create_backfill_dry_run": allowed,
+    # Clears: refused for gonogo unless a dry run.
+    "post_clear_task_instances": on_clear,
+    "clear_dag_run": on_clear,
+    "clear_dag_runs": on_clear,
+    "clear_dag_run_partitions": on_clear,
+    # Writes that never reach a DAG's runs: logins, connections, pools (the lock pool is
+    # checked at every trigger), assets (gonogo DAGs neither produce nor consume any),
+    # favourites, a re-parse of a file, backfills already made (gonogo's are refused).
+    **dict.fromkeys(
+        (
+            "generate_token",
+            "post_connection",
+            "patch_connection",
+            "delete_connection",
+            "bulk_connections",
+            "create_default_connections",
+            "test_connection",
+            "enqueue_connection_test",
+            "post_pool",
+            "patch_pool",
+            "delete_pool",
+            "bulk_pools",
+            "create_asset_event",
+            "materialize_asset",
+            "delete_asset_queued_events",
+            "clear_asset_state_store",
+            "delete_asset_state_store",
+            "set_asset_state_store",
+            "delete_dag_asset_queued_events",
+            "delete_dag_asset_queued_event",
+            "favorite_dag",
+            "unfavorite_dag",
+            "reparse_dag_file",
+            "cancel_backfill",
+            "pause_backfill",
+            "unpause_backfill",
+        ),
+        allowed,
+    ),
+    # gonogo's records in Variables: refused by key, for any DAG.
     "post_variable": on_variable,
     "patch_variable": on_variable,
     "delete_variable": on_variable,
     "bulk_variables": on_variable,
+    # Everything else that names a DAG: refused where it reaches a gonogo DAG.
+    "delete_dag": refused_for_gonogo(
+        "a gonogo DAG is not deleted through the API: its runs are the decision history and "
+        "the approval and promotion evidence; remove the runbook file, and keep the history"
+    ),
+    "delete_dag_run": refused_for_gonogo(
+        "a gonogo run is not deleted: it is the record of what was decided and done"
+    ),
+    "patch_dag_run": refused_for_gonogo(
+        "a gonogo run's state follows its outcome and its note is the decision summary "
+        f"gonogo writes; neither is set by hand; {AGAIN}"
+    ),
+    "bulk_dag_runs": refused_for_gonogo(_STATE),
+    "patch_task_instance": refused_for_gonogo(
+        "a task of a gonogo run is not marked by hand: gates are decided only by answers on "
+        f"the Required Actions page, steps only by running; {AGAIN}"
+    ),
+    "delete_task_instance": refused_for_gonogo(_STATE),
+    "bulk_task_instances": refused_for_gonogo(_STATE),
+    "patch_task_group_instances": refused_for_gonogo(
+        "a task group of a gonogo run cannot be marked by hand; gates are decided only by "
+        "answers on the Required Actions page, and rollback and the outcome only by gonogo"
+    ),
+    **dict.fromkeys(
+        (
+            "set_task_state_store",
+            "patch_task_state_store",
+            "delete_task_state_store",
+            "clear_task_state_store",
+        ),
+        refused_for_gonogo(
+            "a gonogo task's state store holds its crash marks (a command that was started) "
+            "and is written only by the task itself"
+        ),
+    ),
+    **dict.fromkeys(
+        ("create_xcom_entry", "update_xcom_entry", "delete_xcom_entry"),
+        refused_for_gonogo(
+            "a gonogo run's records (XCom) are written only by its tasks, never by hand"
+        ),
+    ),
+    "create_backfill": refused_for_gonogo(
+        "a gonogo rollout is started by a person with a trigger, not by a backfill"
+    ),
 }
 
 
