@@ -9,13 +9,18 @@ gonogo's is left alone.
 
 from __future__ import annotations
 
+import http.client
+import json
 import subprocess
 import sys
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from tests.integration.conftest import Airflow, cli
 from tests.integration.test_gates import open_gate, states
+
+from gonogo.core import stamp
 
 pytestmark = pytest.mark.integration
 
@@ -255,3 +260,93 @@ def test_a_gate_set_to_success_past_the_api_does_not_let_the_next_phase_run(
     log = airflow.admin.task_log(DAG, run, "after.after_gate")
     assert "there is no recorded GO from role" in log
     assert airflow.admin.xcom(DAG, run, "outcome", key="outcome")["outcome"] == "rolled_back"
+
+
+def raw(
+    airflow: Airflow, method: str, path: str, body: Any, headers: list[tuple[str, str]]
+) -> tuple[int, dict[str, Any]]:
+    """Send a request with exactly these headers, repeated ones included (requests folds them)."""
+    url = urlsplit(airflow.stack.base_url)
+    connection = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=30)
+    payload = json.dumps(body).encode()
+    connection.putrequest(method, "/api/v2" + path)
+    for name, value in [*headers, ("Content-Type", "application/json")]:
+        connection.putheader(name, value)
+    connection.putheader("Content-Length", str(len(payload)))
+    connection.endheaders(payload)
+    response = connection.getresponse()
+    text = response.read()
+    connection.close()
+    return response.status, (json.loads(text) if text else {})
+
+
+def test_the_caller_is_who_airflow_says_it_is_whatever_the_headers(airflow: Airflow) -> None:
+    run = open_gate(airflow, by="svcowner")
+    task = f"{GATE}.service_owner"
+    airflow.admin.wait_pending(DAG, run, task)
+    path = hitl_path(DAG, run, task)
+    go = {"chosen_options": ["GO"], "params_input": {"comment": "mine"}}
+    svcowner, svcowner2 = airflow.client("svcowner"), airflow.client("svcowner2")
+    # Two Authorization headers: Airflow reads the first, so gonogo refuses to guess.
+    status, body = raw(
+        airflow,
+        "PATCH",
+        path,
+        go,
+        [("Authorization", f"Bearer {svcowner.token()}"), ("Authorization", "Basic eDp4")],
+    )
+    assert status == 400, body
+    # A cookie a strict parser cannot read: Airflow's lenient one finds the token, and so does
+    # gonogo, so the four-eyes rule still holds for the person who started the run.
+    cookie = f'pref={{"a":1}}; _token={svcowner.token()}'
+    status, body = raw(airflow, "PATCH", path, go, [("Cookie", cookie)])
+    assert status == 403, body
+    assert "started this run" in body["detail"] or "four-eyes" in body["detail"]
+    # A token of one user beside the cookie of another.
+    status, body = raw(
+        airflow,
+        "PATCH",
+        path,
+        go,
+        [("Authorization", f"Bearer {svcowner2.token()}"), ("Cookie", cookie)],
+    )
+    assert status == 400, body
+    assert "different users" in body["detail"]
+    assert airflow.admin.wait_pending(DAG, run, task)["response_received"] is False
+    airflow.client("relman").answer_or_raise(DAG, run, f"{GATE}.release_manager", "GO", "ok")
+    svcowner2.answer_or_raise(DAG, run, task, "GO", "checked")
+    airflow.admin.wait_pending(DAG, run, f"{GATE}.hospital")
+    airflow.client("wardrep").answer_or_raise(DAG, run, f"{GATE}.hospital", "GO", "ward ok")
+    assert airflow.admin.wait_run(DAG, run)["state"] == "success"
+    # The trigger through the API got the API server's stamp, signed for this run.
+    recorded = airflow.admin.run(DAG, run)["conf"]["gonogo_triggered_by"]
+    signed = stamp.verified(airflow.stack.jwt_secret, DAG, run, recorded)
+    assert signed == {"id": "svcowner", "name": "svcowner"}
+
+
+def test_a_trigger_that_sets_gonogo_s_own_conf_is_refused(airflow: Airflow) -> None:
+    airflow.wait_dags(DAG)
+    forged = {"id": "wardrep", "name": "wardrep"}
+    response = airflow.operator.request(
+        "POST",
+        f"/dags/{DAG}/dagRuns",
+        json={"logical_date": None, "conf": {"gonogo_triggered_by": forged}},
+    )
+    assert response.status_code == 422, response.text
+    assert "gonogo_triggered_by" in response.json()["detail"]
+
+
+def test_a_run_whose_trigger_record_was_written_by_hand_is_refused_before_any_step(
+    airflow: Airflow,
+) -> None:
+    dag = "it-sole-approver"
+    airflow.wait_dags(dag)
+    forged = {"gonogo_triggered_by": {"id": "operator", "name": "operator", "sig": "0" * 64}}
+    airflow.stack.airflow(
+        "dags", "trigger", dag, "--run-id", "forged-stamp", "--conf", json.dumps(forged)
+    )
+    assert airflow.admin.wait_run(dag, "forged-stamp")["state"] == "failed"
+    assert states(airflow, dag, "forged-stamp")["before_start"] == "failed"
+    log = airflow.admin.task_log(dag, "forged-stamp", "before_start")
+    assert "not the API server's" in log
+    assert not (airflow.state_dir / "sole-approver-changed.txt").exists()

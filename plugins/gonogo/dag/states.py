@@ -54,9 +54,19 @@ def stamp_problem(context: Mapping[str, Any]) -> str | None:
         return "nobody known triggered this run"
     if not stamp_secret():
         return f"this worker cannot check who triggered the run: set {SETTING} as on the API server"
-    if stamp.verified(stamp_secret(), _dag_id(context), str(context.get("run_id")), found):
-        return None
-    return "the record of who triggered this run is not the API server's (its signature is wrong)"
+    signed = stamp.verified(stamp_secret(), _dag_id(context), str(context.get("run_id")), found)
+    if signed is None:
+        return (
+            "the record of who triggered this run is not the API server's "
+            "(its signature is wrong for this DAG and run)"
+        )
+    airflow_says = getattr(dag_run, "triggering_user_name", None)
+    if signed["name"] != airflow_says:
+        return (
+            f"the API server signed this run for {signed['name']}, but Airflow says "
+            f"{airflow_says or 'nobody'} triggered it"
+        )
+    return None
 
 
 def is_rehearsal(context: Mapping[str, Any]) -> bool:

@@ -302,41 +302,62 @@ def identity_refusal(scope: Scope) -> Refuse | None:
 
 
 async def caller(scope: Scope) -> Caller | None:
-    """The user behind the request, resolved the way Airflow's ``get_user`` resolves it.
+    """The user behind the request: the one Airflow's own ``get_user`` returns for it.
 
-    The bearer token when there is one (``HTTPBearer``, as Airflow reads it), else
-    the UI's ``_token`` cookie (starlette's lenient cookie parser, as Airflow reads
-    it). None without either. :class:`TwoUsers` when the token and the cookie
-    belong to different users: which one acted would depend on who reads it.
+    It is called here with the request as Airflow's route sees it (the first
+    Authorization header through ``HTTPBearer``, the UI's ``_token`` cookie through
+    starlette's lenient parser, the user ``JWTRefreshMiddleware`` already built from
+    that cookie), so gonogo's caller is Airflow's caller. None when Airflow finds no
+    valid session either: Airflow then answers 401 itself. :class:`BadToken` for a
+    bearer token Airflow refuses, and :class:`TwoUsers` when the token and the cookie
+    belong to different users: which of them acted would depend on who reads it.
     """
-    from airflow.api_fastapi.auth.managers.base_auth_manager import COOKIE_NAME_JWT_TOKEN
-    from airflow.api_fastapi.core_api.security import bearer_scheme, resolve_user_from_token
+    from airflow.api_fastapi.core_api.security import bearer_scheme, get_user
     from fastapi import HTTPException
     from starlette.requests import Request
 
     request = Request(scope)
     credentials = await bearer_scheme(request)
-    bearer = (
-        credentials.credentials
-        if credentials is not None and credentials.scheme.lower() == "bearer"
-        else None
-    )
-    cookie = request.cookies.get(COOKIE_NAME_JWT_TOKEN)
-    users = []
-    for token in dict.fromkeys(t for t in (bearer, cookie) if t):
-        try:
-            user = await resolve_user_from_token(token)
-        except HTTPException as exc:
-            if token == bearer:
-                raise BadToken from exc
-            continue  # a stale cookie beside a good token: Airflow uses the token
-        users.append(Caller(str(user.get_id()), str(user.get_name()), user))
-    if len({u.id for u in users}) > 1:
-        raise TwoUsers
-    return users[0] if users else None
+    bearer = credentials is not None and credentials.scheme.lower() == "bearer"
+    try:
+        user = await get_user(request, None, credentials)
+    except HTTPException as exc:
+        if bearer:
+            raise BadToken from exc
+        return None
+    found = Caller(str(user.get_id()), str(user.get_name()), user)
+    if bearer:
+        session = await _session_user(request)
+        if session is not None and str(session.get_id()) != found.id:
+            raise TwoUsers
+    return found
+
+
+async def _session_user(request: Any) -> Any:
+    """The user of the request's session cookie, as Airflow's ``get_user`` reads it without a token.
+
+    None without a cookie, or with one Airflow would refuse: beside a good token,
+    a stale cookie changes nothing (Airflow uses the token).
+    """
+    from airflow.api_fastapi.core_api.security import get_user
+    from fastapi import HTTPException
+
+    try:
+        return await get_user(request, None, None)
+    except HTTPException:
+        return None
 
 
 async def _who(scope: Scope) -> Caller | Refuse | None:
+    """The caller, or the refusal of a request whose identity is ambiguous or invalid.
+
+    Every check that depends on who asks goes through here: two Authorization or
+    Cookie headers (:func:`identity_refusal`), a token and a cookie of different
+    users (400), a bearer token Airflow refuses (401).
+    """
+    refusal = identity_refusal(scope)
+    if refusal is not None:
+        return refusal
     try:
         return await caller(scope)
     except BadToken:
@@ -462,7 +483,7 @@ async def on_trigger(request: Incoming) -> Refuse | Forward:
     if not secret:
         return Refuse(503, f"not started: gonogo signs who started a run with {SETTING}; set it")
     data = json.loads(request.body)
-    run_id = data.get("dag_run_id") or _new_run_id()
+    run_id = body.dag_run_id or _new_run_id()  # as Airflow reads it: "" is no run id either
     data["dag_run_id"] = run_id
     conf = data.get("conf") if isinstance(data.get("conf"), dict) else {}
     data["conf"] = {
