@@ -263,10 +263,10 @@ def test_a_gate_set_to_success_past_the_api_does_not_let_the_next_phase_run(
 
 
 def raw(
-    airflow: Airflow, method: str, path: str, body: Any, headers: list[tuple[str, str]]
+    base_url: str, method: str, path: str, body: Any, headers: list[tuple[str, str]]
 ) -> tuple[int, dict[str, Any]]:
     """Send a request with exactly these headers, repeated ones included (requests folds them)."""
-    url = urlsplit(airflow.stack.base_url)
+    url = urlsplit(base_url)
     connection = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=30)
     payload = json.dumps(body).encode()
     connection.putrequest(method, "/api/v2" + path)
@@ -289,7 +289,7 @@ def test_the_caller_is_who_airflow_says_it_is_whatever_the_headers(airflow: Airf
     svcowner, svcowner2 = airflow.client("svcowner"), airflow.client("svcowner2")
     # Two Authorization headers: Airflow reads the first, so gonogo refuses to guess.
     status, body = raw(
-        airflow,
+        airflow.stack.base_url,
         "PATCH",
         path,
         go,
@@ -299,12 +299,12 @@ def test_the_caller_is_who_airflow_says_it_is_whatever_the_headers(airflow: Airf
     # A cookie a strict parser cannot read: Airflow's lenient one finds the token, and so does
     # gonogo, so the four-eyes rule still holds for the person who started the run.
     cookie = f'pref={{"a":1}}; _token={svcowner.token()}'
-    status, body = raw(airflow, "PATCH", path, go, [("Cookie", cookie)])
+    status, body = raw(airflow.stack.base_url, "PATCH", path, go, [("Cookie", cookie)])
     assert status == 403, body
     assert "started this run" in body["detail"] or "four-eyes" in body["detail"]
     # A token of one user beside the cookie of another.
     status, body = raw(
-        airflow,
+        airflow.stack.base_url,
         "PATCH",
         path,
         go,
