@@ -74,13 +74,11 @@ def test_a_waiting_gate_cannot_be_marked_cleared_or_recorded_by_hand(airflow: Ai
     for method, path, body in attempts:
         response = operator.request(method, path, json=body)
         assert response.status_code == 403, (method, path, response.status_code, response.text)
-        assert (
-            "by hand" in response.json()["detail"]
-            or "only by its tasks" in response.json()["detail"]
-        ), path
+        detail = response.json()["detail"]
+        assert any(w in detail for w in ("by hand", "only by its tasks", "start a new run")), path
     assert states(airflow, DAG, run)[task] == "awaiting_input"
-    # A note on the run is not a state change: that stays allowed.
-    assert operator.request("PATCH", base, json={"note": "watching"}).status_code == 200
+    # The run's note is the decision summary gonogo writes: not edited by hand either.
+    assert operator.request("PATCH", base, json={"note": "watching"}).status_code == 403
     finish_gate(airflow, run)
     assert airflow.admin.wait_run(DAG, run)["state"] == "success"
 
@@ -278,6 +276,51 @@ def raw(
     text = response.read()
     connection.close()
     return response.status, (json.loads(text) if text else {})
+
+
+def test_a_finished_rollout_is_never_run_again_cleared_edited_or_deleted(
+    airflow: Airflow,
+) -> None:
+    run = open_gate(airflow)
+    finish_gate(airflow, run)
+    assert airflow.admin.wait_run(DAG, run)["state"] == "success"
+    admin = airflow.admin
+    before = admin.task_instances(DAG, run)
+    note = admin.run(DAG, run).get("note")
+    base = f"/dags/{DAG}/dagRuns/{run}"
+    task = f"{base}/taskInstances/after.after_gate"
+    attempts: list[tuple[str, str, Any]] = [
+        *[
+            ("POST", f"/dags/{DAG}/clearTaskInstances", {"dry_run": v, "dag_run_id": run})
+            for v in ("false", "0", "no")
+        ],
+        ("POST", f"{base}/clear", {"dry_run": "false"}),
+        ("POST", "/dags/~/clearDagRuns", {"dry_run": False, "dag_runs": [{"dag_run_id": run}]}),
+        (
+            "POST",
+            "/dags/~/clearDagRuns",
+            {"dry_run": False, "dag_runs": [{"dag_run_id": run, "dag_id": DAG}]},
+        ),
+        ("PUT", f"{task}/state-store/gonogo_started", {"value": "x"}),
+        ("DELETE", f"{task}/state-store", None),
+        ("PATCH", base, {"note": "nothing happened"}),
+        ("PATCH", f"{task}", {"note": "nothing happened"}),
+        ("DELETE", base, None),
+        ("DELETE", f"/dags/{DAG}", None),
+    ]
+    for method, path, body in attempts:
+        response = admin.request(method, path, json=body)
+        assert response.status_code == 403, (method, path, response.status_code, response.text)
+        assert response.json()["detail"], path
+    # A dry run only counts, and passes.
+    counted = admin.request("POST", f"{base}/clear", json={"dry_run": "true"})
+    assert counted.status_code == 200, counted.text
+    after = admin.task_instances(DAG, run)
+    assert {t: (i["state"], i["try_number"]) for t, i in after.items()} == {
+        t: (i["state"], i["try_number"]) for t, i in before.items()
+    }
+    assert admin.run(DAG, run)["state"] == "success"
+    assert admin.run(DAG, run).get("note") == note
 
 
 def test_the_caller_is_who_airflow_says_it_is_whatever_the_headers(airflow: Airflow) -> None:

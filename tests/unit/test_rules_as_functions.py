@@ -271,6 +271,15 @@ def test_the_outcome_follows_what_failed_and_what_was_undone() -> None:
     assert rb.decide_outcome(broken, FORWARD, ["p.a"], ["rollback.undo_1"]) == rb.ROLLBACK_FAILED
 
 
+def test_a_success_needs_a_record_of_every_step_and_gate() -> None:
+    ok = dict.fromkeys(FORWARD, "success")
+    skipped = ["step p.a: no record of a try that finished (skipped or marked by hand)"]
+    assert rb.decide_outcome(ok, FORWARD, ["p.a"], [], skipped) == rb.INCOMPLETE
+    # A failure still decides: what is unrecorded does not hide a rollback.
+    failed = {**ok, "q.c": "failed"}
+    assert rb.decide_outcome(failed, FORWARD, ["p.a"], [], skipped) == rb.ROLLED_BACK
+
+
 def test_the_plan_from_states_undoes_newest_first_and_says_why() -> None:
     states = {"p.a": "success", "p.b": "success", "q.c": "failed"}
     finished = {

@@ -22,6 +22,7 @@ CLOSE_CODES = {
     "succeeded": "successful",
     "rolled_back": "unsuccessful",
     "rollback_failed": "unsuccessful",
+    "incomplete": "unsuccessful",
 }
 
 

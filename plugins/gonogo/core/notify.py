@@ -344,6 +344,12 @@ _OUTCOME_WORDS = {
         "The change was rolled back: the service is as it was before.",
         "warning",
     ),
+    "incomplete": (
+        "NOT COMPLETED",
+        "Not every step and gate has a record of having run (skipped or marked by hand); "
+        "nothing was undone: check the service by hand.",
+        "failure",
+    ),
     "rollback_failed": (
         "ROLLBACK FAILED",
         "The rollback failed: the service is only partly restored.",

@@ -82,7 +82,10 @@ SUCCEEDED = "succeeded"
 NOGO_BEFORE_START = "nogo_before_start"
 ROLLED_BACK = "rolled_back"
 ROLLBACK_FAILED = "rollback_failed"
-OUTCOMES = (SUCCEEDED, NOGO_BEFORE_START, ROLLED_BACK, ROLLBACK_FAILED)
+#: Nothing failed, but a step or gate has no record of having really run (it was skipped or
+#: marked past the API): not a success, nothing to promote, and nothing was undone.
+INCOMPLETE = "incomplete"
+OUTCOMES = (SUCCEEDED, NOGO_BEFORE_START, ROLLED_BACK, ROLLBACK_FAILED, INCOMPLETE)
 
 
 @dataclass(frozen=True)
@@ -161,10 +164,16 @@ def decide_outcome(
     forward: Sequence[str],
     changing: Sequence[str],
     rollback: Sequence[str],
+    unrecorded: Sequence[str] = (),
 ) -> str:
-    """The run's one outcome, from task states."""
+    """The run's one outcome, from task states and the steps and gates with no record.
+
+    ``unrecorded``: steps without the finish record their own try writes, and gates
+    without a GO record from every role. Success needs none: a step skipped or
+    marked by hand, or a gate set past the API, is never a success.
+    """
     if not any(task_states.get(t) in states.FAILED_STATES for t in forward):
-        return SUCCEEDED
+        return INCOMPLETE if unrecorded else SUCCEEDED
     if any(task_states.get(t) in states.FAILED_STATES for t in rollback):
         return ROLLBACK_FAILED
     failed = why_rollback(task_states, forward)

@@ -46,6 +46,7 @@ from gonogo.core.rules import is_read_only
 from gonogo.core.settings import DEFAULT_DECIDE_TIMEOUT, ROLLBACK_WAIT
 from gonogo.dag.actions import ActionRunner, Actions, Hook, rehearse_instead
 from gonogo.dag.approval import Plan, approval_of, record_success
+from gonogo.dag.gates import verify_gates
 from gonogo.dag.hitl import Request, assignees
 from gonogo.dag.journal import (
     ENDED,
@@ -57,6 +58,7 @@ from gonogo.dag.journal import (
     run_marked,
 )
 from gonogo.dag.notify import tell
+from gonogo.dag.preflight import role_users
 from gonogo.dag.states import is_rehearsal, run_states
 from gonogo.errors import RollbackError
 
@@ -450,15 +452,23 @@ def record_outcome(
     global_ids: list[str],
     runbook: Runbook | None = None,
     the_plan: Plan | None = None,
+    step_ids: Sequence[str] = (),
+    gates_go: Hook | None = None,
     **context: Any,
 ) -> dict[str, Any]:
     task_states = run_states(context)
     outcome = plan.decide_outcome(task_states, forward, changing, rollback)
+    unrecorded: list[str] = []
+    if outcome == plan.SUCCEEDED:
+        unrecorded = _unrecorded(context, step_ids, gates_go)
+        outcome = plan.decide_outcome(task_states, forward, changing, rollback, unrecorded)
+        for line in unrecorded:
+            log.error("no record of a real run: %s", line)
     started = context["ti"].xcom_pull(task_ids=naming.ROLLBACK_START, key=naming.XCOM_PLAN) or {}
     record: dict[str, Any] = {
         "outcome": outcome,
         "failed": plan.why_rollback(task_states, forward),
-        "reasons": started.get("reasons", []),
+        "reasons": started.get("reasons", []) or unrecorded,
     }
     if started:
         detail = plan.rollback_record(task_states, started, global_ids)
@@ -482,6 +492,22 @@ def record_outcome(
     return record
 
 
+def _unrecorded(context: Any, step_ids: Sequence[str], gates_go: Hook | None) -> list[str]:
+    """Steps with no finish record from their own try, and gates with no GO record."""
+    ti = context["ti"]
+    missing = [
+        f"step {t}: no record of a try that finished (skipped or marked by hand)"
+        for t in step_ids
+        if not ti.xcom_pull(task_ids=t, key=naming.XCOM_FINISHED_AT)
+    ]
+    if gates_go is not None:
+        try:
+            gates_go(context)
+        except AirflowFailException as exc:
+            missing.append(str(exc).removeprefix("not started: "))
+    return missing
+
+
 def outcome_task(
     runbook: Runbook,
     forward: list[BaseOperator],
@@ -496,7 +522,13 @@ def outcome_task(
     ]
     return PythonOperator(
         task_id=naming.OUTCOME_TASK,
-        python_callable=partial(record_outcome, runbook=runbook, the_plan=the_plan),
+        python_callable=partial(
+            record_outcome,
+            runbook=runbook,
+            the_plan=the_plan,
+            step_ids=[steps[s.id].task_id for _, s in runbook.steps()],
+            gates_go=verify_gates(runbook.gates, role_users(runbook)) if runbook.gates else None,
+        ),
         op_kwargs={
             "forward": [t.task_id for t in forward],
             "changing": changing,
