@@ -164,7 +164,8 @@ def airflow(tmp_path_factory: pytest.TempPathFactory, http_server: str) -> Itera
         runbooks_dir=build_runbooks_dir(root / "runbooks"),
         users=USERS,
         database_url=os.environ.get("GONOGO_TEST_DATABASE_URL") or None,
-        extra_env={"GONOGO_STATE_DIR": str(state)},
+        # it_web: the test HTTP server, the host of the http steps' paths.
+        extra_env={"GONOGO_STATE_DIR": str(state), "AIRFLOW_CONN_IT_WEB": http_server},
     )
     with running(stack):
         yield Airflow(stack, state, http_server)

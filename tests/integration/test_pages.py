@@ -181,7 +181,7 @@ def test_report_of_a_nogo_says_what_was_rolled_back(airflow: Airflow) -> None:
 
 def test_a_manual_step_is_answered_from_the_cli_and_logged_with_its_role(airflow: Airflow) -> None:
     airflow.wait_dags("it-kinds")
-    run = airflow.operator.trigger("it-kinds", {"base_url": airflow.http})
+    run = airflow.operator.trigger("it-kinds")
     airflow.admin.wait_pending("it-kinds", run, "run.confirm", timeout=180)
     refused = cli(airflow, "svcowner", "confirm", "it-kinds", run, "confirm", "--failed")
     assert refused.returncode == 1 and "Failed needs a comment" in refused.stderr

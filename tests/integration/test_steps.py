@@ -36,7 +36,7 @@ def test_broken_runbook_is_reported_with_its_location_and_hides_nothing(airflow:
 def test_every_step_kind_runs_and_logs_what_it_did(airflow: Airflow) -> None:
     airflow.wait_dags("it-kinds")
     operator, approver = airflow.operator, airflow.client("wardrep")
-    run = operator.trigger("it-kinds", {"label": HOSTILE, "base_url": airflow.http})
+    run = operator.trigger("it-kinds", {"label": HOSTILE})
     operator.wait_pending("it-kinds", run, "run.confirm", timeout=180)
     approver.answer_or_raise("it-kinds", run, "run.confirm", "Done", "label file is there")
     assert operator.wait_run("it-kinds", run)["state"] == "success"
@@ -62,7 +62,7 @@ def test_every_step_kind_runs_and_logs_what_it_did(airflow: Airflow) -> None:
 def test_manual_step_answered_failed_fails_the_run(airflow: Airflow) -> None:
     airflow.wait_dags("it-kinds")
     operator = airflow.operator
-    run = operator.trigger("it-kinds", {"base_url": airflow.http})
+    run = operator.trigger("it-kinds")
     operator.wait_pending("it-kinds", run, "run.confirm", timeout=180)
     airflow.client("svcowner").answer_or_raise(
         "it-kinds", run, "run.confirm", "Failed", "no label file"
@@ -78,7 +78,7 @@ def test_manual_step_answered_failed_fails_the_run(airflow: Airflow) -> None:
 def test_http_until_waits_then_a_wrong_status_fails(airflow: Airflow) -> None:
     airflow.wait_dags("it-http-fail")
     operator = airflow.operator
-    run = operator.trigger("it-http-fail", {"base_url": airflow.http})
+    run = operator.trigger("it-http-fail")
     assert operator.wait_run("it-http-fail", run)["state"] == "failed"
     states = {t: ti["state"] for t, ti in operator.task_instances("it-http-fail", run).items()}
     assert states["run.wait_healthy"] == "success"

@@ -25,7 +25,7 @@ from gonogo.core.policy import PolicyError, current_policy
 from gonogo.core.settings import python_prefixes
 from gonogo.core.shell import advice, env_name, param_name, unsafe_templates
 from gonogo.core.source import Loc, Source, did_you_mean
-from gonogo.core.templating import quoted_in_json
+from gonogo.core.templating import quoted_in_json, url_problem
 from gonogo.core.timeplan import time_problems
 from gonogo.errors import Problem
 
@@ -445,6 +445,10 @@ def _values_are_data(runbook: Runbook, source: Source) -> list[Problem]:
         if action.bash is not None:
             for found in unsafe_templates(action.bash):
                 problems.append(source.problem((*loc, "bash"), advice(found)))
+        if action.http is not None:
+            wrong_url = url_problem(action.http.url, action.http.connection)
+            if wrong_url is not None:
+                problems.append(source.problem((*loc, "http", "url"), wrong_url))
         if action.http is not None and action.http.body is not None:
             for expression in quoted_in_json(action.http.body):
                 problems.append(

@@ -307,7 +307,7 @@ def http_spec(http: Http) -> dict[str, Any]:
     spec: dict[str, Any] = _literal_strings(
         http.model_dump(by_alias=True, exclude_none=True, mode="json")
     )
-    spec["url"] = templating.url(http.url)
+    spec["url"] = templating.url_parts(http.url)  # each value apart, checked for its place
     if http.body is not None:
         spec["body"] = templating.json_body(http.body)
     spec["request_timeout"] = http.request_timeout.total_seconds()
@@ -465,14 +465,32 @@ def _connection_auth(conn_id: str | None) -> tuple[str, Any, dict[str, str]]:
     return base, auth, headers
 
 
+def _request_url(spec: Mapping[str, Any], base: str) -> str:
+    """The URL to request: a connection's credentials go only to its own host.
+
+    Raises :class:`~gonogo.errors.StepError` when a value would choose the host
+    or leave its path segment (:func:`gonogo.core.templating.joined_url`).
+    """
+    url = templating.joined_url(spec["url"])
+    connection = spec.get("connection")
+    if not connection:
+        return url
+    if not url.startswith("/") or url.startswith("//"):
+        raise StepError(
+            f"with connection {connection!r} the url must be a path starting with '/'; "
+            "the host comes from the connection"
+        )
+    if not base:
+        raise StepError(f"connection {connection!r} has no host for the url's path")
+    return base.rstrip("/") + url
+
+
 def run_http(spec: Mapping[str, Any], **_context: Any) -> dict[str, Any]:
     """Make the request; with ``until``, poll until the expectation holds or time runs out."""
     import requests
 
     base, auth, conn_headers = _connection_auth(spec.get("connection"))
-    url = spec["url"]
-    if base and "://" not in url:
-        url = base.rstrip("/") + "/" + url.lstrip("/")
+    url = _request_url(spec, base)
     headers = {**conn_headers, **(spec.get("headers") or {})}
     method = spec.get("method", "GET")
     expect = spec.get("expect") or {}
