@@ -89,7 +89,7 @@ def generate_runbook(index: int, steps: int = 40, gates: int = 2) -> str:
         "  steps:",
         "    - id: tell_users",
         "      title: Tell users the change was rolled back",
-        "      bash: scripts/notify_users.sh rolled back {{ params.version }}",
+        '      bash: scripts/notify_users.sh rolled back "$GONOGO_PARAM_VERSION"',
     ]
     return "\n".join(lines) + "\n"
 
@@ -115,7 +115,7 @@ def _step(rng: random.Random, number: int, first_in_phase: int) -> list[str]:
         lines.append(f"        depends_on: [step_{upstream}]")
     if kind == "bash":
         lines += [
-            f"        bash: scripts/app.sh step_{number} {{{{ params.version }}}}",
+            f'        exec: [scripts/app.sh, step_{number}, "{{{{ params.version }}}}"]',
             "        timeout: 30m",
             f"        retries: {rng.randint(0, 3)}",
         ]

@@ -142,13 +142,15 @@ def test_the_lock_is_released_and_the_outcome_decided_whatever_happened(ehr: Any
     assert ehr.get_task("acquire_lock").pool == "gonogo_lock"
 
 
-def test_params_become_the_trigger_form_and_commands_quote_them(ehr: Any) -> None:
+def test_params_become_the_trigger_form_and_reach_commands_as_data(ehr: Any) -> None:
     assert ehr.params["version"] == "4.2.0"
-    command = ehr.get_task("install.install_app").bash_command
+    command = ehr.get_task("open.announce_done").bash_command  # shell text: runs as written
     assert '"$GONOGO_PARAM_VERSION"' in command
-    assert "{{" not in command  # the value is never part of the text bash parses
-    env = ehr.get_task("install.install_app").env
+    assert "params" not in command
+    env = ehr.get_task("open.announce_done").env
     assert "params['version']" in env["GONOGO_PARAM_VERSION"]
+    argv = ehr.get_task("install.install_app").op_kwargs["argv"]  # exec: one argument each
+    assert argv == ["scripts/app.sh", "install", "{{ params.version }}"]
 
 
 HEAD = """
@@ -173,7 +175,7 @@ phases:
   - gate: g
     sign_off: [rm]
     checks:
-      - {id: c1, bash: "echo {{ params.msg }}", required: true}
+      - {id: c1, bash: 'echo "$GONOGO_PARAM_MSG"', required: true}
   - id: p
     steps: [{id: s, bash: "true", read_only: true}]
 """,

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from gonogo.core.loader import load_text
 from gonogo.core.templating import joined_url
-from gonogo.dag.actions import Actions, _run_bash
+from gonogo.dag.actions import Actions, _run_bash, run_exec
 from gonogo.dag.builder import build_dag
 
 RUNBOOK = """\
@@ -39,12 +39,15 @@ phases:
     sign_off: [rm]
     checklist: ["{# not a comment"]
     checks:
-      - {id: c, bash: "printf %s {{ params.msg }} > out.txt"}
+      - {id: c, bash: 'printf %s "$GONOGO_PARAM_MSG" > out.txt'}
   - id: p
     steps:
       - id: s
-        bash: printf '%s' {{ params.msg }} > out.txt
-        rollback: {bash: "printf '%s' {{ params.msg ~ '' }} > out.txt"}
+        bash: printf '%s' "$GONOGO_PARAM_MSG" > out.txt
+        rollback: {bash: 'printf %s "$V" > out.txt', env: {V: "{{ params.msg ~ '' }}"}}
+      - id: e
+        exec: [python3, -c, "import sys; open('out.txt', 'w').write(sys.argv[1])", "{{ params.msg }}"]
+        read_only: true
       - {id: m, manual: "Type {{ params.msg }} {% here", owner: rm, title: "{#"}
 """
 
@@ -81,6 +84,18 @@ def run_operator(task: Any, value: str) -> tuple[str, list[str]]:
         shutil.rmtree(folder)
 
 
+def run_exec_operator(task: Any, value: str) -> tuple[str, list[str]]:
+    """Render an exec task's arguments and env as Airflow does, and run them with its runner."""
+    folder = tempfile.mkdtemp()
+    try:
+        kwargs = task.render_template(task.op_kwargs, context(value))
+        run_exec(kwargs["argv"], kwargs["env"], folder)
+        written = Path(folder, "out.txt").read_bytes().decode("utf-8", "surrogateescape")
+        return written, sorted(p.name for p in Path(folder).iterdir())
+    finally:
+        shutil.rmtree(folder)
+
+
 _RUNBOOK, _ = load_text(RUNBOOK)
 _DAG = build_dag(_RUNBOOK, Path(tempfile.gettempdir()))
 _ACTIONS = Actions(_RUNBOOK, Path(tempfile.gettempdir()))
@@ -104,6 +119,7 @@ def test_a_value_is_written_exactly_and_runs_nothing(value: str) -> None:
     undo = _ACTIONS.spec("s", _STEP.rollback, None)
     for written, files in (
         run_operator(_DAG.get_task("p.s"), value),
+        run_exec_operator(_DAG.get_task("p.e"), value),
         run_spec(check, value, render),
         run_spec(undo, value, render),
     ):

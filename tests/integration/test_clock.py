@@ -71,7 +71,7 @@ phases:
         planned: 5s
         rollback: {{bash: echo undoing prepare_db, planned: 10s}}
       - id: slow
-        bash: sleep {{{{ params.sleep }}}}
+        exec: [sleep, "{{{{ params.sleep }}}}"]
         planned: 20s
         rollback: {{bash: echo undoing slow, planned: 10s}}
       - id: open_up

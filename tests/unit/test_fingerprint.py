@@ -45,7 +45,7 @@ phases:
       - id: deploy
         owner: ops
         planned: 60m
-        bash: scripts/x.sh {{ params.version }}
+        bash: scripts/x.sh "$GONOGO_PARAM_VERSION"
         rollback: {bash: scripts/y.sh}
       - id: configure
         owner: ops
@@ -76,7 +76,7 @@ phases:
       - id: deploy
         owner: ops
         planned: 60m
-        bash: scripts/x.sh {{ params.version }}
+        bash: scripts/x.sh "$GONOGO_PARAM_VERSION"
         rollback: {bash: scripts/y.sh}   # undo
 
       - id: configure
@@ -86,7 +86,7 @@ phases:
     "key order": """\
 phases:
   - steps:
-      - bash: scripts/x.sh {{ params.version }}
+      - bash: scripts/x.sh "$GONOGO_PARAM_VERSION"
         rollback: {bash: scripts/y.sh}
         planned: 60m
         owner: ops
@@ -125,7 +125,7 @@ phases:
       - id: 'deploy'
         owner: "ops"
         planned: '60m'
-        bash: "scripts/x.sh {{ params.version }}"
+        bash: 'scripts/x.sh "$GONOGO_PARAM_VERSION"'
         rollback: {bash: 'scripts/y.sh'}
       - id: configure
         owner: ops
@@ -156,7 +156,7 @@ phases:
         owner: ops
         planned: 60m
         bash: >-
-          scripts/x.sh {{ params.version }}
+          scripts/x.sh "$GONOGO_PARAM_VERSION"
         rollback:
           bash: scripts/y.sh
       - id: configure
@@ -168,7 +168,7 @@ phases:
  change: {id: CHG1, type: standard}, roles: {ops: {users: [alice]}},
  params: {version: {default: "1.0"}, target: {default: blue}},
  phases: [{id: work, title: Work, steps: [
-   {id: deploy, owner: ops, planned: 60m, bash: "scripts/x.sh {{ params.version }}",
+   {id: deploy, owner: ops, planned: 60m, bash: 'scripts/x.sh "$GONOGO_PARAM_VERSION"',
     rollback: {bash: scripts/y.sh}},
    {id: configure, owner: ops, python: "steps.mod:fn"}]}]}
 """,
@@ -196,7 +196,7 @@ phases:
         retry_delay: 30s
         read_only: false
         env: {}
-        bash: scripts/x.sh {{ params.version }}
+        bash: scripts/x.sh "$GONOGO_PARAM_VERSION"
         rollback: {bash: scripts/y.sh, retries: 1}
       - id: configure
         owner: ops
@@ -242,7 +242,7 @@ phases:
     steps:
       - id: deploy
         owner: ops
-        bash: scripts/x.sh {{ params.version }}
+        bash: scripts/x.sh "$GONOGO_PARAM_VERSION"
         rollback: {bash: scripts/y.sh}
 """
 
@@ -285,8 +285,8 @@ def edited(text: str, old: str, new: str) -> str:
     return text.replace(old, new, 1)
 
 
-def one_step(command: str) -> str:
-    """A runbook whose only action is the bash ``command``."""
+def one_step(command: str | list[str]) -> str:
+    """A runbook whose only action is the bash ``command`` (an argument list: exec)."""
     return f"""\
 runbook: one
 title: One step
@@ -299,7 +299,7 @@ phases:
   - id: work
     steps:
       - id: only
-        bash: {json.dumps(command)}
+        {"exec" if isinstance(command, list) else "bash"}: {json.dumps(command)}
 """
 
 
@@ -331,7 +331,7 @@ DOC: dict[str, Any] = {
                     "id": "deploy",
                     "owner": "ops",
                     "planned": "60m",
-                    "bash": "scripts/x.sh {{ params.version }}",
+                    "bash": 'scripts/x.sh "$GONOGO_PARAM_VERSION"',
                     "rollback": {"bash": "scripts/y.sh"},
                 },
                 {"id": "configure", "owner": "ops", "python": "steps.mod:fn"},
@@ -382,7 +382,7 @@ def test_the_same_runbook_and_files_give_the_same_fingerprint(folder: Path) -> N
 @pytest.mark.parametrize(
     ("old", "new", "reported"),
     [
-        ("bash: scripts/x.sh {{ params.version }}", "bash: scripts/x.sh --force", "deploy"),
+        ('bash: scripts/x.sh "$GONOGO_PARAM_VERSION"', "bash: scripts/x.sh --force", "deploy"),
         ("bash: scripts/y.sh", "bash: scripts/y.sh --all", "deploy"),
         ("python: steps.mod:fn", "python: steps.pkg:fn", "configure"),
         ("planned: 60m", "planned: 2h", "deploy"),
@@ -401,7 +401,7 @@ def test_changing_a_step_changes_the_fingerprint_and_names_the_step(
 
 def test_changing_a_command_reports_only_that_step(folder: Path) -> None:
     before = plan(BASE, folder)
-    after = plan(edited(BASE, "scripts/x.sh {{", "scripts/x.sh --force {{"), folder)
+    after = plan(edited(BASE, 'scripts/x.sh "$GONOGO', 'scripts/x.sh --force "$GONOGO'), folder)
     assert changes(before.parts, after.parts) == ["step deploy changed"]
 
 
@@ -478,7 +478,8 @@ def test_scripts_of_every_kind_of_action_are_part_of_the_plan(
         "scripts/x.sh",
         "./scripts/x.sh --yes",
         "bash scripts/x.sh",
-        "'scripts/x.sh' {{ params.version }}",
+        "'scripts/x.sh' \"$GONOGO_PARAM_VERSION\"",
+        ["scripts/x.sh", "{{ params.version }}"],
         "scripts/x.sh && echo done",
         pytest.param(
             "scripts/x.sh; echo done",
@@ -494,7 +495,7 @@ def test_scripts_of_every_kind_of_action_are_part_of_the_plan(
         ),
     ],
 )
-def test_a_script_named_in_a_command_is_found(folder: Path, command: str) -> None:
+def test_a_script_named_in_a_command_is_found(folder: Path, command: str | list[str]) -> None:
     runbook = load(one_step(command))
     assert referenced_files(runbook, folder) == ["scripts/x.sh"]
 
@@ -530,13 +531,13 @@ def test_a_folder_named_in_a_command_is_not_a_file_of_the_plan(folder: Path) -> 
 def test_template_words_are_ignored(folder: Path) -> None:
     # A file named like the unrendered template exists; the template still names no file.
     (folder / "{{params.version}}").write_text("not a script\n")
-    runbook = load(one_step("scripts/x.sh {{params.version}}"))
+    runbook = load(one_step(["scripts/x.sh", "{{params.version}}"]))
     assert referenced_files(runbook, folder) == ["scripts/x.sh"]
 
 
 def test_words_inside_a_spaced_template_are_ignored(folder: Path) -> None:
     (folder / "params.version").write_text("not a script\n")
-    runbook = load(one_step("scripts/x.sh {{ params.version }}"))
+    runbook = load(one_step(["scripts/x.sh", "{{ params.version }}"]))
     assert referenced_files(runbook, folder) == ["scripts/x.sh"]
 
 

@@ -36,8 +36,8 @@ def test_typo_in_a_key_is_located_with_a_suggestion(ehr_text: str) -> None:
 
 def test_typo_in_a_nested_key_suggests_from_that_level(ehr_text: str) -> None:
     text = ehr_text.replace(
-        "        timeout: 40m\n        bash: scripts/db.sh",
-        "        timout: 40m\n        bash: scripts/db.sh",
+        "        timeout: 40m\n        exec: [scripts/db.sh",
+        "        timout: 40m\n        exec: [scripts/db.sh",
     )
     line = line_of(text, "timout:")
     assert problems_of(text) == [
@@ -145,11 +145,12 @@ def test_manual_step_needs_an_owner(ehr_text: str) -> None:
 
 def test_template_must_name_a_declared_param(ehr_text: str) -> None:
     text = ehr_text.replace(
-        "scripts/db.sh migrate {{ params.version }}", "scripts/db.sh migrate {{ params.verison }}"
+        'exec: [scripts/db.sh, migrate, "{{ params.version }}"]',
+        'exec: [scripts/db.sh, migrate, "{{ params.verison }}"]',
     )
     line = line_of(text, "params.verison")
     assert problems_of(text) == [
-        f"rb.yaml:{line}:15: phases[2].steps[2].bash: {{{{ params.verison }}}} names no declared "
+        f"rb.yaml:{line}:40: phases[2].steps[2].exec[2]: {{{{ params.verison }}}} names no declared "
         "param; did you mean 'version'? (declared: fail_step, version)"
     ]
 
@@ -203,7 +204,7 @@ def test_a_step_needs_exactly_one_kind(ehr_text: str) -> None:
     )
     line = line_of(text, "- id: stop_app")
     assert problems_of(text) == [
-        f"rb.yaml:{line}:9: phases[2].steps[0]: needs exactly one of bash, http, python or "
+        f"rb.yaml:{line}:9: phases[2].steps[0]: needs exactly one of bash, exec, http, python or "
         "manual; found bash, manual"
     ]
 

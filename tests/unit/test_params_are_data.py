@@ -1,9 +1,10 @@
-"""Param values and other template values reach shell commands only as data.
+"""Param values and other template values reach commands only as data.
 
-The scanner in :mod:`gonogo.core.shell` turns each whole-word ``{{ … }}`` into a
-quoted environment variable and refuses every other place; these tests pin
-each accepted and refused form, the located validation errors, and (with
-hypothesis and a real bash) that no value ever runs as code.
+Shell text runs as written: a template anywhere in it is refused with the
+spelling to use (:mod:`gonogo.core.shell`); values reach bash as environment
+variables and ``exec:`` as single arguments. These tests pin the located
+errors and warnings, and (with hypothesis and a real bash) that no value
+ever runs as code and no template in shell text ever validates.
 """
 
 from __future__ import annotations
@@ -21,91 +22,10 @@ from hypothesis import strategies as st
 from gonogo.core.gates import gate_body, literal
 from gonogo.core.loader import load_text
 from gonogo.core.model import Phase
-from gonogo.core.shell import scan, to_environment, unsafe_templates
+from gonogo.core.rules import code_arguments
+from gonogo.core.shell import as_written, evaluated, templates_in
 from gonogo.core.templating import json_body, quoted_in_json, url
 from gonogo.errors import RunbookError
-
-# -- accepted forms ----------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("command", "expected"),
-    [
-        ("install.sh {{ params.v }}", 'install.sh "$GONOGO_PARAM_V"'),
-        ("x {{ params['app-v'] }}", 'x "$GONOGO_PARAM_APP_V"'),
-        ("x {{ params.v | shquote }}", 'x "$GONOGO_PARAM_V"'),
-        ("a;b {{ params.v }}|c>{{ params.v }}", 'a;b "$GONOGO_PARAM_V"|c>"$GONOGO_PARAM_V"'),
-        ("(cd d && run {{ params.v }})", '(cd d && run "$GONOGO_PARAM_V")'),
-        ("echo $(date) `id` {{ params.v }}", 'echo $(date) `id` "$GONOGO_PARAM_V"'),
-        ("if true; then echo {{ params.v }}; fi", 'if true; then echo "$GONOGO_PARAM_V"; fi'),
-        ("echo 'it''s' \"q\" {{ params.v }}", "echo 'it''s' \"q\" \"$GONOGO_PARAM_V\""),
-        ("A=1 run {{ params.v }}", 'A=1 run "$GONOGO_PARAM_V"'),
-        ("echo hi # {{ params.v }}", 'echo hi # "$GONOGO_PARAM_V"'),
-        ("bash x.sh {{ params.v }}", 'bash x.sh "$GONOGO_PARAM_V"'),
-        ("tee <<< {{ params.v }}", 'tee <<< "$GONOGO_PARAM_V"'),
-    ],
-)
-def test_a_whole_word_template_becomes_a_quoted_variable(command: str, expected: str) -> None:
-    assert unsafe_templates(command) == []
-    assert to_environment(command)[0] == expected
-
-
-def test_any_other_expression_moves_into_the_environment_once() -> None:
-    command, env = to_environment("run {{ run_id }} {{ var.value.x }} {{run_id}}")
-    assert command == 'run "$GONOGO_VALUE_1" "$GONOGO_VALUE_2" "$GONOGO_VALUE_1"'
-    assert env == {"GONOGO_VALUE_1": "{{ run_id }}", "GONOGO_VALUE_2": "{{ var.value.x }}"}
-
-
-def test_the_rest_of_a_command_renders_exactly_as_written() -> None:
-    command = "echo ${#a[@]} {% raw %} {{ params.v }}"
-    text, _ = to_environment(command)
-    rendered = jinja2.Environment().from_string(text).render()
-    assert rendered == 'echo ${#a[@]} {% raw %} "$GONOGO_PARAM_V"'
-
-
-# -- refused forms -----------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("command", "reason"),
-    [
-        ('echo "Deploying {{ params.v }} now"', "inside double quotes"),
-        ("echo 'tag {{ params.v }}'", "inside single quotes"),
-        ("run --v={{ params.v }}", "part of a larger word"),
-        ("run {{ params.v }}.tar", "part of a larger word"),
-        ("cat <<EOF\n{{ params.v }}\nEOF", "in a heredoc"),
-        ("echo `echo {{ params.v }}`", "inside backticks"),
-        ("echo $(echo {{ params.v }})", "inside $( … )"),
-        ("echo ${x:-{{ params.v }}}", "inside ${ … }"),
-        ("echo $'{{ params.v }}'", "inside $'…' quotes"),
-        ("echo $(( {{ params.v }} + 1 ))", "arithmetic"),
-        ("(( {{ params.v }} > 1 ))", "arithmetic"),
-        ("[[ {{ params.v }} -eq 1 ]]", "inside [[ … ]]"),
-        ("{{ params.v }} --help", "as the command itself"),
-        ("true; {{ params.v }}", "as the command itself"),
-        ("eval {{ params.v }}", "as an argument of eval"),
-        ("sudo {{ params.v }}", "as an argument of sudo"),
-        ("bash -c {{ params.v }}", "bash -c"),
-        ("echo {{- params.v }}", "whitespace control"),
-        ("case x in a) echo {{ params.v }};; esac", "after case"),
-        ("echo 'open {{ params.v }}", "inside single quotes"),
-    ],
-)
-def test_a_template_that_cannot_be_a_safe_word_is_refused(command: str, reason: str) -> None:
-    found = unsafe_templates(command)
-    assert len(found) == 1
-    assert found[0].unsafe is not None and reason in found[0].unsafe
-    with pytest.raises(ValueError, match=r"GONOGO_PARAM_V|cannot be used"):
-        to_environment(command)
-
-
-def test_scan_finds_every_template_with_its_place() -> None:
-    found = scan("a {{ params.v }} '{{ run_id }}'")
-    assert [(f.expression, f.unsafe) for f in found] == [
-        ("params.v", None),
-        ("run_id", "inside single quotes"),
-    ]
-
 
 HEAD = """\
 runbook: data
@@ -126,25 +46,52 @@ def problems_of(text: str) -> list[str]:
     return [str(p) for p in caught.value.errors]
 
 
-def test_a_quoted_param_in_a_step_is_a_located_error_with_the_safe_spelling() -> None:
-    text = (
-        HEAD
-        + """\
-phases:
-  - id: p
-    steps:
-      - id: s
-        bash: echo "Deploying {{ params.msg }} now"
-        read_only: true
-"""
-    )
+def warnings_of(text: str) -> list[str]:
+    _, problems = load_text(text, "r.yaml")
+    return [str(p) for p in problems if p.severity == "warning"]
+
+
+def steps(*commands: str) -> str:
+    lines = ["phases:", "  - id: p", "    steps:"]
+    for i, command in enumerate(commands):
+        lines += [f"      - id: s{i}", f"        bash: {command}", "        read_only: true"]
+    return HEAD + "\n".join(lines) + "\n"
+
+
+# -- no template in shell text -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "install.sh {{ params.msg }}",
+        'echo "Deploying {{ params.msg }} now"',
+        "for (( i=0; i<{{ params.msg }}; i++ )); do :; done",
+        "echo $[ {{ params.msg }} + 1 ]",
+        "[ -v {{ params.msg }} ]",
+        "run() { eval {{ params.msg }}; }; run",
+        "bash <<< {{ params.msg }}",
+        "echo {{ params.msg }} | sh",
+        "x {% if true %}y{% endif %}",
+        "x {{ params.msg",
+    ],
+)
+def test_a_template_anywhere_in_shell_text_is_refused(command: str) -> None:
+    assert templates_in(command)
+    with pytest.raises(RunbookError):
+        load_text(steps(repr(command)), "r.yaml")
+
+
+def test_a_param_in_shell_text_is_a_located_error_with_the_spelling_to_use() -> None:
+    text = steps("'echo \"Deploying {{ params.msg }} now\"'")
     assert problems_of(text) == [
-        'r.yaml:14:15: phases[0].steps[0].bash: write "$GONOGO_PARAM_MSG" instead of '
-        "{{ params.msg }} inside double quotes"
+        "r.yaml:14:15: phases[0].steps[0].bash: {{ params.msg }} in shell text: write "
+        '"$GONOGO_PARAM_MSG" instead (every param is in the environment; a value is never '
+        'shell text), or use exec: [program, …, "{{ params.msg }}"]'
     ]
 
 
-def test_every_kind_of_command_is_checked() -> None:
+def test_every_kind_of_shell_command_is_checked() -> None:
     text = (
         HEAD
         + """\
@@ -152,15 +99,16 @@ phases:
   - gate: g
     sign_off: [rm]
     checks:
-      - {id: c, bash: "test '{{ params.msg }}'"}
+      - {id: c, bash: "test {{ params.msg }}"}
   - id: p
     steps:
       - id: s
-        bash: run --m={{ params.msg }}
-        rollback: {bash: "undo `{{ params.msg }}`"}
+        bash: run {{ params.msg }}
+        rollback: {bash: "undo {{ params.msg }}"}
+        rehearse: {bash: "dry {{ params.msg }}"}
 rollback:
   steps:
-    - {id: g1, bash: "echo \\"{{ run_id }}\\""}
+    - {id: g1, bash: "echo {{ run_id }}"}
 """
     )
     found = problems_of(text)
@@ -168,9 +116,112 @@ rollback:
         "phases[0].checks[0].bash",
         "phases[1].steps[0].bash",
         "phases[1].steps[0].rollback.bash",
+        "phases[1].steps[0].rehearse.bash",
         "rollback.steps[0].bash",
     ]
-    assert 'write "$RUN_ID" with env: {RUN_ID: "{{ run_id }}"}' in found[-1]
+    assert 'set it in env: (RUN_ID: "{{ run_id }}") and write "$RUN_ID"' in found[-1]
+
+
+def test_the_spelled_out_forms_validate_and_run_the_value_as_data() -> None:
+    text = (
+        HEAD
+        + """\
+phases:
+  - id: p
+    steps:
+      - id: s
+        bash: printf '%s|%s' "$GONOGO_PARAM_MSG" "$RUN"
+        env: {RUN: "{{ run_id }}"}
+        read_only: true
+      - id: e
+        exec: [printf, "%s", "{{ params.msg }}"]
+        read_only: true
+"""
+    )
+    runbook, problems = load_text(text, "r.yaml")
+    assert [p for p in problems if p.severity == "error"] == []
+    assert runbook.phases[0].steps[1].exec == ["printf", "%s", "{{ params.msg }}"]  # type: ignore[union-attr]
+
+
+def test_the_rest_of_a_command_renders_exactly_as_written() -> None:
+    command = "echo ${#a[@]} {#"
+    assert jinja2.Environment().from_string(as_written(command)).render() == command
+    assert as_written("scripts/app.sh").endswith(".sh ")  # not read as a template file
+
+
+# -- where the runbook's own shell runs a value's variable as code: a warning ------------------
+
+
+@pytest.mark.parametrize(
+    ("command", "says"),
+    [
+        ('for (( i=0; i<"$GONOGO_PARAM_MSG"; i++ )); do :; done', "arithmetic"),
+        ("echo $(( GONOGO_PARAM_MSG + 1 ))", "arithmetic"),
+        ('echo $[ "$GONOGO_PARAM_MSG" + 1 ]', "arithmetic"),
+        ('[[ 1 -eq "$GONOGO_PARAM_MSG" ]]', "arithmetic"),
+        ('[ -v "$GONOGO_PARAM_MSG" ]', "arithmetic"),
+        ('echo "${a[$GONOGO_PARAM_MSG]}"', "arithmetic"),
+        ('run() { eval "$GONOGO_PARAM_MSG"; }', "passed to eval"),
+        ("$'eval' \"$GONOGO_PARAM_MSG\"", "passed to eval"),
+        ('/bin/sh -c "$GONOGO_PARAM_MSG"', "passed to sh"),
+        ('find . -exec sh -c "$GONOGO_PARAM_MSG" \\;', "passed to find"),
+        ('bash <<< "$GONOGO_PARAM_MSG"', "here-string into bash"),
+        ('echo "$GONOGO_PARAM_MSG" | sh', "piped into sh"),
+        ('source <(printf %s "$GONOGO_PARAM_MSG")', "source <(…)"),
+        ('time -p eval "$GONOGO_PARAM_MSG"', "passed to time"),
+    ],
+)
+def test_a_value_variable_evaluated_as_code_is_found(command: str, says: str) -> None:
+    found = evaluated(command, ["GONOGO_PARAM_MSG"])
+    assert any(says in line for line in found), found
+
+
+def test_a_value_variable_used_as_data_is_not_flagged() -> None:
+    assert (
+        evaluated('scripts/app.sh install "$GONOGO_PARAM_MSG" | tee log', ["GONOGO_PARAM_MSG"])
+        == []
+    )
+
+
+def test_validate_warns_where_a_variable_is_evaluated_and_for_a_free_form_string() -> None:
+    found = warnings_of(steps("'eval \"$GONOGO_PARAM_MSG\"'"))
+    assert any("passed to eval" in w and "phases[0].steps[0].bash" in w for w in found), found
+    assert any("param 'msg' reaches a command" in w and "pattern or an enum" in w for w in found)
+    constrained = HEAD.replace("default: hi}", "default: hi, pattern: '^[a-z]+$'}")
+    found = warnings_of(constrained + steps("'echo \"$GONOGO_PARAM_MSG\"'").removeprefix(HEAD))
+    assert not any("reaches a command" in w for w in found), found
+
+
+# -- exec: one argument each, never the program or code ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "refused"),
+    [
+        (["scripts/app.sh", "install", "{{ params.msg }}"], []),
+        (["{{ params.msg }}", "x"], [0]),
+        (["bash", "-c", "{{ params.msg }}"], [2]),
+        (["bash", "scripts/x.sh", "{{ params.msg }}"], []),
+        (["python3", "-c", "{{ params.msg }}"], [2]),
+        (["ssh", "host", "run", "{{ params.msg }}"], [3]),
+        (["sudo", "-u", "app", "sh", "-c", "{{ params.msg }}"], [5]),
+        (["timeout", "30", "{{ params.msg }}"], [2]),
+        (["env", "A={{ params.msg }}", "scripts/x.sh"], []),
+    ],
+)
+def test_an_exec_template_is_an_argument_never_the_program_or_code(
+    argv: list[str], refused: list[int]
+) -> None:
+    assert [i for i, _ in code_arguments(argv)] == refused
+
+
+def test_an_exec_template_as_code_is_a_located_error() -> None:
+    text = (
+        HEAD
+        + 'phases: [{id: p, steps: [{id: s, exec: [sh, -c, "{{ params.msg }}"], read_only: true}]}]\n'
+    )
+    (problem,) = problems_of(text)
+    assert "phases[0].steps[0].exec[2]" in problem and "runs" in problem
 
 
 def test_a_template_quoted_inside_a_json_body_is_refused() -> None:
@@ -215,12 +266,6 @@ def test_http_values_are_encoded_for_their_place() -> None:
 
 # -- every value stays data, whatever it holds -------------------------------------------------
 
-COMMANDS = {
-    "step": "printf '%s' {{ params.msg }}",
-    "check": "printf %s {{ params.msg | shquote }}",
-    "undo": "cd . && printf '%s' {{ params.msg ~ '' }}",
-}
-
 NASTY = st.sampled_from(
     ["$(touch X)", "`touch X`", "'; touch X; '", '"; touch X; "', "{{ 7*7 }}", "{% if %}", "\n"]
 )
@@ -228,28 +273,61 @@ VALUES = st.lists(
     st.one_of(NASTY, st.text(st.characters(blacklist_characters="\x00", codec="utf-8"))),
     max_size=4,
 ).map("".join)
+#: Shell text with a template put anywhere in it: every one must be refused.
+SHELL_TEXT = st.text(st.sampled_from(list("ab $;|&'\"`(){}[]<>\\#=\n-")), max_size=12)
+TEMPLATE = st.sampled_from(
+    [
+        "{{ params.msg }}",
+        "{{params.msg|shquote}}",
+        "{{ run_id }}",
+        "{%- raw %}",
+        "{{- params.msg -}}",
+    ]
+)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(before=SHELL_TEXT, template=TEMPLATE, after=SHELL_TEXT)
+def test_a_template_anywhere_in_random_shell_text_never_validates(
+    before: str, template: str, after: str
+) -> None:
+    command = before + template + after
+    text = (
+        HEAD
+        + f"phases: [{{id: p, steps: [{{id: s, bash: {json_string(command)}, read_only: true}}]}}]\n"
+    )
+    with pytest.raises(RunbookError) as caught:
+        load_text(text, "r.yaml")
+    assert any("in shell text" in str(p) or "template block" in str(p) for p in caught.value.errors)
+
+
+def json_string(text: str) -> str:
+    import json
+
+    return json.dumps(text)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(value=VALUES)
-def test_no_value_runs_as_code_in_a_step_a_check_or_an_undo(value: str) -> None:
+def test_no_value_runs_as_code_in_bash_or_exec(value: str) -> None:
     jinja = jinja2.Environment()
-    context = {"params": {"msg": value}}
-    for command in COMMANDS.values():
-        text, values = to_environment(command)
-        rendered = jinja.from_string(text).render(**context)
-        env = {k: jinja.from_string(v).render(**context) for k, v in values.items()}
-        env["GONOGO_PARAM_MSG"] = value
-        with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as folder:
+        for argv in (
+            ["bash", "-c", jinja.from_string(as_written('printf %s "$GONOGO_PARAM_MSG"')).render()],
+            [
+                jinja.from_string(a).render(params={"msg": value})
+                for a in ["printf", "%s", "{{ params.msg }}"]
+            ],
+        ):
             result = subprocess.run(
-                ["bash", "-c", rendered],
+                argv,
                 cwd=folder,
-                env={**os.environ, **env},
+                env={**os.environ, "GONOGO_PARAM_MSG": value},
                 capture_output=True,
                 check=True,
             )
             assert result.stdout.decode("utf-8", "surrogateescape") == value
-            assert list(Path(folder).iterdir()) == []
+        assert list(Path(folder).iterdir()) == []
 
 
 # -- runbook text is shown literally -----------------------------------------------------------
@@ -306,3 +384,20 @@ def test_a_role_name_with_a_space_is_refused_at_its_key() -> None:
         "r.yaml:8:3: roles.release manager: role name 'release manager' is not a valid id: "
         "letters, digits, '_' and '-', starting with a letter, digit or '_'"
     ]
+
+
+# -- ShellCheck, as warnings in `gonogo validate` ----------------------------------------------
+
+
+def test_validate_reports_shellcheck_findings_located_on_the_command(tmp_path: Path) -> None:
+    from gonogo.core.loader import load_files
+    from gonogo.core.shellcheck import shellcheck_problems
+
+    file = tmp_path / "r.yaml"
+    file.write_text(steps("'cd /srv && rm -rf \"$dir\"/*'", "'echo fine'"))
+    (item,) = load_files([file])
+    assert item.runbook is not None and item.source is not None
+    found = [str(p) for p in shellcheck_problems([(item.runbook, item.source)])]
+    assert any("phases[0].steps[0].bash: ShellCheck SC2115" in p for p in found), found
+    assert not any("steps[1]" in p for p in found)
+    assert all(": warning: " in p for p in found)

@@ -207,10 +207,10 @@ def test_a_param_value_airflow_would_refuse_is_refused(value: str, message: str)
 def test_a_bash_command_shows_the_shell_text_its_environment_and_what_it_runs(
     ehr: Runbook,
 ) -> None:
-    command = by_label(rehearse(ehr, {"version": "4.2.1"}))["step install_app"]
-    assert command.text == 'scripts/app.sh install "$GONOGO_PARAM_VERSION"'
+    command = by_label(rehearse(ehr, {"version": "4.2.1"}))["rehearse install_app"]
+    assert command.text == 'scripts/app.sh check "$GONOGO_PARAM_VERSION"'
     assert command.env == {"GONOGO_PARAM_VERSION": "4.2.1"}
-    assert command.runs == "scripts/app.sh install 4.2.1"
+    assert command.runs == "scripts/app.sh check 4.2.1"
 
 
 def test_without_a_given_value_the_default_is_used(ehr: Runbook) -> None:
@@ -219,7 +219,7 @@ def test_without_a_given_value_the_default_is_used(ehr: Runbook) -> None:
 
 def test_a_value_reaches_the_shell_as_one_quoted_word() -> None:
     rb = runbook(
-        [{"id": "p", "steps": [step("s", bash="echo {{ params.msg }}")]}],
+        [{"id": "p", "steps": [step("s", bash='echo "$GONOGO_PARAM_MSG"')]}],
         params={"msg": {"default": "hi"}},
     )
     command = by_label(rehearse(rb, {"msg": "$(rm -rf /); x"}))["step s"]
@@ -244,11 +244,21 @@ def test_an_http_request_is_shown_with_its_values_url_encoded() -> None:
 
 
 def test_what_only_a_run_knows_stays_as_written() -> None:
-    bash = {"bash": "deploy {{ run_id }}", "env": {"TOKEN": "{{ conn.vault.password }}"}}
-    rb = runbook([{"id": "p", "steps": [{"id": "s", **bash}]}])
+    env = {"TOKEN": "{{ conn.vault.password }}", "RUN": "{{ run_id }}"}
+    rb = runbook([{"id": "p", "steps": [{"id": "s", "bash": 'deploy "$RUN"', "env": env}]}])
     command = by_label(rehearse(rb))["step s"]
-    assert command.env == {"TOKEN": "{{ conn.vault.password }}", "GONOGO_VALUE_1": "{{ run_id }}"}
-    assert (command.text, command.runs) == ('deploy "$GONOGO_VALUE_1"', None)
+    assert command.env == env
+    assert (command.text, command.runs) == ('deploy "$RUN"', None)
+
+
+def test_an_argument_list_is_shown_with_its_values_as_single_arguments() -> None:
+    rb = runbook(
+        [{"id": "p", "steps": [{"id": "s", "exec": ["scripts/x.sh", "{{ params.msg }}"]}]}],
+        params={"msg": {"default": "hi"}},
+    )
+    command = by_label(rehearse(rb, {"msg": "a b; c"}))["step s"]
+    assert (command.kind, command.text) == ("exec", "scripts/x.sh '{{ params.msg }}'")
+    assert command.runs == "scripts/x.sh 'a b; c'"
 
 
 def test_every_action_is_shown_with_the_rehearse_action_and_the_manual_instruction() -> None:

@@ -12,7 +12,7 @@ from gonogo.core import rollback as rb
 from gonogo.core.decisions import Answer, Decision, decisions, note, table
 from gonogo.core.expect import check_response
 from gonogo.core.gates import evidence, literal, summarize
-from gonogo.core.shell import env_name, to_environment
+from gonogo.core.shell import env_name
 from gonogo.server.rules import (
     form_refusal,
     has_reason,
@@ -23,26 +23,6 @@ from gonogo.server.rules import (
 )
 
 # -- shell quoting -----------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("command", "rendered", "values"),
-    [
-        ("install.sh {{ params.v }}", 'install.sh "$GONOGO_PARAM_V"', {}),
-        (
-            "a {{params.v}} b {{ run_id }}",
-            'a "$GONOGO_PARAM_V" b "$GONOGO_VALUE_1"',
-            {"GONOGO_VALUE_1": "{{ run_id }}"},
-        ),
-        ("x {{ params.v | shquote }}", 'x "$GONOGO_PARAM_V"', {}),
-        ("scripts/run.sh", "scripts/run.sh ", {}),  # not read as a template file
-        ("echo hi", "echo hi", {}),
-    ],
-)
-def test_every_template_in_a_command_becomes_a_quoted_variable(
-    command: str, rendered: str, values: dict[str, str]
-) -> None:
-    assert to_environment(command) == (rendered, values)
 
 
 def test_param_names_become_environment_names() -> None:

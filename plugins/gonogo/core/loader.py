@@ -211,6 +211,7 @@ class Loaded:
     file: Path
     runbook: Runbook | None
     problems: list[Problem] = field(default_factory=list)
+    source: Source | None = None  # where each value is, for checks that run later
 
     @property
     def valid(self) -> bool:
@@ -233,7 +234,7 @@ def load_files(files: Sequence[str | os.PathLike[str]]) -> list[Loaded]:
             continue
         at = source.problem(("runbook",), "", key=True)
         where.setdefault(runbook.runbook, []).append((len(loaded), at))
-        loaded.append(Loaded(Path(file), runbook, problems))
+        loaded.append(Loaded(Path(file), runbook, problems, source))
     for ident, copies in where.items():
         if len(copies) < 2:
             continue

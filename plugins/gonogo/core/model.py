@@ -267,13 +267,24 @@ def _python_shorthand(value: Any) -> Any:
 
 PythonSpec = Annotated[Python, Field(description="'pkg.module:function' or {callable, kwargs}")]
 
-_KINDS = ("bash", "http", "python", "manual")
+_KINDS = ("bash", "exec", "http", "python", "manual")
 
 
 class Activity(_Model):
-    """Exactly one of bash, http, python or manual."""
+    """Exactly one of bash, exec, http, python or manual."""
 
-    bash: str | None = Field(default=None, min_length=1, description="A shell command")
+    bash: str | None = Field(
+        default=None,
+        min_length=1,
+        description="A shell command, run as written: values come from the environment "
+        '("$GONOGO_PARAM_VERSION", or a variable env: sets), never from a template',
+    )
+    exec: list[Annotated[str, Field(min_length=1)]] | None = Field(
+        default=None,
+        min_length=1,
+        description="A program and its arguments, run without a shell; "
+        'each template fills one argument: [scripts/app.sh, install, "{{ params.version }}"]',
+    )
     http: Http | None = None
     python: PythonSpec | None = None
     manual: str | None = Field(
@@ -281,7 +292,8 @@ class Activity(_Model):
     )
     env: dict[str, str] = Field(
         default_factory=dict,
-        description="Extra environment for bash; values may use {{ conn.x.password }} etc.",
+        description="Extra environment for bash and exec; values may use templates "
+        "such as {{ conn.x.password }}",
     )
 
     @model_validator(mode="before")
@@ -296,9 +308,9 @@ class Activity(_Model):
         given = [k for k in _KINDS if getattr(self, k) is not None]
         if len(given) != 1:
             found = f"found {', '.join(given)}" if given else "found none"
-            raise ValueError(f"needs exactly one of bash, http, python or manual; {found}")
-        if self.env and self.bash is None:
-            raise ValueError("env applies to bash only")
+            raise ValueError(f"needs exactly one of bash, exec, http, python or manual; {found}")
+        if self.env and self.bash is None and self.exec is None:
+            raise ValueError("env applies to bash and exec only")
         return self
 
     @property

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from datetime import timedelta
 
 from gonogo.core.clock import At, format_clock
@@ -14,6 +15,8 @@ def describe(activity: Activity) -> str:
     """What an activity does, in one line: the command, the request, the callable or the instruction."""
     if activity.bash is not None:
         return f"`{activity.bash}`"
+    if activity.exec is not None:
+        return f"`{shlex.join(activity.exec)}`"
     if activity.http is not None:
         return f"`{activity.http.method} {activity.http.url}`"
     if activity.python is not None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from gonogo.core.clock import At, format_clock, format_offset
 from gonogo.core.model import Activity, Gate, Runbook
 from gonogo.core.rollback import ForwardStep, plan_from_states
 from gonogo.core.rules import param_default_problem
-from gonogo.core.shell import env_name, shquote, to_environment
+from gonogo.core.shell import param_variable, shquote
 from gonogo.core.source import did_you_mean
 from gonogo.core.timeplan import ZERO, Planned, TimePlan, planned_start, time_plan
 from gonogo.errors import RehearsalError
@@ -267,6 +268,10 @@ def command(label: str, action: Activity, params: Mapping[str, Any]) -> Command:
     """One action as Airflow would run it with ``params``."""
     if action.bash is not None:
         return _bash(label, action.bash, action.env, params)
+    if action.exec is not None:
+        argv = [_render(templating.with_filter(a, None), params) for a in action.exec]
+        written, runs = shlex.join(action.exec), shlex.join(argv)
+        return Command(label, "exec", written, runs=runs if runs != written else None)
     if action.http is not None:
         http = action.http
         url = _render(templating.url(http.url), params)
@@ -280,10 +285,9 @@ def command(label: str, action: Activity, params: Mapping[str, Any]) -> Command:
 
 def _bash(label: str, bash: str, extra: Mapping[str, str], params: Mapping[str, Any]) -> Command:
     """The shell text, the environment values it reads, and the command they make together."""
-    converted, values = to_environment(bash)  # a valid runbook has only safe templates
-    shell = _render(converted, params).strip()
-    env = {f"GONOGO_PARAM_{env_name(n)}": "" if v is None else str(v) for n, v in params.items()}
-    env.update({k: _render(v, params) for k, v in {**extra, **values}.items()})
+    shell = bash.strip()  # a valid runbook's shell text has no template: it runs as written
+    env = {param_variable(n): "" if v is None else str(v) for n, v in params.items()}
+    env.update({k: _render(v, params) for k, v in extra.items()})
     used = {
         k: v for k, v in env.items() if k in extra or re.search(rf"\$\{{?{re.escape(k)}\b", shell)
     }

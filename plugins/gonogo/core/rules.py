@@ -7,7 +7,7 @@ pass. Each problem points at the line and column of the offending key or value.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from gonogo.core import naming
@@ -23,7 +23,15 @@ from gonogo.core.model import (
 )
 from gonogo.core.policy import PolicyError, current_policy
 from gonogo.core.settings import python_prefixes
-from gonogo.core.shell import advice, env_name, param_name, unsafe_templates
+from gonogo.core.shell import (
+    SHELLS,
+    env_name,
+    evaluated,
+    param_name,
+    param_variable,
+    spelling,
+    templates_in,
+)
 from gonogo.core.source import Loc, Source, did_you_mean
 from gonogo.core.templating import quoted_in_json, url_problem
 from gonogo.core.timeplan import time_problems
@@ -52,7 +60,7 @@ def check(runbook: Runbook, source: Source) -> list[Problem]:
     return problems
 
 
-def _actions(runbook: Runbook) -> Iterator[tuple[Loc, Any]]:
+def actions_of(runbook: Runbook) -> Iterator[tuple[Loc, Any]]:
     """Every action-bearing item (steps, their rollbacks, checks, global steps) with its location."""
     for i, item in enumerate(runbook.phases):
         if isinstance(item, Phase):
@@ -93,7 +101,7 @@ def _unique_ids(runbook: Runbook, source: Source) -> list[Problem]:
                 )
         else:
             claim(item.gate, ("phases", i, "gate"))
-    for loc, action in _actions(runbook):
+    for loc, action in actions_of(runbook):
         if hasattr(action, "id"):  # steps, checks, global steps; not undo or rehearse actions
             claim(action.id, (*loc, "id"))
     return problems
@@ -115,7 +123,7 @@ def _roles(runbook: Runbook, source: Source) -> list[Problem]:
                 source.problem(loc, f"unknown role {role!r}{hint} (defined roles: {defined})")
             )
 
-    for loc, action in _actions(runbook):
+    for loc, action in actions_of(runbook):
         if isinstance(action, Step | GlobalStep) and action.owner is not None:
             known(action.owner, (*loc, "owner"))
     for i, item in enumerate(runbook.phases):
@@ -288,9 +296,10 @@ def _strings(value: Any, loc: Loc) -> Iterator[tuple[Loc, str]]:
 
 def _templates(runbook: Runbook, source: Source) -> list[Problem]:
     problems = []
-    for loc, action in _actions(runbook):
+    for loc, action in actions_of(runbook):
         fields = {
             "bash": action.bash,
+            "exec": action.exec,
             "manual": action.manual,
             "env": action.env,
             "http": action.http.model_dump(by_alias=True, exclude_none=True)
@@ -298,10 +307,6 @@ def _templates(runbook: Runbook, source: Source) -> list[Problem]:
             else None,
         }
         for where, text in _strings(fields, loc):
-            if where[len(loc)] == "bash" and "{%" in text:
-                problems.append(
-                    source.problem(where, "template blocks ({% … %}) are not allowed in a command")
-                )
             for expression in TEMPLATE.findall(text):
                 match = PARAM_REF.match(expression)
                 named = match.group(1) if match else param_name(expression)
@@ -322,7 +327,7 @@ def _templates(runbook: Runbook, source: Source) -> list[Problem]:
 def _python_callables(runbook: Runbook, source: Source) -> list[Problem]:
     problems = []
     prefixes = python_prefixes()
-    for loc, action in _actions(runbook):
+    for loc, action in actions_of(runbook):
         if action.python is None:
             continue
         module = action.python.callable.split(":", 1)[0]
@@ -433,18 +438,29 @@ def _communication(runbook: Runbook, source: Source) -> list[Problem]:
 
 
 def _values_are_data(runbook: Runbook, source: Source) -> list[Problem]:
-    """Templates only where their value stays data: whole shell words, JSON values.
+    """A value is data wherever it goes: never shell text, one argument, a JSON value.
 
-    Every shell command (steps, undo actions, gate checks, global rollback
-    steps; guided retries run the step's own command) gets its values through
-    the environment (:mod:`gonogo.core.shell`), which is only safe where a
-    template stands as a whole unquoted word; an http body inserts them as JSON.
+    Every shell command (steps, undo actions, gate checks, rehearse actions,
+    global rollback steps; guided retries run the step's own command) runs as
+    written, so a template in it is refused with the spelling to use
+    (:mod:`gonogo.core.shell`). Where the text itself evaluates a value's
+    variable as code, or a free-form string param reaches a command, it warns.
     """
     problems = []
-    for loc, action in _actions(runbook):
+    reaching: dict[str, Loc] = {}
+    for loc, action in actions_of(runbook):
         if action.bash is not None:
-            for found in unsafe_templates(action.bash):
-                problems.append(source.problem((*loc, "bash"), advice(found)))
+            problems += _shell_text(runbook, source, (*loc, "bash"), action.bash, action.env)
+            for name in runbook.params:
+                if re.search(rf"\$\{{?{param_variable(name)}\b", action.bash):
+                    reaching.setdefault(name, (*loc, "bash"))
+        if action.exec is not None:
+            problems += _argument_list(source, (*loc, "exec"), action.exec)
+            for name in _params_named(action.exec):
+                reaching.setdefault(name, (*loc, "exec"))
+        for value in action.env.values():
+            for name in _params_named([value]):
+                reaching.setdefault(name, (*loc, "env"))
         if action.http is not None:
             wrong_url = url_problem(action.http.url, action.http.connection)
             if wrong_url is not None:
@@ -458,6 +474,19 @@ def _values_are_data(runbook: Runbook, source: Source) -> list[Problem]:
                         "a body template is inserted as a JSON value, quoted and escaped",
                     )
                 )
+    for name, where in reaching.items():
+        param = runbook.params.get(name)
+        if param is not None and param.type == "string" and not (param.pattern or param.enum):
+            line, _ = source.position(where)
+            problems.append(
+                source.problem(
+                    ("params", name),
+                    f"param {name!r} reaches a command (line {line}) and takes any text: "
+                    "give it a pattern or an enum, which Airflow checks when a run is triggered",
+                    key=True,
+                    warning=True,
+                )
+            )
     seen: dict[str, str] = {}
     for name in runbook.params:
         variable = env_name(name)
@@ -472,6 +501,94 @@ def _values_are_data(runbook: Runbook, source: Source) -> list[Problem]:
             )
         seen.setdefault(variable, name)
     return problems
+
+
+def _shell_text(
+    runbook: Runbook, source: Source, where: Loc, command: str, env: Mapping[str, str]
+) -> list[Problem]:
+    """A template in shell text is an error; a value's variable run as code, a warning."""
+    problems = [source.problem(where, spelling(t)) for t in templates_in(command)]
+    variables = [param_variable(n) for n in runbook.params]
+    variables += [k for k, v in env.items() if TEMPLATE.search(v)]
+    for line in evaluated(command, variables):
+        problems.append(
+            source.problem(
+                where,
+                f"{line}: a value could run as code; pass it to a script as an argument "
+                "(exec:) or check it against a pattern first",
+                warning=True,
+            )
+        )
+    return problems
+
+
+def _argument_list(source: Source, where: Loc, argv: Sequence[str]) -> list[Problem]:
+    """exec: a template is one argument, never the program nor code a program runs."""
+    return [
+        source.problem((*where, index), f"{argv[index]} {why}; {_EXEC_WAY}")
+        for index, why in code_arguments(argv)
+    ]
+
+
+_EXEC_WAY = "name the program as fixed text and pass values as its arguments"
+#: Programs that run any argument as code (ssh joins them into a remote shell command).
+_ANY_ARGUMENT_IS_CODE = frozenset({"ssh", "eval", "su", "watch", "parallel"})
+#: Programs whose first argument, or the argument after -c/-e, is code or a script.
+_INTERPRETERS = SHELLS | {"python", "python3", "perl", "ruby", "node", "awk", "gawk", "php"}
+_CODE_OPTIONS = frozenset({"-c", "-e", "-E", "--eval", "--command"})
+#: Programs that run the program named after their options (and these many positionals).
+_WRAPPERS = {
+    "sudo": 0, "doas": 0, "env": 0, "xargs": 0, "nice": 0, "nohup": 0, "setsid": 0,
+    "stdbuf": 0, "time": 0, "command": 0, "exec": 0, "runuser": 0, "ionice": 0,
+    "timeout": 1, "flock": 1, "chroot": 1, "taskset": 1,
+}  # fmt: skip
+
+
+def code_arguments(argv: Sequence[str]) -> Iterator[tuple[int, str]]:
+    """The templates of an argument list that would be a program or code, and why."""
+    i = 0
+    while i < len(argv):
+        program = argv[i].rsplit("/", 1)[-1]
+        if templates_in(argv[i]):
+            yield i, "is the program to run: a program is fixed text, never a template"
+            return
+        later = [j for j in range(i + 1, len(argv)) if templates_in(argv[j])]
+        if program in _ANY_ARGUMENT_IS_CODE:
+            for j in later:
+                yield j, f"is an argument of {program}, which runs it as code"
+            return
+        if program in _INTERPRETERS:
+            positional = next((j for j in range(i + 1, len(argv)) if argv[j][:1] != "-"), None)
+            for j in later:
+                if j == positional or argv[j - 1] in _CODE_OPTIONS:
+                    yield j, f"is the code or script {program} runs"
+            return
+        if program not in _WRAPPERS:
+            return
+        # A program this rule knows further on (sudo -u app sh -c …) is where it goes on.
+        known = _INTERPRETERS | _ANY_ARGUMENT_IS_CODE | _WRAPPERS.keys()
+        later_known = [j for j in range(i + 1, len(argv)) if argv[j].rsplit("/", 1)[-1] in known]
+        if later_known:
+            i = later_known[0]
+            continue
+        skip = _WRAPPERS[program]
+        i += 1
+        while i < len(argv) and (argv[i][:1] == "-" or "=" in argv[i] or skip):
+            if argv[i][:1] != "-" and "=" not in argv[i]:
+                skip -= 1
+            i += 1
+
+
+def _params_named(texts: Sequence[str]) -> list[str]:
+    """The params the templates in ``texts`` read."""
+    names = []
+    for text in texts:
+        for expression in TEMPLATE.findall(text):
+            match = PARAM_REF.match(expression)
+            name = match.group(1) if match else param_name(expression)
+            if name is not None:
+                names.append(name)
+    return names
 
 
 #: A runbook id Python or Airflow could misread: a dunder name such as ``__file__``

@@ -1,4 +1,4 @@
-"""One registry of runbook actions: bash, http, python and manual.
+"""One registry of runbook actions: bash, exec, http, python and manual.
 
 Every place a runbook says what to run goes through here: forward steps,
 undo actions, global rollback steps, gate checks and guided retries. So the
@@ -9,8 +9,8 @@ An action is used in one of two ways:
 
 - :meth:`Actions.operator` builds the Airflow task for it when what runs is
   known when the DAG is built (forward steps, global rollback steps):
-  BashOperator for bash, PythonOperator for http and python, a HITL request for
-  manual.
+  BashOperator for bash, PythonOperator for exec, http and python, a HITL
+  request for manual.
 - :meth:`Actions.spec` turns it into plain data, and :func:`run_action` runs that
   inside a task that decides at run time what to run (undo slots, guided steps,
   gate checks), with the same command, environment and logging.
@@ -24,6 +24,7 @@ import inspect
 import json
 import logging
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -42,7 +43,7 @@ from gonogo.core.expect import check_response
 from gonogo.core.gates import literal
 from gonogo.core.model import Activity, Http, Runbook
 from gonogo.core.settings import DEFAULT_DECIDE_TIMEOUT, python_prefixes
-from gonogo.core.shell import env_name, to_environment
+from gonogo.core.shell import as_written, param_variable
 from gonogo.dag.hitl import ManualStepOperator
 from gonogo.dag.journal import (
     ENDED,
@@ -135,15 +136,11 @@ class Actions:
         self.deciders = deciders(runbook)
         self.decide_timeout = runbook.rollback.timeout or DEFAULT_DECIDE_TIMEOUT
 
-    def env(
-        self, step_id: str, extra: Mapping[str, str], values: Mapping[str, str] | None = None
-    ) -> dict[str, str]:
-        """The environment of a bash action: what the run is, every param, the action's own.
+    def env(self, step_id: str, extra: Mapping[str, str]) -> dict[str, str]:
+        """The environment of a bash or exec action: what the run is, every param, its own.
 
-        ``values`` are the command's own templates (``GONOGO_VALUE_n``) from
-        :func:`~gonogo.core.shell.to_environment`; they come last so nothing
-        can shadow them. Every value here is a template Airflow renders: it
-        reaches the command as data and never passes through a shell.
+        Every value here is a template Airflow renders: it reaches the command
+        as data and never passes through a shell.
         """
         runbook = self.runbook
         env = {
@@ -156,11 +153,10 @@ class Actions:
             "GONOGO_TRIGGERED_BY": "{{ dag_run.triggering_user_name or '' }}",
         }
         for name in runbook.params:
-            env[f"GONOGO_PARAM_{env_name(name)}"] = (
+            env[param_variable(name)] = (
                 f"{{{{ params[{name!r}] if params[{name!r}] is not none else '' }}}}"
             )
         env.update(extra)
-        env.update(values or {})
         return env
 
     def hooks(self, hook: Hook | None, *, in_window: bool) -> Hook | None:
@@ -227,13 +223,22 @@ class Actions:
         common.setdefault("retry_delay", REASK_DELAY)
         task: StepBashOperator | StepPythonOperator
         if action.bash is not None:
-            command, values = to_environment(action.bash)
             task = StepBashOperator(
-                bash_command=command,
-                env=self.env(step_id, action.env, values),
+                bash_command=as_written(action.bash),
+                env=self.env(step_id, action.env),
                 append_env=True,
                 cwd=self.runbooks_dir,
                 skip_on_exit_code=None,
+                **common,
+            )
+        elif action.exec is not None:
+            task = StepPythonOperator(
+                python_callable=run_exec,
+                op_kwargs={
+                    "argv": [templating.with_filter(a, None) for a in action.exec],
+                    "env": self.env(step_id, action.env),
+                    "cwd": self.runbooks_dir,
+                },
                 **common,
             )
         elif action.http is not None:
@@ -268,9 +273,16 @@ class Actions:
             "timeout": timeout.total_seconds() if timeout else None,
         }
         if action.bash is not None:
-            command, values = to_environment(action.bash)
             spec.update(
-                bash=command, env=self.env(step_id, action.env, values), cwd=self.runbooks_dir
+                bash=as_written(action.bash),
+                env=self.env(step_id, action.env),
+                cwd=self.runbooks_dir,
+            )
+        elif action.exec is not None:
+            spec.update(
+                exec=[templating.with_filter(a, None) for a in action.exec],
+                env=self.env(step_id, action.env),
+                cwd=self.runbooks_dir,
             )
         elif action.http is not None:
             spec["http"] = http_spec(action.http)
@@ -376,30 +388,58 @@ def run_action(spec: Mapping[str, Any], context: Any, render: Render) -> Any:
 
 
 def _run_bash(spec: Mapping[str, Any], context: Any, render: Render) -> Any:
-    """Run the command in its own process group, log its output, and kill the group on timeout."""
     command = str(render(spec["bash"], context)).strip()
-    env = {**os.environ, **{k: str(render(v, context)) for k, v in spec["env"].items()}}
     log.info("bash: %s", command)
+    return run_program(["bash", "-c", command], _rendered_env(spec, context, render), spec)
+
+
+def _run_exec(spec: Mapping[str, Any], context: Any, render: Render) -> Any:
+    argv = [str(render(a, context)) for a in spec["exec"]]
+    return run_exec(argv, _rendered_env(spec, context, render), spec["cwd"], spec.get("timeout"))
+
+
+def _rendered_env(spec: Mapping[str, Any], context: Any, render: Render) -> dict[str, str]:
+    return {k: str(render(v, context)) for k, v in spec["env"].items()}
+
+
+def run_exec(
+    argv: list[str], env: Mapping[str, str], cwd: str, timeout: float | None = None
+) -> str:
+    """An exec action: ``argv`` run without a shell, each element one argument as rendered."""
+    log.info("exec: %s", shlex.join(argv))
+    return run_program(argv, env, {"cwd": cwd, "timeout": timeout})
+
+
+def run_program(argv: list[str], env: Mapping[str, str], spec: Mapping[str, Any]) -> str:
+    """Run ``argv`` in its own process group, log its output, and kill the group on timeout.
+
+    ``env`` comes on top of the task's own environment. The program is looked up
+    as POSIX does, relative to the working directory when it names a path.
+    """
+    what = "bash" if argv[:2] == ["bash", "-c"] else argv[0]
     log.info("working directory: %s", spec["cwd"])
     timeout = spec.get("timeout")
-    process = subprocess.Popen(
-        ["bash", "-c", command],
-        cwd=spec["cwd"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-        text=True,
-        errors="replace",
-    )
+    try:
+        process = subprocess.Popen(
+            argv,
+            cwd=spec["cwd"],
+            env={**os.environ, **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            text=True,
+            errors="replace",
+        )
+    except OSError as exc:  # no such program, not executable
+        raise StepError(f"cannot run {what}: {exc.strerror or exc}") from None
     try:
         output, _ = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
         process.communicate()
-        raise StepError(f"bash did not finish within {timeout:g}s and was killed") from None
+        raise StepError(f"{what} did not finish within {timeout:g}s and was killed") from None
     except BaseException:  # the task itself is being stopped: take the command down with it
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
@@ -408,7 +448,7 @@ def _run_bash(spec: Mapping[str, Any], context: Any, render: Render) -> Any:
         log.info("%s", line)
     last = (output.strip().splitlines() or [""])[-1]
     if process.returncode != 0:
-        raise StepError(f"bash exited with {process.returncode}: {last}")
+        raise StepError(f"{what} exited with {process.returncode}: {last}")
     return last
 
 
@@ -428,6 +468,7 @@ def _run_python(spec: Mapping[str, Any], context: Any, render: Render) -> Any:
 
 RUNNERS: dict[str, Callable[[Mapping[str, Any], Any, Render], Any]] = {
     "bash": _run_bash,
+    "exec": _run_exec,
     "http": _run_http,
     "python": _run_python,
 }
