@@ -15,7 +15,11 @@ work. Every later forward task checks that the files did not change since.
 The ledgers are Airflow Variables (written here, by tasks only: the API server
 refuses REST edits of them). An approval entry is trusted only when the run it
 names is a successful run of the approval DAG whose record task recorded that
-same fingerprint, so an entry typed in by hand approves nothing.
+same fingerprint, so an entry typed in by hand approves nothing. The approvals
+ledger is an append-only chain (:mod:`gonogo.core.approval`): a ledger that does
+not verify was edited outside gonogo, and nothing in it is trusted or written
+to. A revoked fingerprint stays revoked: re-running an approval run's ``record``
+task after a revocation fails and writes nothing.
 """
 
 from __future__ import annotations
@@ -82,6 +86,37 @@ def _read(key: str, default: Any) -> Any:
     return found if isinstance(found, type(default)) else default
 
 
+class LedgerEdited(AirflowFailException, ledger.BrokenLedger):
+    """The approvals ledger does not verify: someone changed it outside gonogo."""
+
+
+def _approvals(runbook_id: str) -> dict[str, Any]:
+    """The runbook's approvals ledger, verified; refuses one that was edited.
+
+    No ledger yet is an empty one. Anything else that is not the chain gonogo
+    wrote (not JSON, not an object, a broken link) is refused, so an edit cannot
+    turn revocations into an empty ledger.
+    """
+    key = naming.approvals_key(runbook_id)
+    problem: str | None
+    try:
+        found = Variable.get(key, default=None, deserialize_json=True)
+    except ValueError:
+        found, problem = None, "it is not JSON"
+    else:
+        if found is None:
+            return {}
+        if not isinstance(found, dict):
+            problem = "it is not a JSON object"
+        elif (problem := ledger.broken_link(found)) is None:
+            return found
+    raise LedgerEdited(
+        f"the approvals ledger {key} was edited outside gonogo, which only appends to it: "
+        f"{problem}. Nothing it approves is trusted, and nothing is written to it, until "
+        "an administrator restores what gonogo wrote"
+    )
+
+
 def _succeeded(dag_id: str, run_id: str) -> bool:
     """Whether Airflow says run ``run_id`` of ``dag_id`` ended ``success`` (False if unreadable)."""
     from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
@@ -112,8 +147,12 @@ def _recorded_digest(context: Any, runbook_id: str, run_id: str) -> str | None:
 
 
 def approval_of(context: Any, runbook_id: str, plan: Fingerprint) -> dict[str, Any] | None:
-    """The standing, verified approval of ``plan``, or None."""
-    entry = ledger.approved(_read(naming.approvals_key(runbook_id), {}), plan.digest)
+    """The standing, verified approval of ``plan``, or None.
+
+    Raises:
+        LedgerEdited: the approvals ledger does not verify.
+    """
+    entry = ledger.approved(_approvals(runbook_id), plan.digest)
     entry = _verified(runbook_id, entry)
     if entry is None or _recorded_digest(context, runbook_id, entry["run_id"]) != plan.digest:
         return None
@@ -151,10 +190,17 @@ def plan_check(runbook: Runbook, plan: Plan) -> Callable[[Any], dict[str, Any]]:
             "; a rehearsal" if rehearsal else "",
         )
         if rule.approval != "none":
-            approved = approval_of(context, runbook.runbook, found)
+            needed = rule.approval == "required" and not rehearsal
+            try:
+                approved = approval_of(context, runbook.runbook, found)
+            except LedgerEdited as edited:
+                if needed:
+                    raise AirflowFailException(f"not started: {edited}") from None
+                log.warning("%s; this run does not need the approval, so it goes on", edited)
+                approved = None
             result["approval"] = approved
-            if approved is None and rule.approval == "required" and not rehearsal:
-                known = _read(naming.approvals_key(runbook.runbook), {})
+            if approved is None and needed:
+                known = _approvals(runbook.runbook)
                 raise AirflowFailException(
                     ledger.not_approved(known, found, naming.approval_dag(runbook.runbook))
                 )
@@ -232,7 +278,7 @@ def _revoke(context: Any, runbook: Runbook, reason: str) -> None:
     key = naming.approvals_key(runbook.runbook)
     which = str(context["params"].get("fingerprint") or "")
     new, revoked = ledger.with_revocation(
-        _read(key, {}),
+        _approvals(runbook.runbook),
         which,
         by or trigger_id,
         reason.strip(),
@@ -266,12 +312,12 @@ def _record(runbook: Runbook, plan: Plan, roles: list[str], **context: Any) -> d
         ti.xcom_pull(task_ids=naming.gate_task(naming.APPROVAL_GATE, role)) or {} for role in roles
     ]
     approvers = [f"{a.get('by')} ({a.get('role')})" for a in answers]
-    key = naming.approvals_key(runbook.runbook)
-    Variable.set(
-        key,
-        ledger.with_approval(_read(key, {}), now, context["run_id"], approvers, datetime.now(UTC)),
-        serialize_json=True,
-    )
+    known = _approvals(runbook.runbook)
+    try:
+        new = ledger.with_approval(known, now, context["run_id"], approvers, datetime.now(UTC))
+    except ledger.RevokedFingerprint as revoked:
+        raise AirflowFailException(f"not approved: {revoked}") from None
+    Variable.set(naming.approvals_key(runbook.runbook), new, serialize_json=True)
     reason = f"plan {now.short} approved by {', '.join(approvers)}"
     ti.xcom_push(key=naming.XCOM_OUTCOME, value={"outcome": "approved", "reasons": [reason]})
     log.info("%s", reason)
