@@ -260,6 +260,78 @@ def test_a_gate_set_to_success_past_the_api_does_not_let_the_next_phase_run(
     assert airflow.admin.xcom(DAG, run, "outcome", key="outcome")["outcome"] == "rolled_back"
 
 
+def test_a_step_skipped_past_the_api_is_never_a_success(airflow: Airflow) -> None:
+    airflow.wait_dags(DAG)
+    admin = airflow.admin
+    # Paused, the run waits with its task instances made, so the skip lands before any try.
+    assert admin.request("PATCH", f"/dags/{DAG}", json={"is_paused": True}).status_code == 200
+    try:
+        run = airflow.operator.trigger(DAG)
+        skip = (
+            "from sqlalchemy import select\n"
+            "from airflow.models.taskinstance import TaskInstance\n"
+            "from airflow.utils.session import create_session\n"
+            "from airflow.utils.state import TaskInstanceState\n"
+            "with create_session() as session:\n"
+            "    (ti,) = session.scalars(select(TaskInstance).where(\n"
+            f"        TaskInstance.dag_id == {DAG!r}, TaskInstance.run_id == {run!r},\n"
+            "        TaskInstance.task_id == 'prepare.change_something')).all()\n"
+            "    ti.set_state(TaskInstanceState.SKIPPED, session=session)\n"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", skip], env=airflow.stack.env(), capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+    finally:
+        admin.request("PATCH", f"/dags/{DAG}", json={"is_paused": False})
+    assert admin.wait_run(DAG, run, timeout=180)["state"] == "failed"
+    outcome = admin.xcom(DAG, run, "outcome", key="outcome")
+    assert outcome["outcome"] == "incomplete"
+    assert any("prepare.change_something" in r for r in outcome["reasons"]), outcome
+    assert any("no recorded GO" in r for r in outcome["reasons"]), outcome
+    assert "outcome: incomplete" in admin.task_log(DAG, run, "outcome")
+
+
+def test_an_undo_and_the_outcome_run_once_even_when_cleared_past_the_api(
+    airflow: Airflow,
+) -> None:
+    run = open_gate(airflow)
+    airflow.admin.wait_pending(DAG, run, f"{GATE}.hospital")
+    airflow.client("wardrep").answer_or_raise(DAG, run, f"{GATE}.hospital", "NOGO", "not today")
+    assert airflow.admin.wait_run(DAG, run, timeout=180)["state"] == "failed"
+    assert states(airflow, DAG, run)["rollback.undo_1"] == "success"
+    # Cleared straight in the database, a way in the API server never sees.
+    clear = (
+        "from sqlalchemy import select\n"
+        "from airflow.models.taskinstance import TaskInstance, clear_task_instances\n"
+        "from airflow.utils.session import create_session\n"
+        "with create_session() as session:\n"
+        "    tis = session.scalars(select(TaskInstance).where(\n"
+        f"        TaskInstance.dag_id == {DAG!r}, TaskInstance.run_id == {run!r},\n"
+        "        TaskInstance.task_id.in_(['rollback.undo_1', 'outcome']))).all()\n"
+        "    clear_task_instances(tis, session)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", clear], env=airflow.stack.env(), capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    airflow.admin.wait_for(
+        "the cleared tasks to run again",
+        lambda: all(
+            ti["try_number"] >= 2 and ti["state"] in ("success", "failed")
+            for t, ti in airflow.admin.task_instances(DAG, run).items()
+            if t in ("rollback.undo_1", "outcome")
+        ),
+        timeout=180,
+    )
+    tries = {t: ti["try_number"] for t, ti in airflow.admin.task_instances(DAG, run).items()}
+    undo_log = airflow.admin.task_log(DAG, run, "rollback.undo_1", tries["rollback.undo_1"])
+    assert "is not run again" in undo_log and "undoing change_something" not in undo_log
+    outcome_log = airflow.admin.task_log(DAG, run, "outcome", tries["outcome"])
+    assert "nothing is recorded, promoted, closed or sent again" in outcome_log
+    assert airflow.admin.xcom(DAG, run, "outcome", key="outcome")["outcome"] == "rolled_back"
+
+
 def raw(
     base_url: str, method: str, path: str, body: Any, headers: list[tuple[str, str]]
 ) -> tuple[int, dict[str, Any]]:

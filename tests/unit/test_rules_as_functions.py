@@ -9,15 +9,22 @@ import pytest
 
 from gonogo.core import naming
 from gonogo.core import rollback as rb
-from gonogo.core.decisions import Answer, Decision, decisions, note, table
+from gonogo.core.decisions import (
+    Answer,
+    Decision,
+    comment_schema,
+    decisions,
+    has_reason,
+    missing_reason,
+    note,
+    table,
+)
 from gonogo.core.expect import check_response
 from gonogo.core.gates import evidence, literal, summarize
 from gonogo.core.shell import env_name
 from gonogo.server.rules import (
     form_refusal,
-    has_reason,
     parse_answer,
-    refusal,
     second_role_refusal,
     state_change_refusal,
 )
@@ -76,10 +83,21 @@ def test_gate_task_ids_are_taken_apart_the_way_they_are_built() -> None:
 def test_an_answer_that_needs_a_reason_is_refused_without_one(
     body: dict[str, object], refused: bool
 ) -> None:
-    reason = refusal(parse_answer(json.dumps(body).encode()))
+    answer = parse_answer(json.dumps(body).encode())
+    comment = answer["params_input"].get("comment")
+    reason = missing_reason(answer["chosen_options"], comment, None)  # an undeclared form
     assert (reason is not None) is refused
     if refused:
         assert "needs a comment" in str(reason)
+
+
+def test_each_request_declares_which_of_its_options_need_a_reason() -> None:
+    undo_interrupted = {"comment": {"value": "", "schema": comment_schema(["Done", "Failed"])}}
+    assert "Done needs a comment" in str(missing_reason(["Done"], "", undo_interrupted))
+    assert missing_reason(["Done"], "checked the config", undo_interrupted) is None
+    manual = {"comment": {"value": "", "schema": comment_schema(["Failed"])}}
+    assert missing_reason(["Done"], None, manual) is None
+    assert missing_reason(["Failed"], " ", manual) is not None
 
 
 @pytest.mark.parametrize("comment", ["", "   ", "\u200b\u200b", "\u2060\ufeff", "\n\t"])

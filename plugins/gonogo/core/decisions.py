@@ -11,6 +11,7 @@ run-note listener (from the database) share it.
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -18,6 +19,50 @@ from typing import Any
 from gonogo.core import naming, states
 
 COLUMNS = ("gate", "role", "round", "answer", "by", "at", "comment")
+
+#: The comment field's JSON-schema keyword that names the options of this request whose
+#: answer must say why. Each request declares it in its own form; the API server reads it
+#: there, so the rule the task relies on is the rule the answer is checked against.
+REASON_FOR = "x-gonogo-reason-for"
+
+
+def comment_schema(reason_for: Iterable[str]) -> dict[str, Any]:
+    """The JSON schema of a request's comment field, declaring which options need a reason."""
+    return {"type": ["string", "null"], REASON_FOR: sorted(reason_for)}
+
+
+def reason_for(form: Mapping[str, Any] | None) -> frozenset[str]:
+    """The options whose answer needs a comment, as the request's form declares them.
+
+    ``form`` is the request's serialized params. A request opened before forms
+    declared it falls back to gonogo's former rule (:data:`naming.NEEDS_REASON`).
+    """
+    field = (form or {}).get(naming.COMMENT)
+    schema = field.get("schema", field) if isinstance(field, Mapping) else None
+    declared = schema.get(REASON_FOR) if isinstance(schema, Mapping) else None
+    if isinstance(declared, list):
+        return frozenset(str(o) for o in declared)
+    return naming.NEEDS_REASON
+
+
+def has_reason(comment: Any) -> bool:
+    """A comment says something: at least one letter, digit, punctuation mark or symbol.
+
+    Whitespace, zero-width and other invisible characters do not count.
+    """
+    if not isinstance(comment, str):
+        return False
+    return any(unicodedata.category(ch)[0] in "LNPS" for ch in comment)
+
+
+def missing_reason(
+    chosen: Iterable[str], comment: Any, form: Mapping[str, Any] | None
+) -> str | None:
+    """Why an answer is refused for lack of a reason the request's form asks for, or None."""
+    needing = [o for o in chosen if o in reason_for(form)]
+    if not needing or has_reason(comment):
+        return None
+    return f"{needing[0]} needs a comment that says why and what was checked; nothing was recorded"
 
 
 def recorded_trigger(conf: Any) -> dict[str, str] | None:

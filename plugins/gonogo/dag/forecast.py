@@ -91,6 +91,7 @@ class ForecastOperator(Request):
                 # A retry (after Airflow's resume race) starts over and reads everything again.
                 {"retries": 3, **kwargs},
                 "Continue: the agreed extension and who agreed it. Roll back now: why",
+                [naming.CONTINUE],
             ),
         )
         self.window = runbook.window

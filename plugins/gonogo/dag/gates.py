@@ -124,7 +124,7 @@ class GateRoleOperator(Request):
             body=body,
             options=[naming.GO, naming.NOGO],
             assigned_users=assignees(self.users),
-            **self._request(kwargs, "Why; required for NOGO"),
+            **self._request(kwargs, "Why; required for NOGO", [naming.NOGO]),
         )
 
     @property

@@ -58,7 +58,7 @@ class GuidedStepOperator(Rehearsable, Interruptible, ActionRunner, Request):
             options=[RETRY, ROLL_BACK, CONTINUE],
             assigned_users=assignees(deciders),
             response_timeout=decide_timeout,
-            **self._request(kwargs, "Why; required for Continue"),
+            **self._request(kwargs, "Why; required for Continue", [CONTINUE]),
         )
         self.step_id = step_id
         self.action = dict(action)

@@ -20,7 +20,7 @@ from airflow.sdk import Param
 from airflow.sdk.exceptions import AirflowFailException
 from airflow.sdk.execution_time.hitl import HITLUser
 
-from gonogo.core.decisions import Answer
+from gonogo.core.decisions import Answer, comment_schema
 from gonogo.core.naming import COMMENT, DONE, FAILED
 from gonogo.dag.notify import RequestNotifier
 from gonogo.dag.states import Rehearsable
@@ -28,10 +28,15 @@ from gonogo.dag.states import Rehearsable
 log = logging.getLogger(__name__)
 
 
-def comment_form(kwargs: dict[str, Any], description: str) -> dict[str, Any]:
-    """The request's form: only a comment field, not the DAG params Airflow passes in."""
+def comment_form(
+    kwargs: dict[str, Any], description: str, reason_for: Iterable[str]
+) -> dict[str, Any]:
+    """The request's form: only a comment field, not the DAG params Airflow passes in.
+
+    The field declares which options need a reason (:func:`gonogo.core.decisions.reason_for`).
+    """
     kwargs.pop("params", None)
-    return {COMMENT: Param("", type=["string", "null"], description=description)}
+    return {COMMENT: Param("", description=description, **comment_schema(reason_for))}
 
 
 def assignees(users: Iterable[str]) -> list[HITLUser]:
@@ -48,9 +53,14 @@ class Request(HITLOperator):
     # No __init__ of its own: Airflow merges default arguments (deep-copying the DAG's
     # params) once per class that defines one, which made every request a third dearer
     # to parse. Subclasses pass their arguments through :meth:`_request` instead.
-    def _request(self, kwargs: dict[str, Any], comment_help: str) -> dict[str, Any]:
-        """The HITLOperator arguments every gonogo request shares, added to ``kwargs``."""
-        kwargs["params"] = comment_form(kwargs, comment_help)
+    def _request(
+        self, kwargs: dict[str, Any], comment_help: str, reason_for: Iterable[str] = ()
+    ) -> dict[str, Any]:
+        """The HITLOperator arguments every gonogo request shares, added to ``kwargs``.
+
+        ``reason_for``: the options whose answer must carry a comment.
+        """
+        kwargs["params"] = comment_form(kwargs, comment_help, reason_for)
         # A retry would upsert the request again and wipe its answer.
         kwargs.setdefault("retries", 0)
         if self.event is not None:
@@ -75,7 +85,7 @@ class ManualStepOperator(Rehearsable, Request):
             body=instruction,
             options=[DONE, FAILED],
             assigned_users=assignees(self.users),
-            **self._request(kwargs, "What you did or saw; required when it failed"),
+            **self._request(kwargs, "What you did or saw; required when it failed", [FAILED]),
         )
 
     def execute(self, context: Any) -> Any:

@@ -30,7 +30,7 @@ from airflow.sdk import Param
 from airflow.sdk.exceptions import AirflowFailException, AirflowTaskTimeout, TaskAwaitingInput
 from airflow.sdk.execution_time.hitl import upsert_hitl_detail
 
-from gonogo.core.decisions import Answer
+from gonogo.core.decisions import Answer, comment_schema
 from gonogo.core.naming import (
     COMMENT,
     CONTINUE,
@@ -90,6 +90,26 @@ def run_marked(context: Mapping[str, Any], what: str, command: Callable[[], Any]
     return result
 
 
+#: Work that runs once per run (an undo's command, the outcome) and what it ended as. The task
+#: state store keeps it when a task instance is cleared, so a second try says so and does nothing.
+DONE = "gonogo_done"
+
+
+def done_before(context: Mapping[str, Any]) -> dict[str, Any] | None:
+    """What an earlier try of this task in this run recorded when its once-only work ended."""
+    store = _store(context)
+    found = store.get(DONE) if store is not None else None
+    return found if isinstance(found, dict) else None
+
+
+def record_done(context: Mapping[str, Any], **what: Any) -> None:
+    """Record that this task's once-only work ended, and how (``what``)."""
+    store = _store(context)
+    if store is not None:
+        at = datetime.now(UTC).isoformat(timespec="seconds")
+        store.set(DONE, {"at": at, "try": context["ti"].try_number, **what})
+
+
 def clear_mark(context: Mapping[str, Any]) -> None:
     store = _store(context)
     if store is not None:
@@ -132,6 +152,8 @@ class Interruptible:
     decide_timeout: timedelta | None = None
     what: str = "the step"
     interrupted_options: Sequence[str] = (RETRY, ROLL_BACK, CONTINUE)
+    #: The options of the interruption's request whose answer needs a comment.
+    interrupted_reason_for: Sequence[str] = (CONTINUE,)
     interrupted_choices = (
         "- **Retry** runs the command again.\n"
         "- **Roll back** fails the step: rollback undoes the steps completed before it "
@@ -159,7 +181,7 @@ class Interruptible:
             options=list(self.interrupted_options),
             subject=subject,
             body=interrupted_body(self.what, mark, self.interrupted_choices),
-            params={COMMENT: Param("", type=["string", "null"]).serialize()},
+            params={COMMENT: Param("", **comment_schema(self.interrupted_reason_for)).serialize()},
             assigned_users=assignees(self.deciders),
         )
         deadline = datetime.now(UTC) + self.decide_timeout if self.decide_timeout else None

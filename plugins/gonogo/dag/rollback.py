@@ -45,7 +45,7 @@ from gonogo.core.model import Runbook
 from gonogo.core.rules import is_read_only
 from gonogo.core.settings import DEFAULT_DECIDE_TIMEOUT, ROLLBACK_WAIT
 from gonogo.dag.actions import ActionRunner, Actions, Hook, rehearse_instead
-from gonogo.dag.approval import Plan, approval_of, record_success
+from gonogo.dag.approval import LedgerEdited, Plan, approval_of, record_success
 from gonogo.dag.gates import verify_gates
 from gonogo.dag.hitl import Request, assignees
 from gonogo.dag.journal import (
@@ -54,7 +54,9 @@ from gonogo.dag.journal import (
     RESERVED_TRIES,
     Interruptible,
     clear_mark,
+    done_before,
     earlier_mark,
+    record_done,
     run_marked,
 )
 from gonogo.dag.notify import tell
@@ -180,6 +182,7 @@ class UndoSlot(Interruptible, ActionRunner, Request):
 
     template_fields: Sequence[str] = ()  # each action is rendered when its slot runs
     interrupted_options = (naming.RETRY, naming.DONE, naming.FAILED)
+    interrupted_reason_for = (naming.DONE, naming.FAILED)
     interrupted_choices = (
         "- **Retry** runs the undo again.\n"
         "- **Done**: the undo completed; say what you checked.\n"
@@ -201,7 +204,7 @@ class UndoSlot(Interruptible, ActionRunner, Request):
         super().__init__(
             subject=f"Rollback: undo {position + 1}",
             options=[naming.DONE, naming.FAILED],
-            **self._request(kwargs, "What you did; required when it failed"),
+            **self._request(kwargs, "What you did; required when it failed", [naming.FAILED]),
         )
         self.position = position
         self.actions = dict(actions)
@@ -264,10 +267,25 @@ class UndoSlot(Interruptible, ActionRunner, Request):
         return self._undo(context, step_id, action)
 
     def _undo(self, context: Any, step_id: str, action: Mapping[str, Any]) -> Any:
+        earlier = done_before(context)
+        if earlier is not None:  # the task was cleared after its undo ended: never twice
+            log.warning(
+                "%s already ran in this run (try %s, %s, %s): it is not run again",
+                self.what,
+                earlier.get("try"),
+                earlier.get("at"),
+                earlier.get("result"),
+            )
+            if earlier.get("result") != "ok":
+                raise UndoFailed(f"undoing {step_id} failed earlier in this run: not run again")
+            return None
         try:
-            return run_marked(context, self.what, lambda: self.run_action(action, context))
+            result = run_marked(context, self.what, lambda: self.run_action(action, context))
         except ENDED as exc:
+            record_done(context, step=step_id, result="failed")
             raise UndoFailed(f"undoing {step_id} failed: {exc}") from exc
+        record_done(context, step=step_id, result="ok")
+        return result
 
     def resume_after_interruption(self, context: Any, event: dict[str, Any]) -> Any:
         self.what = f"the undo of {self._step(context)}"
@@ -436,7 +454,11 @@ def plan_record(context: Any, runbook: Runbook, the_plan: Plan, outcome: str) ->
         record["rehearsal"] = True
         return record
     if found.get("retrospective"):
-        approved = approval_of(context, runbook.runbook, the_plan.fingerprint())
+        try:
+            approved = approval_of(context, runbook.runbook, the_plan.fingerprint())
+        except LedgerEdited as exc:  # the outcome still stands; the CAB must look
+            log.error("the approvals ledger does not verify: %s", exc)
+            approved = None
         record["retrospective_approval"] = "given" if approved else "required"
         if not approved:
             log.warning("emergency change: retrospective approval by the CAB is required")
@@ -456,6 +478,20 @@ def record_outcome(
     gates_go: Hook | None = None,
     **context: Any,
 ) -> dict[str, Any]:
+    earlier = done_before(context)
+    if earlier is not None:  # cleared after the outcome was decided: nothing is done twice
+        decided = dict(earlier.get("record") or {})
+        log.warning(
+            "the outcome of this run was decided at %s (try %s): %s; nothing is recorded, "
+            "promoted, closed or sent again",
+            earlier.get("at"),
+            earlier.get("try"),
+            decided.get("outcome"),
+        )
+        context["ti"].xcom_push(key=naming.XCOM_OUTCOME, value=decided)
+        if decided.get("outcome") != plan.SUCCEEDED:
+            raise AirflowFailException(f"outcome: {decided.get('outcome')}")
+        return decided
     task_states = run_states(context)
     outcome = plan.decide_outcome(task_states, forward, changing, rollback)
     unrecorded: list[str] = []
@@ -479,6 +515,7 @@ def record_outcome(
     if runbook is not None and the_plan is not None:
         record.update(plan_record(context, runbook, the_plan, outcome))
     context["ti"].xcom_push(key=naming.XCOM_OUTCOME, value=record)
+    record_done(context, record=record)
     if outcome == plan.ROLLBACK_FAILED:
         context["ti"].xcom_push(
             key=naming.XCOM_EVENTS, value=[{"event": "rollback_failed", "outcome": outcome}]

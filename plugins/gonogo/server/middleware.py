@@ -59,6 +59,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gonogo.core import naming, stamp
+from gonogo.core.decisions import missing_reason
 from gonogo.core.settings import SETTLE_SECONDS
 from gonogo.dag.stamp import SETTING, stamp_secret
 from gonogo.server import records, rules
@@ -416,12 +417,13 @@ async def on_answer(request: Incoming) -> Refuse | Forward:
         answer = rules.parse_answer(request.body)
     except ValueError as exc:
         return Refuse(422, f"{exc}; nothing was recorded")
-    reason = rules.refusal(answer)
-    if reason:
-        return Refuse(422, reason)
     record = await asyncio.to_thread(records.hitl_request, dag_id, run_id, task_id, index)
     if record is None:
         return Forward()  # Airflow answers 404
+    comment = answer["params_input"].get(naming.COMMENT)
+    reason = missing_reason(answer["chosen_options"], comment, record.form)
+    if reason:
+        return Refuse(422, reason)
     reason = rules.form_refusal(answer["params_input"], record.form)
     if reason:
         return Refuse(422, reason)

@@ -8,7 +8,6 @@ because a person reads it on the Required Actions page or in a terminal.
 from __future__ import annotations
 
 import json
-import unicodedata
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -40,16 +39,6 @@ def is_protected(task_id: str, task_type: str | None) -> bool:
     )
 
 
-def has_reason(comment: Any) -> bool:
-    """A comment says something: at least one letter, digit, punctuation mark or symbol.
-
-    Whitespace, zero-width and other invisible characters do not count.
-    """
-    if not isinstance(comment, str):
-        return False
-    return any(unicodedata.category(ch)[0] in "LNPS" for ch in comment)
-
-
 def parse_answer(body: bytes) -> dict[str, Any]:
     """The answer's JSON, or ValueError with what is wrong with its shape."""
     try:
@@ -67,18 +56,6 @@ def parse_answer(body: bytes) -> dict[str, Any]:
     if not isinstance(params, dict):
         raise ValueError("params_input must be an object")
     return {"chosen_options": chosen, "params_input": params}
-
-
-def refusal(answer: Mapping[str, Any]) -> str | None:
-    """Why this answer (as :func:`parse_answer` read it) is refused for lack of a reason, or None."""
-    needing = [o for o in answer["chosen_options"] if o in naming.NEEDS_REASON]
-    if not needing:
-        return None
-    if has_reason(answer["params_input"].get(naming.COMMENT)):
-        return None
-    return (
-        f"{needing[0]} needs a comment that says why and what must be fixed; nothing was recorded"
-    )
 
 
 _JSON_TYPES: dict[str, tuple[type, ...]] = {
