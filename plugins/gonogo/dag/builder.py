@@ -17,6 +17,7 @@ in that group is skipped.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -46,7 +47,13 @@ from gonogo.dag.guided import GuidedStepOperator
 from gonogo.dag.lock import AcquireLockSensor, release_lock
 from gonogo.dag.notify import attach, begin_task, step_failed
 from gonogo.dag.preflight import preflight_task, role_users
-from gonogo.dag.rollback import build_rollback_group, outcome_task, record_finish, stop_if_failed
+from gonogo.dag.rollback import (
+    build_rollback_group,
+    earlier_steps_finished,
+    outcome_task,
+    record_finish,
+    stop_if_failed,
+)
 from gonogo.dag.window import wait_for_window
 
 
@@ -78,6 +85,7 @@ class DagBuilder:
         # starts) and while the runbook and its files are what the preflight fingerprinted.
         self.forward_guard = chain(stop_if_failed(), unchanged(self.plan))
         self.gates_passed: list[Gate] = []
+        self.last_steps: list[str] = []  # the task ids of the previous phase's last steps
 
     def step_guard(self) -> Hook:
         """What a forward step checks before it starts: nothing failed, and earlier gates are GO."""
@@ -86,9 +94,12 @@ class DagBuilder:
         verify = verify_gates(list(self.gates_passed), role_users(self.runbook))
         return chain(self.forward_guard, verify)
 
-    def step(self, step: Step) -> BaseOperator:
+    def step(self, step: Step, before: Sequence[str]) -> BaseOperator:
+        """A forward step's task; ``before``: the task ids of the steps right before it."""
         rehearse = self.actions.spec(step.id, step.rehearse, step.owner) if step.rehearse else None
-        guard = chain(self.step_guard(), rehearse_instead(rehearse, step.id))
+        guard = chain(
+            self.step_guard(), earlier_steps_finished(before), rehearse_instead(rehearse, step.id)
+        )
         if self.runbook.rollback.mode == "decide" and step.manual is None:
             return GuidedStepOperator(
                 task_id=step.id,
@@ -121,15 +132,18 @@ class DagBuilder:
     ) -> tuple[list[BaseOperator], list[BaseOperator], dict[str, BaseOperator]]:
         """The phase's TaskGroup: its entry tasks, exit tasks, and every step's task by id."""
         tasks: dict[str, BaseOperator] = {}
+        upstreams = phase_upstreams(phase)
         with TaskGroup(group_id=phase.id, tooltip=phase.title or phase.id):
             for step in phase.steps:
-                tasks[step.id] = self.step(step)
-        upstreams = phase_upstreams(phase)
+                ups = upstreams[step.id]
+                before = [f"{phase.id}.{u}" for u in ups] if ups else self.last_steps
+                tasks[step.id] = self.step(step, before)
         for step_id, ups in upstreams.items():
             for up in ups:
                 tasks[up] >> tasks[step_id]
         entries = [tasks[s] for s, ups in upstreams.items() if not ups]
         exits = [tasks[s] for s in phase_leaves(phase)]
+        self.last_steps = [t.task_id for t in exits]
         return entries, exits, tasks
 
     def build(self) -> DAG:

@@ -105,6 +105,30 @@ def resuming(context: Any) -> bool:
     return bool(getattr(server, "next_method", None))
 
 
+def earlier_steps_finished(task_ids: Sequence[str]) -> Hook:
+    """A pre_execute hook for forward steps: the steps just before finished in a try of their own.
+
+    A step marked success or skipped past the API leaves no finish record, so the
+    step after it fails here and rollback starts, instead of building on work
+    nobody saw done. Each step checks the steps right before it; the outcome
+    checks them all.
+    """
+    wanted = list(task_ids)
+
+    def hook(context: Any) -> None:
+        if not wanted or resuming(context):
+            return
+        ti = context["ti"]
+        missing = [t for t in wanted if not ti.xcom_pull(task_ids=t, key=naming.XCOM_FINISHED_AT)]
+        if missing:
+            raise AirflowFailException(
+                f"not started: {', '.join(missing)} has no record of a try that finished "
+                "(skipped or marked by hand); rollback takes over"
+            )
+
+    return hook
+
+
 def record_finish(context: Any, result: Any = None) -> None:
     """A post_execute hook on forward steps: when the step completed, for the rollback order."""
     context["ti"].xcom_push(key=naming.XCOM_FINISHED_AT, value=datetime.now(UTC).isoformat())
