@@ -142,7 +142,14 @@ def test_a_run_whose_sole_approver_started_it_is_refused_before_any_step(
     assert not (airflow.state_dir / "sole-approver-changed.txt").exists()
     log = airflow.admin.task_log(dag, run, "before_start")
     assert "role hospital has nobody left to answer" in log
-    assert airflow.admin.xcom(dag, run, "outcome", key="outcome")["outcome"] == "nogo_before_start"
+    outcome = airflow.admin.xcom(dag, run, "outcome", key="outcome")
+    assert outcome["outcome"] == "nogo_before_start"
+    # The refusal's own words, where people look: the outcome, and so the note and pages.
+    assert any("role hospital has nobody left to answer" in r for r in outcome["reasons"])
+    note = airflow.admin.wait_for(
+        "the run note", lambda: airflow.admin.run(dag, run).get("note"), timeout=30
+    )
+    assert "role hospital has nobody left to answer" in note
 
 
 def test_a_run_started_without_a_known_user_is_refused_before_any_step(airflow: Airflow) -> None:

@@ -43,3 +43,20 @@ def test_the_reasons_say_why() -> None:
     )
     red = rollout_status(nogo=True, rolling_back=True)
     assert red.reasons == ("a gate said NOGO", "rollback")
+
+
+def test_a_run_refused_before_start_is_red_with_the_refusals_own_words() -> None:
+    words = "file scripts/x.sh changed since the approved version; ask the CAB"
+    found = rollout_status(refused=words)
+    assert found.colour == RED and found.reasons[0] == words
+
+
+def test_the_rollback_plan_carries_the_refusals_own_words() -> None:
+    from gonogo.core import naming
+    from gonogo.core.rollback import reasons_for
+
+    said = {naming.PREFLIGHT_TASK: "role hospital has nobody left to answer"}
+    assert reasons_for([naming.PREFLIGHT_TASK], said) == [
+        "refused before start: role hospital has nobody left to answer"
+    ]
+    assert reasons_for([naming.BEGIN_TASK]) == ["the change record refused the run"]

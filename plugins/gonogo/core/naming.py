@@ -73,6 +73,7 @@ XCOM_CHECKS = "checks"  # a gate's check results
 XCOM_EVENTS = "events"  # gate_expiring, rollback_failed, …
 STEP_INTERRUPTED = "step_interrupted"  # an event: a try was lost mid-command (gonogo.dag.journal)
 XCOM_OUTCOME = "outcome"  # the run's one outcome and its record
+XCOM_REFUSAL = "refusal"  # why before_start or begin refused the run, in their own words
 XCOM_PLAN = "plan"  # the rollback plan, pushed once by rollback.start
 XCOM_UNDONE_STEP = "step"  # which step an undo slot undid
 XCOM_DECISIONS = "decisions"  # a guided step's decisions

@@ -102,15 +102,25 @@ def why_rollback(task_states: Mapping[str, str], forward: Sequence[str]) -> list
     return [t for t in forward if task_states.get(t) == states.FAILED]
 
 
-def reasons_for(failed: Sequence[str]) -> list[str]:
-    """Readable reasons from failed task ids: the failed step, or the gate and its role."""
+def reasons_for(failed: Sequence[str], refusals: Mapping[str, str] | None = None) -> list[str]:
+    """Readable reasons from failed task ids: the failed step, or the gate and its role.
+
+    ``refusals``: what before_start or begin said when it refused the run, by task id.
+    """
     reasons = []
+    said = refusals or {}
     for task_id in failed:
         gate = naming.parse_gate_task(task_id)
         if task_id == naming.PREFLIGHT_TASK:
-            reasons.append("the preflight check refused the run (its log says why)")
+            words = said.get(task_id)
+            reasons.append(f"refused before start: {words}" if words else "refused before start")
         elif task_id == naming.BEGIN_TASK:
-            reasons.append("the change record refused the run (the begin task's log says why)")
+            words = said.get(task_id)
+            reasons.append(
+                f"the change record refused the run: {words}"
+                if words
+                else "the change record refused the run"
+            )
         elif task_id == naming.FORECAST_TASK:
             reasons.append(f"{naming.FORECAST_OVERRUN}: rolled back to end inside the window")
         elif gate is None:
@@ -137,6 +147,7 @@ def plan_from_states(
     finished_at: Mapping[str, datetime | None],
     forward: Sequence[str],
     steps: Sequence[ForwardStep],
+    refusals: Mapping[str, str] | None = None,
 ) -> dict[str, list[str]]:
     """The rollback plan as rollback.start records it: why, and what to undo, newest first."""
     records = [
@@ -153,7 +164,7 @@ def plan_from_states(
     failed = why_rollback(task_states, forward)
     return {
         "failed": failed,
-        "reasons": reasons_for(failed),
+        "reasons": reasons_for(failed, refusals),
         "compensate": plan.compensate,
         "not_undone": plan.not_undone,
     }

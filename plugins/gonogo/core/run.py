@@ -21,6 +21,7 @@ from typing import Any
 from gonogo.core import naming, states
 from gonogo.core.decisions import Decision, decisions
 from gonogo.core.model import Gate, Runbook
+from gonogo.core.rollback import NOGO_BEFORE_START
 from gonogo.core.schedule import schedule
 from gonogo.core.status import Status, rollout_status
 
@@ -295,10 +296,13 @@ def progress(
         }
     )
     finished = record.end is not None
+    outcome = record.outcome or {}
+    refused = outcome.get("outcome") == NOGO_BEFORE_START and "; ".join(outcome.get("reasons", []))
     status = rollout_status(
         failed=failed,
         rolling_back=rolling_back,
         nogo=nogo,
+        refused=refused or None,
         late=None if finished else late,
         waiting_past_plan=() if finished else waiting_past,
         forecast_finish=None if finished else forecast_finish,

@@ -42,6 +42,7 @@ def rollout_status(
     failed: bool = False,
     rolling_back: bool = False,
     nogo: bool = False,
+    refused: str | None = None,
     late: timedelta | None = None,
     waiting_past_plan: Sequence[str] = (),
     forecast_finish: datetime | None = None,
@@ -54,13 +55,14 @@ def rollout_status(
         failed: a forward step failed.
         rolling_back: rollback has started (or ran).
         nogo: a gate ended in NOGO (an answer or a timeout).
+        refused: why the run was refused before any step, in the refusal's own words.
         late: how far the run is behind its plan (negative or None: on or ahead of plan).
         waiting_past_plan: gates whose request is open past the gate's planned time.
         forecast_finish: when the run is expected to finish, if known.
         window_end: the end of the approved change window, if any.
         tolerance: lateness up to this counts as on plan.
     """
-    red: list[str] = []
+    red: list[str] = [refused] if refused else []
     if failed:
         red.append("a step failed")
     if nogo:

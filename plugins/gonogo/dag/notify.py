@@ -457,9 +457,11 @@ def begin_task(runbook: Runbook) -> Any:
         return None
     from airflow.providers.standard.operators.python import PythonOperator
 
+    from gonogo.dag.preflight import recording_refusal
+
     return PythonOperator(
         task_id=naming.BEGIN_TASK,
-        python_callable=begin,
+        python_callable=recording_refusal(begin),
         retries=0,
         doc_md="Checks the change record (exists, approved, in its window) and says the run started.",
     )

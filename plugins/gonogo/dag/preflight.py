@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from functools import partial
+from functools import partial, wraps
 from typing import Any
 
 from airflow.providers.standard.operators.python import PythonOperator
@@ -19,7 +19,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from gonogo.core.gates import eligible
 from gonogo.core.model import Runbook
-from gonogo.core.naming import PREFLIGHT_TASK
+from gonogo.core.naming import PREFLIGHT_TASK, XCOM_REFUSAL
 from gonogo.dag.states import run_trigger, stamp_problem
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,24 @@ def preflight(
     return {**found, **check(context)} if check is not None else found
 
 
+def recording_refusal(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``function`` as a task, with the words of its refusal kept for the run's note and pages.
+
+    The reason (say, which file changed since the approved plan) is otherwise only
+    in the task's log; the rollback plan and the outcome carry it from here.
+    """
+
+    @wraps(function)
+    def run(*args: Any, **context: Any) -> Any:
+        try:
+            return function(*args, **context)
+        except AirflowFailException as exc:
+            context["ti"].xcom_push(key=XCOM_REFUSAL, value=str(exc).removeprefix("not started: "))
+            raise
+
+    return run
+
+
 def role_users(runbook: Runbook) -> dict[str, list[str]]:
     """Each role's user ids, as plain data for the tasks that check who may answer."""
     return {name: list(role.users) for name, role in runbook.roles.items()}
@@ -66,7 +84,7 @@ def role_users(runbook: Runbook) -> dict[str, list[str]]:
 def preflight_task(runbook: Runbook, check: Callable[[Any], dict[str, Any]]) -> PythonOperator:
     return PythonOperator(
         task_id=PREFLIGHT_TASK,
-        python_callable=partial(preflight, check=check),
+        python_callable=recording_refusal(partial(preflight, check=check)),
         op_kwargs={
             "gates": {g.gate: list(g.sign_off) for g in runbook.gates},
             "role_users": role_users(runbook),

@@ -173,7 +173,13 @@ class RollbackStartSensor(BaseSensorOperator):
             if task_states.get(step.task_id) == states.SUCCESS:
                 at = ti.xcom_pull(task_ids=step.task_id, key=naming.XCOM_FINISHED_AT)
                 finished[step.task_id] = datetime.fromisoformat(at) if at else None
-        the_plan = plan.plan_from_states(task_states, finished, self.forward, self.steps)
+        refusals = {
+            t: str(said)
+            for t in (naming.PREFLIGHT_TASK, naming.BEGIN_TASK)
+            if task_states.get(t) == states.FAILED
+            and (said := ti.xcom_pull(task_ids=t, key=naming.XCOM_REFUSAL))
+        }
+        the_plan = plan.plan_from_states(task_states, finished, self.forward, self.steps, refusals)
         log.info(
             "rollback starts because: %s",
             "; ".join(the_plan["reasons"]) or "a forward task failed",

@@ -194,24 +194,6 @@ def lock_pool_problem() -> str | None:
     return None
 
 
-def record_marked_finish(dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> None:
-    """A step marked success by hand finished now: record it as its task would have.
-
-    The rollback planner orders undos by when steps finished; without this a step
-    marked by hand would have no end time and be undone last.
-    """
-    from airflow.models.xcom import XComModel
-
-    XComModel.set(
-        naming.XCOM_FINISHED_AT,
-        datetime.now(UTC).isoformat(),
-        dag_id=dag_id,
-        task_id=task_id,
-        run_id=run_id,
-        map_index=map_index,
-    )
-
-
 def approved_afterwards(dag_id: str, short: str) -> str | None:
     """Who approved plan ``short`` of runbook ``dag_id``, and when, if the CAB has since.
 
