@@ -86,7 +86,9 @@ def gonogo_dag(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
         records,
         "hitl_request",
-        lambda *a: records.RequestRecord(a[2], opened, form, False, "operator", None),
+        lambda *a: records.RequestRecord(
+            a[2], opened, form, False, "operator", None, "awaiting_input"
+        ),
     )
     monkeypatch.setattr(records, "gate_answers", lambda *a: [])
 
@@ -115,6 +117,22 @@ def test_a_browser_gets_a_status_whose_body_the_ui_shows(
     response = answer(client, "ours", "-1", body, **{"Sec-Fetch-Mode": "cors"})
     assert response.status_code == middleware.BROWSER_STATUS
     assert "needs a comment" in response.json()["detail"]
+
+
+@pytest.mark.usefixtures("gonogo_dag")
+@pytest.mark.parametrize("state", ["skipped", "success", "failed", "upstream_failed", None])
+def test_an_answer_to_a_request_that_no_longer_waits_is_refused(
+    client: TestClient, seen: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch, state: Any
+) -> None:
+    from datetime import UTC, datetime
+
+    closed = records.RequestRecord("gate__g.rm", datetime.now(UTC), {}, False, "op", None, state)
+    monkeypatch.setattr(records, "hitl_request", lambda *a: closed)
+    body = {"chosen_options": ["GO"], "params_input": {"comment": "late"}}
+    response = answer(client, "ours", "-1", body)
+    assert response.status_code == 409
+    assert "this request is closed" in response.json()["detail"]
+    assert seen == []
 
 
 @pytest.mark.usefixtures("gonogo_dag")

@@ -187,3 +187,18 @@ def test_the_dag_file_keeps_its_own_names_and_refuses_both_copies_of_an_id(
     assert "a.yaml:1:1: runbook: runbook id 'twin' is also used by" in errors["a.yaml"]
     assert str(folder / "a.yaml") in errors["b.yaml"]
     assert "could be misread" in errors["e.yaml"]
+
+
+def test_an_exec_value_that_would_be_an_option_fails_the_step(tmp_path: Path) -> None:
+    import pytest
+
+    from gonogo.dag.actions import value_arguments
+    from gonogo.errors import StepError
+
+    argv = ["tar", "-cf", "out.tar", "{{ params.msg }}"]
+    assert value_arguments(argv) == [3]
+    assert value_arguments(["tar", "-cf", "out.tar", "--", "{{ params.msg }}"]) == []
+    with pytest.raises(StepError, match="read as an option"):
+        run_exec(["tar", "-cf", "out.tar", "--to-command=touch X"], {}, str(tmp_path), None, [3])
+    assert list(tmp_path.iterdir()) == []
+    assert run_exec(["printf", "%s", "-x"], {}, str(tmp_path), None, []) == "-x"

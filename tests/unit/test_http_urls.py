@@ -207,3 +207,22 @@ def test_two_values_that_make_a_dot_segment_together_are_refused() -> None:
 def test_a_value_in_the_base_is_refused_at_run_time_too(text: str, value: str) -> None:
     with pytest.raises(StepError, match=r"may not choose the url's scheme, host or port"):
         joined(text, path=value)
+
+
+@pytest.mark.parametrize(
+    "http",
+    [
+        '{url: /status, connection: "{{ params.c }}"}',
+        '{url: /status, connection: "it_{{ params.c }}"}',
+        '{url: "https://h.example.org/s", headers: {Host: "{{ params.c }}"}}',
+    ],
+)
+def test_a_value_never_chooses_the_credentials_or_the_host_header(http: str) -> None:
+    text = (
+        "runbook: c\ntitle: C\nservice: s\nenvironment: test\n"
+        "change: {id: CHG1, type: standard}\nparams:\n  c: {default: x}\n"
+        f"phases: [{{id: p, steps: [{{id: s, read_only: true, http: {http}}}]}}]\n"
+    )
+    with pytest.raises(RunbookError) as caught:
+        load_text(text, "r.yaml")
+    assert any("never a template" in str(p) for p in caught.value.errors), caught.value.errors

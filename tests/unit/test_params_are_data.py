@@ -169,11 +169,44 @@ def test_the_rest_of_a_command_renders_exactly_as_written() -> None:
         ('echo "$GONOGO_PARAM_MSG" | sh', "piped into sh"),
         ('source <(printf %s "$GONOGO_PARAM_MSG")', "source <(…)"),
         ('time -p eval "$GONOGO_PARAM_MSG"', "passed to time"),
+        ('echo "${GONOGO_PARAM_MSG@P}"', "prompt"),
+        ('echo "${!GONOGO_PARAM_MSG}"', "variable name"),
+        ('echo "${v:$GONOGO_PARAM_MSG}"', "arithmetic"),
+        ("a[$GONOGO_PARAM_MSG]=1", "arithmetic"),
+        ("bash <<EOF\necho $GONOGO_PARAM_MSG\nEOF", "here-document"),
+        ('"$GONOGO_PARAM_MSG" --version', "run as the program"),
+        ('echo "$GONOGO_PARAM_MSG" | cat | sh', "piped into sh"),
+        ('docker exec c sh -c "$GONOGO_PARAM_MSG"', "sh -c"),
     ],
 )
 def test_a_value_variable_evaluated_as_code_is_found(command: str, says: str) -> None:
     found = evaluated(command, ["GONOGO_PARAM_MSG"])
     assert any(says in line for line in found), found
+
+
+@pytest.mark.parametrize(
+    ("env", "refused"),
+    [
+        ('{BASH_ENV: "{{ params.msg }}"}', True),
+        ('{"BASH_FUNC_echo%%": "() { x; }"}', True),
+        ('{LD_PRELOAD: "{{ params.msg }}"}', True),
+        ('{PATH: "{{ params.msg }}"}', True),
+        ('{PYTHONSTARTUP: "{{ params.msg }}"}', True),
+        ('{TOKEN: "{{ params.msg }}"}', False),
+        ("{BASH_ENV: /etc/profile.d/ours.sh}", False),  # the runbook's own text, not a value
+    ],
+)
+def test_a_value_from_a_template_never_sets_a_variable_programs_read(
+    env: str, refused: bool
+) -> None:
+    text = HEAD.replace("default: hi}", "default: hi, pattern: '^[a-z]+$'}") + (
+        f"phases: [{{id: p, steps: [{{id: s, bash: 'echo ok', env: {env}, read_only: true}}]}}]\n"
+    )
+    if not refused:
+        load_text(text, "r.yaml")
+        return
+    (problem,) = problems_of(text)
+    assert "phases[0].steps[0].env." in problem
 
 
 def test_a_value_variable_used_as_data_is_not_flagged() -> None:
@@ -207,6 +240,14 @@ def test_validate_warns_where_a_variable_is_evaluated_and_for_a_free_form_string
         (["sudo", "-u", "app", "sh", "-c", "{{ params.msg }}"], [5]),
         (["timeout", "30", "{{ params.msg }}"], [2]),
         (["env", "A={{ params.msg }}", "scripts/x.sh"], []),
+        (["docker", "exec", "c", "sh", "-c", "{{ params.msg }}"], [5]),
+        (["kubectl", "exec", "pod", "--", "bash", "-c", "{{ params.msg }}"], [6]),
+        (["find", ".", "-exec", "sh", "-c", "{{ params.msg }}", ";"], [5]),
+        (["/usr/bin/python3.11", "-c", "{{ params.msg }}"], [2]),
+        (["sed", "-n", "{{ params.msg }}", "file"], [2]),
+        (["env", "-S{{ params.msg }}"], [1]),
+        (["busybox", "sh", "-c", "{{ params.msg }}"], [3]),
+        (["scripts/app.sh", "--version={{ params.msg }}"], []),
     ],
 )
 def test_an_exec_template_is_an_argument_never_the_program_or_code(
@@ -221,7 +262,9 @@ def test_an_exec_template_as_code_is_a_located_error() -> None:
         + 'phases: [{id: p, steps: [{id: s, exec: [sh, -c, "{{ params.msg }}"], read_only: true}]}]\n'
     )
     (problem,) = problems_of(text)
-    assert "phases[0].steps[0].exec[2]" in problem and "runs" in problem
+    assert (
+        "phases[0].steps[0].exec[2]" in problem and "the code, script or an option of sh" in problem
+    )
 
 
 def test_a_template_quoted_inside_a_json_body_is_refused() -> None:

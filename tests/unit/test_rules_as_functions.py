@@ -100,10 +100,13 @@ def test_each_request_declares_which_of_its_options_need_a_reason() -> None:
     assert missing_reason(["Failed"], " ", manual) is not None
 
 
-@pytest.mark.parametrize("comment", ["", "   ", "\u200b\u200b", "\u2060\ufeff", "\n\t"])
+@pytest.mark.parametrize(
+    "comment",
+    ["", "   ", "\u200b\u200b", "\u2060\ufeff", "\n\t", "\u3164", "\u115f", "\u2800", ".", "!?"],
+)
 def test_invisible_characters_are_not_a_reason(comment: str) -> None:
     assert not has_reason(comment)
-    assert has_reason("AMK incident") and has_reason("!")
+    assert has_reason("AMK incident") and has_reason("ok") and has_reason("7")
 
 
 def test_params_input_must_be_exactly_the_requests_form() -> None:

@@ -46,13 +46,19 @@ def reason_for(form: Mapping[str, Any] | None) -> frozenset[str]:
 
 
 def has_reason(comment: Any) -> bool:
-    """A comment says something: at least one letter, digit, punctuation mark or symbol.
+    """A comment says something: at least one visible letter or digit.
 
-    Whitespace, zero-width and other invisible characters do not count.
+    Punctuation alone (``.``), whitespace, zero-width characters and letters that
+    render as blanks (Hangul fillers, the braille blank) do not count.
     """
     if not isinstance(comment, str):
         return False
-    return any(unicodedata.category(ch)[0] in "LNPS" for ch in comment)
+    return any(ch.isalnum() and not _blank(ch) for ch in comment)
+
+
+def _blank(ch: str) -> bool:
+    name = unicodedata.name(ch, "")
+    return "FILLER" in name or "BLANK" in name
 
 
 def missing_reason(

@@ -253,6 +253,20 @@ class Http(_Model):
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
+    @model_validator(mode="after")
+    def _fixed_credentials(self) -> Http:
+        # A value must never choose whose credentials are sent, nor the host they go to.
+        if self.connection is not None and not re.fullmatch(r"[A-Za-z0-9_.-]+", self.connection):
+            raise ValueError(
+                f"connection {self.connection!r} must be a connection id as written "
+                "(letters, digits, _ . -), never a template: a value must not choose whose "
+                "credentials are sent"
+            )
+        for name, value in self.headers.items():
+            if name.lower() == "host" and "{{" in value:
+                raise ValueError("the Host header is fixed text, never a template")
+        return self
+
 
 class Python(_Model):
     """A callable imported from a dotted path, ``package.module:function``."""

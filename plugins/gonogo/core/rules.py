@@ -24,7 +24,6 @@ from gonogo.core.model import (
 from gonogo.core.policy import PolicyError, current_policy
 from gonogo.core.settings import python_prefixes
 from gonogo.core.shell import (
-    SHELLS,
     env_name,
     evaluated,
     param_name,
@@ -458,7 +457,8 @@ def _values_are_data(runbook: Runbook, source: Source) -> list[Problem]:
             problems += _argument_list(source, (*loc, "exec"), action.exec)
             for name in _params_named(action.exec):
                 reaching.setdefault(name, (*loc, "exec"))
-        for value in action.env.values():
+        for key, value in action.env.items():
+            problems += _env_name(source, (*loc, "env", key), key, value)
             for name in _params_named([value]):
                 reaching.setdefault(name, (*loc, "env"))
         if action.http is not None:
@@ -522,6 +522,51 @@ def _shell_text(
     return problems
 
 
+#: Environment names programs read as code, a library, a search path or a config file. A
+#: name is the runbook's own choice, so no list of what is allowed exists; a value from a
+#: template may not go into one of these (names, and prefixes ending in _).
+INTERPRETED_NAMES = frozenset(
+    {
+        "BASH_ENV", "ENV", "SHELLOPTS", "BASHOPTS", "PS1", "PS2", "PS3", "PS4", "PROMPT_COMMAND",
+        "IFS", "CDPATH", "GLOBIGNORE", "PATH", "HOME", "SHELL", "TMPDIR", "GCONV_PATH",
+        "LOCPATH", "NLSPATH", "HOSTALIASES", "RES_OPTIONS", "NODE_OPTIONS", "NODE_PATH",
+        "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS", "CLASSPATH", "LESSOPEN",
+        "LESSCLOSE", "PAGER", "EDITOR", "VISUAL", "BROWSER", "TERMINFO", "PKG_CONFIG_PATH",
+        "OPENSSL_CONF", "CURL_HOME", "WGETRC", "SSL_CERT_FILE", "SSL_CERT_DIR",
+        "REQUESTS_CA_BUNDLE", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY",
+    }
+)  # fmt: skip
+INTERPRETED_PREFIXES = (
+    "BASH_", "LD_", "DYLD_", "PYTHON", "PERL", "RUBY", "GEM_", "LUA_", "GIT_", "SSH_",
+    "MALLOC_", "GLIBC_", "GONOGO_", "AIRFLOW", "KUBE", "DOCKER_", "NPM_", "PIP_",
+)  # fmt: skip
+
+
+def _env_name(source: Source, where: Loc, name: str, value: str) -> list[Problem]:
+    """An env: name is a plain variable name, and a value from a template never programs."""
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        return [
+            source.problem(
+                where,
+                f"env name {name!r} is not a plain variable name (letters, digits, _)",
+                key=True,
+            )
+        ]
+    upper = name.upper()
+    if TEMPLATE.search(value) and (
+        upper in INTERPRETED_NAMES or upper.startswith(INTERPRETED_PREFIXES)
+    ):
+        return [
+            source.problem(
+                where,
+                f"{name} is read by programs (bash, the loader, an interpreter, gonogo), so a "
+                "value from a template must not set it; give the variable a name of its own",
+                key=True,
+            )
+        ]
+    return []
+
+
 def _argument_list(source: Source, where: Loc, argv: Sequence[str]) -> list[Problem]:
     """exec: a template is one argument, never the program nor code a program runs."""
     return [
@@ -532,10 +577,13 @@ def _argument_list(source: Source, where: Loc, argv: Sequence[str]) -> list[Prob
 
 _EXEC_WAY = "name the program as fixed text and pass values as its arguments"
 #: Programs that run any argument as code (ssh joins them into a remote shell command).
-_ANY_ARGUMENT_IS_CODE = frozenset({"ssh", "eval", "su", "watch", "parallel"})
-#: Programs whose first argument, or the argument after -c/-e, is code or a script.
-_INTERPRETERS = SHELLS | {"python", "python3", "perl", "ruby", "node", "awk", "gawk", "php"}
-_CODE_OPTIONS = frozenset({"-c", "-e", "-E", "--eval", "--command"})
+_ANY_ARGUMENT_IS_CODE = frozenset({"ssh", "eval", "su", "watch", "parallel", "script"})
+#: Programs whose first argument, or the argument after a code option, is code or a script.
+_INTERPRETER = re.compile(
+    r"^(?:[a-z]*sh|busybox|python[\d.]*|pypy[\d.]*|perl[\d.]*|ruby[\d.]*|node(?:js)?|deno|"
+    r"[gnm]?awk|sed|php[\d.]*|lua[\d.]*|tclsh[\d.]*|wish|Rscript|R|pwsh|osascript|expect|jq)$"
+)
+_CODE_OPTIONS = frozenset({"-c", "-e", "-E", "--eval", "--command", "-x", "-f", "--expression"})
 #: Programs that run the program named after their options (and these many positionals).
 _WRAPPERS = {
     "sudo": 0, "doas": 0, "env": 0, "xargs": 0, "nice": 0, "nohup": 0, "setsid": 0,
@@ -545,38 +593,49 @@ _WRAPPERS = {
 
 
 def code_arguments(argv: Sequence[str]) -> Iterator[tuple[int, str]]:
-    """The templates of an argument list that would be a program or code, and why."""
-    i = 0
-    while i < len(argv):
-        program = argv[i].rsplit("/", 1)[-1]
-        if templates_in(argv[i]):
-            yield i, "is the program to run: a program is fixed text, never a template"
-            return
+    """The templates of an argument list that would be a program, an option or code, and why.
+
+    The list is read for the first program that runs code (a shell or an
+    interpreter, wherever it stands: ``docker exec c sh -c …``, ``find -exec sh
+    -c …``, ``sudo -u app bash -c …``); a template after it that is its code or
+    script is refused. A template inside an option word of a program that
+    runs its arguments (``env -S{{ … }}``, ``ssh -o…``) is refused too.
+    """
+    if templates_in(argv[0]):
+        yield 0, "is the program to run: a program is fixed text, never a template"
+        return
+    for i, word in enumerate(argv):
+        if templates_in(word):
+            continue
+        program = word.rsplit("/", 1)[-1]
         later = [j for j in range(i + 1, len(argv)) if templates_in(argv[j])]
         if program in _ANY_ARGUMENT_IS_CODE:
             for j in later:
                 yield j, f"is an argument of {program}, which runs it as code"
             return
-        if program in _INTERPRETERS:
+        if _INTERPRETER.match(program):
             positional = next((j for j in range(i + 1, len(argv)) if argv[j][:1] != "-"), None)
             for j in later:
-                if j == positional or argv[j - 1] in _CODE_OPTIONS:
-                    yield j, f"is the code or script {program} runs"
+                if j == positional or argv[j - 1] in _CODE_OPTIONS or argv[j][:1] == "-":
+                    yield j, f"is the code, script or an option of {program}"
             return
-        if program not in _WRAPPERS:
-            return
-        # A program this rule knows further on (sudo -u app sh -c …) is where it goes on.
-        known = _INTERPRETERS | _ANY_ARGUMENT_IS_CODE | _WRAPPERS.keys()
-        later_known = [j for j in range(i + 1, len(argv)) if argv[j].rsplit("/", 1)[-1] in known]
-        if later_known:
-            i = later_known[0]
-            continue
-        skip = _WRAPPERS[program]
-        i += 1
-        while i < len(argv) and (argv[i][:1] == "-" or "=" in argv[i] or skip):
-            if argv[i][:1] != "-" and "=" not in argv[i]:
-                skip -= 1
-            i += 1
+        if program in _WRAPPERS:  # the program it runs comes after its options
+            k, skip = i + 1, _WRAPPERS[program]
+            while k < len(argv) and (argv[k][:1] == "-" or "=" in argv[k] or skip):
+                if argv[k][:1] != "-" and "=" not in argv[k]:
+                    skip -= 1
+                k += 1
+            if k < len(argv) and templates_in(argv[k]):
+                yield k, f"is the program {program} runs: a program is fixed text"
+                return
+    for j in range(1, len(argv)):
+        if argv[j][:1] == "-" and templates_in(argv[j]) and argv[0].rsplit("/", 1)[-1] in (
+            "env", "sudo", "doas", "xargs", "scp", "rsync", "tar", "git", "find",
+        ):  # fmt: skip
+            yield (
+                j,
+                "is inside an option, which can run a command (env -S, ssh -o, tar --to-command…)",
+            )
 
 
 def _params_named(texts: Sequence[str]) -> list[str]:

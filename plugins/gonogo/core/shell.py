@@ -142,20 +142,52 @@ def evaluated(command: str, variables: Iterable[str]) -> list[str]:
         for match in pattern.finditer(command):
             for name in {*referenced.findall(match.group(1)), *bare.findall(match.group(1))}:
                 add(f"${name} is evaluated as arithmetic in {_short(match.group(0))}")
+    for name in re.findall(rf"\$\{{!({alternatives})\b", command):
+        add(f"${name} is used as a variable name (${{!…}}), which evaluates a[$(…)] in it")
+    for name in re.findall(rf"\$\{{({alternatives})@P", command):
+        add(f"${name} is expanded as a prompt (@P), which runs $(…) in it")
+    for match in re.finditer(r"\$\{\w+:(?![-=+?])([^}]*)\}", command):  # ${v:offset:length}
+        for name in {*referenced.findall(match.group(1)), *bare.findall(match.group(1))}:
+            add(f"${name} is evaluated as arithmetic in {_short(match.group(0))}")
+    for match in re.finditer(r"\b\w+\[([^\]]*)\]\+?=", command):  # a[…]=: an array subscript
+        for name in {*referenced.findall(match.group(1)), *bare.findall(match.group(1))}:
+            add(f"${name} is evaluated as arithmetic in the subscript {_short(match.group(0))}")
+    heredocs = re.finditer(
+        r"(?:^|[\s;&|(])(?:\S*/)?(sh|bash|dash|zsh|ksh)\b[^\n]*<<-?\s*(\w+)[^\n]*\n(.*?)^\s*\2\s*$",
+        command,
+        re.S | re.M,
+    )
+    for match in heredocs:  # an unquoted delimiter: the value is put into the script's text
+        if referenced.search(match.group(3)):
+            add(f"a here-document into {match.group(1)} puts the value into its code")
+    for match in re.finditer(
+        r"\|&?\s*(?:\S*/)?(sh|bash|dash|zsh|ksh|python3?|perl)\s*(?=$|[;&|)\n]|-s\b|-\s)",
+        command,
+        re.M,
+    ):
+        line_start = command.rfind("\n", 0, match.start()) + 1
+        if referenced.search(command[line_start : match.start()]):
+            add(f"output that holds a value is piped into {match.group(1)}")
     if re.search(r"(?:^|[\s;&|])(?:source|\.)\s+<\(", command) and referenced.search(command):
         add("source <(…) runs the output as code")
     pieces = _SEPARATORS.split(command)
-    for index, piece in enumerate(pieces):
+    for piece in pieces:
         words = piece.split()
         program = _program(words)
+        if program and referenced.search(next(w for w in words if _program([w]) == program)):
+            add(f"{_short(program)} is a value run as the program")
+        code_at = [
+            i
+            for i, w in enumerate(words[:-1])
+            if os.path.basename(w.strip("'\"")) in SHELLS and words[i + 1] == "-c"
+        ]
+        if code_at and referenced.search(" ".join(words[code_at[0] :])):
+            add(f"a value is passed to {words[code_at[0]]} -c, which runs it as code")
         for name in referenced.findall(piece):
             if program in _RUNS_CODE and (program != "printf" or "-v" in words):
                 add(f"${name} is passed to {program}, which can run it as code")
         if "<<<" in piece and program in SHELLS and referenced.search(piece.split("<<<", 1)[1]):
             add(f"a here-string into {program} runs its text as code")
-        following = pieces[index + 1] if index + 1 < len(pieces) else ""
-        if referenced.search(piece) and _program(following.split()) in SHELLS and "|" in command:
-            add(f"output that holds a value is piped into {_program(following.split())}")
     return found
 
 

@@ -24,12 +24,13 @@ import inspect
 import json
 import logging
 import os
+import re
 import shlex
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -236,6 +237,7 @@ class Actions:
                 python_callable=run_exec,
                 op_kwargs={
                     "argv": [templating.with_filter(a, None) for a in action.exec],
+                    "values": value_arguments(action.exec),
                     "env": self.env(step_id, action.env),
                     "cwd": self.runbooks_dir,
                 },
@@ -281,6 +283,7 @@ class Actions:
         elif action.exec is not None:
             spec.update(
                 exec=[templating.with_filter(a, None) for a in action.exec],
+                values=value_arguments(action.exec),
                 env=self.env(step_id, action.env),
                 cwd=self.runbooks_dir,
             )
@@ -322,6 +325,8 @@ def http_spec(http: Http) -> dict[str, Any]:
     spec["url"] = templating.url_parts(http.url)  # each value apart, checked for its place
     if http.body is not None:
         spec["body"] = templating.json_body(http.body)
+    if http.connection is not None:  # never rendered: a value must not choose the credentials
+        spec["connection"] = literal(http.connection)
     spec["request_timeout"] = http.request_timeout.total_seconds()
     if http.until is not None:
         spec["until"] = {
@@ -395,17 +400,47 @@ def _run_bash(spec: Mapping[str, Any], context: Any, render: Render) -> Any:
 
 def _run_exec(spec: Mapping[str, Any], context: Any, render: Render) -> Any:
     argv = [str(render(a, context)) for a in spec["exec"]]
-    return run_exec(argv, _rendered_env(spec, context, render), spec["cwd"], spec.get("timeout"))
+    env = _rendered_env(spec, context, render)
+    return run_exec(argv, env, spec["cwd"], spec.get("timeout"), spec.get("values", []))
 
 
 def _rendered_env(spec: Mapping[str, Any], context: Any, render: Render) -> dict[str, str]:
     return {k: str(render(v, context)) for k, v in spec["env"].items()}
 
 
+def value_arguments(argv: Sequence[str]) -> list[int]:
+    """The arguments that are a template alone, before any ``--``: a value there could be an option."""
+    found = []
+    for index, argument in enumerate(argv):
+        if argument == "--":
+            break
+        if templating.templates(argument) and _WHOLE_TEMPLATE.fullmatch(argument):
+            found.append(index)
+    return found
+
+
+_WHOLE_TEMPLATE = re.compile(r"\s*{{.*}}\s*", re.S)
+
+
 def run_exec(
-    argv: list[str], env: Mapping[str, str], cwd: str, timeout: float | None = None
+    argv: list[str],
+    env: Mapping[str, str],
+    cwd: str,
+    timeout: float | None = None,
+    values: Sequence[int] = (),
 ) -> str:
-    """An exec action: ``argv`` run without a shell, each element one argument as rendered."""
+    """An exec action: ``argv`` run without a shell, each element one argument as rendered.
+
+    ``values``: the arguments that are a template alone (:func:`value_arguments`);
+    one that renders to text starting with ``-`` would be read as an option
+    (``--to-command=…``), so the step fails instead, naming the argument.
+    """
+    for index in values:
+        if argv[index].startswith("-"):
+            raise StepError(
+                f"argument {index} of exec would start with '-' and be read as an option; "
+                "put -- before the values in exec:, or give the param a pattern"
+            )
     log.info("exec: %s", shlex.join(argv))
     return run_program(argv, env, {"cwd": cwd, "timeout": timeout})
 

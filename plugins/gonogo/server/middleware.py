@@ -64,6 +64,9 @@ from gonogo.core.settings import SETTLE_SECONDS
 from gonogo.dag.stamp import SETTING, stamp_secret
 from gonogo.server import records, rules
 
+#: The task states in which a request takes an answer: it waits for a person (or is opening).
+WAITING_STATES = frozenset({"awaiting_input", "deferred", "running"})
+
 log = logging.getLogger(__name__)
 
 Scope = MutableMapping[str, Any]
@@ -420,6 +423,12 @@ async def on_answer(request: Incoming) -> Refuse | Forward:
     record = await asyncio.to_thread(records.hitl_request, dag_id, run_id, task_id, index)
     if record is None:
         return Forward()  # Airflow answers 404
+    if record.state not in WAITING_STATES:
+        return Refuse(
+            409,
+            f"this request is closed (its task is {record.state or 'not running'}): the gate "
+            "was decided, withdrawn or timed out; nothing was recorded",
+        )
     comment = answer["params_input"].get(naming.COMMENT)
     reason = missing_reason(answer["chosen_options"], comment, record.form)
     if reason:

@@ -56,6 +56,7 @@ class RequestRecord:
     response_received: bool
     triggered_by: str | None  # the run's triggering_user_name
     trigger: dict[str, Any] | None  # the identity gonogo recorded when the run was triggered
+    state: str | None = None  # the task's state: an answer counts only while it waits
 
 
 def hitl_request(dag_id: str, run_id: str, task_id: str, map_index: int) -> RequestRecord | None:
@@ -73,6 +74,7 @@ def hitl_request(dag_id: str, run_id: str, task_id: str, map_index: int) -> Requ
                 HITLDetail.responded_at,
                 DagRun.triggering_user_name,
                 DagRun.conf,
+                TaskInstance.state,
             )
             .join(TaskInstance, HITLDetail.ti_id == TaskInstance.id)
             .join(
@@ -88,7 +90,7 @@ def hitl_request(dag_id: str, run_id: str, task_id: str, map_index: int) -> Requ
         ).first()
     if row is None:
         return None
-    created, form, responded_at, triggered_by, conf = row
+    created, form, responded_at, triggered_by, conf, state = row
     if created.tzinfo is None:
         created = created.replace(tzinfo=UTC)
     return RequestRecord(
@@ -98,6 +100,7 @@ def hitl_request(dag_id: str, run_id: str, task_id: str, map_index: int) -> Requ
         responded_at is not None,
         triggered_by,
         recorded_trigger(conf),
+        None if state is None else str(getattr(state, "value", state)),
     )
 
 
