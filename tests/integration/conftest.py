@@ -155,7 +155,8 @@ def airflow(tmp_path_factory: pytest.TempPathFactory, http_server: str) -> Itera
     state.mkdir()
     dags = root / "dags"
     dags.mkdir()
-    shutil.copy(ROOT / "dags" / "gonogo_dags.py", dags)
+    for name in ("gonogo_dags.py", "gonogo_import_errors.py"):
+        shutil.copy(ROOT / "dags" / name, dags)
     for extra in (HERE / "dags").glob("*.py"):  # other teams' DAGs beside gonogo's
         shutil.copy(extra, dags)
     stack = AirflowStack(

@@ -112,7 +112,8 @@ def fab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fab]:
     state.mkdir()
     dags = root / "dags"
     dags.mkdir()
-    shutil.copy(ROOT / "dags" / "gonogo_dags.py", dags)
+    for name in ("gonogo_dags.py", "gonogo_import_errors.py"):
+        shutil.copy(ROOT / "dags" / name, dags)
     runbooks = root / "runbooks"
     runbooks.mkdir()
     stack = AirflowStack(

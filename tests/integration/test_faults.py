@@ -51,7 +51,8 @@ def faulty(tmp_path_factory: pytest.TempPathFactory, http_server: str) -> Iterat
     state.mkdir()
     dags = root / "dags"
     dags.mkdir()
-    shutil.copy(ROOT / "dags" / "gonogo_dags.py", dags)
+    for name in ("gonogo_dags.py", "gonogo_import_errors.py"):
+        shutil.copy(ROOT / "dags" / name, dags)
     runbooks = root / "runbooks"
     shutil.copytree(HERE, runbooks, ignore=shutil.ignore_patterns("*.in", "__pycache__"))
     stack = AirflowStack(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from tests.integration.conftest import Airflow
 
@@ -31,6 +33,26 @@ def test_broken_runbook_is_reported_with_its_location_and_hides_nothing(airflow:
         "broken.yaml" in p.read_text(errors="replace")
         for p in (airflow.stack.home / "logs").rglob("*.log")
     )
+
+
+def test_a_broken_runbooks_error_is_shown_steadily_over_several_parses(airflow: Airflow) -> None:
+    def shown() -> list[dict[str, object]]:
+        return [
+            e
+            for e in airflow.admin.import_errors()
+            if "broken.yaml:2:1: titel: unknown key" in str(e["stack_trace"])
+        ]
+
+    airflow.admin.wait_for(
+        "the steady report of broken.yaml",
+        lambda: any(str(e["filename"]).endswith("gonogo_import_errors.py") for e in shown()),
+        timeout=120,
+    )
+    # Longer than two refreshes of the DAGs folder (10 s each here), when Airflow clears
+    # the errors of files that are not DAG files: the error never disappears meanwhile.
+    for _ in range(12):
+        assert shown(), "the broken runbook's error disappeared from the import errors"
+        time.sleep(2.5)
 
 
 def test_every_step_kind_runs_and_logs_what_it_did(airflow: Airflow) -> None:

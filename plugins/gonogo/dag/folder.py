@@ -35,7 +35,7 @@ from typing import Any
 
 from gonogo.core import naming
 from gonogo.core.loader import SUFFIXES, load_files, read_bytes, runbook_names
-from gonogo.dag.import_errors import add_import_error
+from gonogo.dag.import_errors import add_import_error, importing_dagbag, remember
 from gonogo.errors import Problem, RunbookError
 
 log = logging.getLogger(__name__)
@@ -44,11 +44,16 @@ log = logging.getLogger(__name__)
 _RUNBOOK_ID = re.compile(rb"^runbook:\s*['\"]?([A-Za-z0-9_.-]+)", re.M)
 
 
-def report(path: Path, problems: list[Problem]) -> None:
-    """Make a broken runbook visible: the DAG processor log, and the import errors in the UI."""
+def report(path: Path, problems: list[Problem], broken: dict[str, str] | None = None) -> None:
+    """Make a broken runbook visible: the DAG processor log, and the import errors in the UI.
+
+    ``broken`` collects it for :func:`gonogo.dag.import_errors.remember`.
+    """
     message = "\n".join(str(p) for p in problems)
     log.error("gonogo: runbook %s is invalid and was not loaded:\n%s", path, message)
     add_import_error(path, message)
+    if broken is not None:
+        broken[str(path)] = message
 
 
 HEAD_BYTES = 4096
@@ -238,6 +243,7 @@ def _build_all(folder: Path, namespace: dict[str, Any]) -> dict[str, Any]:
     files = named if named is not None else _candidates(folder, loader, shard, wanted)
     budget = None if wanted else parse_budget(loader)
     dags = {}
+    broken: dict[str, str] = {}
     loaded = load_files(files)
     for position, item in enumerate(loaded):
         file, runbook = item.file, item.runbook
@@ -251,25 +257,30 @@ def _build_all(folder: Path, namespace: dict[str, Any]) -> dict[str, Any]:
                 len(loaded),
             )
             for rest in loaded[position:]:
-                report(
-                    rest.file, [_out_of_time(loader, shard[1], rest.file, position, len(loaded))]
-                )
+                problem = _out_of_time(loader, shard[1], rest.file, position, len(loaded))
+                report(rest.file, [problem], broken)
             break
         if runbook is None:
-            report(file, item.problems)
+            report(file, item.problems, broken)
             continue
         if wanted and wanted not in (runbook.runbook, naming.approval_dag(runbook.runbook)):
             continue
         try:
             built = build_dags(runbook, folder, only=wanted)
         except RunbookError as exc:
-            report(file, exc.problems)
+            report(file, exc.problems, broken)
             continue
         except Exception as exc:  # a compiler bug must not hide the other runbooks
             log.exception("gonogo: could not build a DAG from %s", file)
-            report(file, [Problem(str(file), 1, 1, "", f"could not build the DAG: {exc}")])
+            problem = Problem(str(file), 1, 1, "", f"could not build the DAG: {exc}")
+            report(file, [problem], broken)
             continue
         for dag in built:
             dags[dag.dag_id] = dag
             namespace[namespace_key(dag.dag_id)] = dag
+    if loader and not wanted and importing_dagbag() is not None:  # a full parse of its shard
+        try:
+            remember(loader, broken)
+        except OSError as exc:  # the errors still show, only not steadily
+            log.warning("gonogo: could not keep the broken runbooks for steady reporting: %s", exc)
     return dags
