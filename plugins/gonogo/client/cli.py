@@ -14,9 +14,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from gonogo.core.loader import Loaded, load_file, load_files, runbook_files
-from gonogo.core.model import Runbook
-from gonogo.errors import GonogoError, Problem, RehearsalError, RunbookError, TimePlanError
+from gonogo.client.arguments import load_runbook, param_pair
+from gonogo.core.loader import Loaded, load_files, runbook_files
+from gonogo.errors import GonogoError, Problem, RehearsalError, TimePlanError
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -87,25 +87,10 @@ def _schema(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load(file: str, command: str) -> Runbook | int:
-    """The runbook in ``file``, or the exit code after saying why there is none to use."""
-    if not Path(file).exists():
-        print(f"gonogo {command}: no such file: {file}", file=sys.stderr)
-        return 2
-    try:
-        runbook, warnings = load_file(file)
-    except RunbookError as exc:
-        print(exc, file=sys.stderr)
-        return 1
-    for warning in warnings:
-        print(warning, file=sys.stderr)
-    return runbook
-
-
 def _plan(args: argparse.Namespace) -> int:
     from gonogo.core.outline import render_outline
 
-    runbook = _load(args.file, "plan")
+    runbook = load_runbook(args.file, "plan")
     if isinstance(runbook, int):
         return runbook
     if args.format == "text":
@@ -126,7 +111,7 @@ def _plan(args: argparse.Namespace) -> int:
 def _rehearse(args: argparse.Namespace) -> int:
     from gonogo.core.rehearse import rehearsal_text, rehearse
 
-    runbook = _load(args.file, "rehearse")
+    runbook = load_runbook(args.file, "rehearse")
     if isinstance(runbook, int):
         return runbook
     try:
@@ -168,13 +153,6 @@ def _count(text: str) -> int:
     return value
 
 
-def _param(text: str) -> tuple[str, str]:
-    name, equals, value = text.partition("=")
-    if not equals or not name:
-        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
-    return name, value
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gonogo", description="Deployment runbooks in YAML, run as Airflow DAGs."
@@ -208,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     rehearse.add_argument("file", metavar="FILE")
     rehearse.add_argument(
         "--param",
-        type=_param,
+        type=param_pair,
         action="append",
         default=[],
         metavar="NAME=VALUE",

@@ -1,4 +1,9 @@
-"""``gonogo decisions``, ``gonogo gates`` and ``gonogo answer``: the REST API as the caller.
+"""``gonogo trigger``, ``watch``, ``decisions``, ``gates``, ``answer``: the REST API as the caller.
+
+``trigger`` starts a run through ``POST /api/v2/dags/{dag}/dagRuns`` with the
+caller's token, so gonogo's API-server middleware records who started it exactly
+as for a run started in the UI (four-eyes then applies at every gate). ``watch``
+reads the run view's JSON, the one the pages render, and prints it as text.
 
 Connection settings come from the environment (``GONOGO_AIRFLOW_URL``,
 ``GONOGO_USERNAME``, ``GONOGO_PASSWORD``) or from a config file
@@ -19,17 +24,23 @@ import argparse
 import configparser
 import json
 import os
+import shlex
 import stat
 import sys
+import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from gonogo.client.api import AirflowClient
+from gonogo.client.api import UNREACHABLE_PATIENCE, AirflowClient
+from gonogo.client.arguments import load_runbook, param_pair
 from gonogo.core import naming
 from gonogo.core.decisions import decisions, table, to_json
+from gonogo.core.documents.board import RUN_ROUTE
+from gonogo.core.model import Runbook
 from gonogo.core.settings import LOCK_POOL
-from gonogo.errors import ApprovalRefused, ClientError
+from gonogo.errors import ApprovalRefused, ClientError, RehearsalError, Unreachable
 
 #: Airflow's ``[operators] default_owner``: a task without a runbook owner has it.
 DEFAULT_OWNER = "airflow"
@@ -80,6 +91,111 @@ def _owners(client: AirflowClient, dag_id: str) -> dict[str, str]:
         and t["owner"] != DEFAULT_OWNER
         and not naming.parse_gate_task(t["task_id"])
     }
+
+
+def run_link(base_url: str, dag_id: str, run_id: str) -> str:
+    """The run's gonogo view inside the Airflow UI."""
+    return (
+        f"{base_url}/dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}/plugin/{RUN_ROUTE}"
+    )
+
+
+def trigger_conf(runbook: Runbook, given: list[tuple[str, str]], rehearsal: bool) -> dict[str, Any]:
+    """The run conf for ``--param`` values, read and checked as ``gonogo rehearse`` reads them.
+
+    Only the params given are sent (Airflow fills in the defaults). Raises
+    :class:`RehearsalError` for an unknown param, one given twice or a value the
+    param refuses.
+    """
+    from gonogo.core.rehearse import param_values
+
+    names = [name for name, _ in given]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise RehearsalError(f"param {', '.join(twice)} given more than once")
+    if naming.REHEARSAL_PARAM in names:
+        raise RehearsalError(
+            f"{naming.REHEARSAL_PARAM!r} is gonogo's own param: use --rehearsal instead"
+        )
+    values = param_values(runbook, dict(given))
+    conf = {name: values[name] for name in names}
+    if rehearsal:
+        conf[naming.REHEARSAL_PARAM] = True
+    return conf
+
+
+def _trigger(args: argparse.Namespace) -> int:
+    runbook = load_runbook(args.runbook, "trigger")
+    if isinstance(runbook, int):
+        return runbook
+    try:
+        conf = trigger_conf(runbook, args.param, args.rehearsal)
+    except RehearsalError as exc:
+        print(f"gonogo trigger: {exc}", file=sys.stderr)
+        return 2
+    client = _client()
+    dag_id = runbook.runbook
+    run_id = client.trigger(dag_id, conf)
+    kind = "rehearsal" if args.rehearsal else "run"
+    print(run_id)
+    print(
+        f"started {kind} of {dag_id} as {client.username}: {run_link(client.base_url, dag_id, run_id)}"
+    )
+    print(f"follow it: gonogo watch {shlex.quote(dag_id)} {shlex.quote(run_id)}")
+    return 0
+
+
+#: Clears a terminal and puts the cursor top left, before each frame of ``gonogo watch``.
+_CLEAR = "\033[H\033[2J"
+
+
+def _watch(args: argparse.Namespace) -> int:
+    """Print the run view as text until the run ends: 0 if it succeeded, else 1.
+
+    On a terminal each refresh redraws the screen; into a pipe or a file a frame
+    is printed only when it changed. ``--once`` prints one frame: 0 unless the
+    run has ended other than succeeded.
+    """
+    from gonogo.core.documents.watch import finished, succeeded, watch_frame
+
+    client = _client()
+    path = f"/runs/{quote(args.dag_id, safe='')}/{quote(args.run_id, safe='')}"
+    live = sys.stdout.isatty() and not args.once
+    shown: str | None = None
+    unreachable_since: float | None = None
+    while True:
+        try:
+            data = client.gonogo(path)
+        except Unreachable as exc:
+            # The API server may be restarting mid-rollout: keep watching for a while.
+            unreachable_since = unreachable_since or time.monotonic()
+            if args.once or time.monotonic() - unreachable_since > UNREACHABLE_PATIENCE:
+                raise
+            if live:
+                print(f"{exc}; trying again", file=sys.stderr)
+            time.sleep(args.every)
+            continue
+        unreachable_since = None
+        frame = watch_frame(data)
+        if live:
+            footer = f"updated {datetime.now().strftime('%H:%M:%S')}, every {args.every:g}s"
+            sys.stdout.write(_CLEAR + frame + footer + ("\n" if finished(data) else ""))
+        elif frame != shown:
+            sys.stdout.write(("\n" if shown is not None else "") + frame)
+        sys.stdout.flush()
+        shown = frame
+        if finished(data):
+            return 0 if succeeded(data) else 1
+        if args.once:
+            return 0
+        time.sleep(args.every)
+
+
+def _every(text: str) -> float:
+    value = float(text)
+    if not 1 <= value <= 3600:
+        raise argparse.ArgumentTypeError("expected seconds from 1 to 3600")
+    return value
 
 
 def _decisions(args: argparse.Namespace) -> int:
@@ -207,6 +323,35 @@ def add_client_commands(commands: Any) -> None:
         "setup", help="create the lock pool gonogo needs in Airflow (an admin's credentials)"
     )
     setup.set_defaults(func=_setup)
+
+    trigger = commands.add_parser(
+        "trigger", help="start a rollout of a runbook as me, as the UI would"
+    )
+    trigger.add_argument("runbook", metavar="RUNBOOK", help="the runbook file")
+    trigger.add_argument(
+        "--param",
+        type=param_pair,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a value for one of the runbook's params (repeatable; default: the param's default)",
+    )
+    trigger.add_argument(
+        "--rehearsal", action="store_true", help="steps run their rehearse actions"
+    )
+    trigger.set_defaults(func=_trigger)
+
+    watch = commands.add_parser(
+        "watch",
+        help="follow a run: activity, who is awaited, forecast; exit 0 if it succeeded, else 1",
+    )
+    watch.add_argument("dag_id", metavar="DAG")
+    watch.add_argument("run_id", metavar="RUN")
+    watch.add_argument("--once", action="store_true", help="print one frame and exit")
+    watch.add_argument(
+        "--every", type=_every, default=5.0, metavar="SECONDS", help="refresh interval (5)"
+    )
+    watch.set_defaults(func=_watch)
 
     show = commands.add_parser("decisions", help="print a run's decision log")
     show.add_argument("dag_id")

@@ -13,12 +13,18 @@ from __future__ import annotations
 import json
 import unicodedata
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from gonogo.core import naming, states
 
 COLUMNS = ("gate", "role", "round", "answer", "by", "at", "comment")
+
+#: The answer of a request its gate's NOGO ended before anyone answered it (its task skipped).
+WITHDRAWN = "withdrawn"
+#: The answer of a gate request nobody answered in time (its task failed).
+TIMEOUT_NOGO = "NOGO (timeout)"
 
 #: The comment field's JSON-schema keyword that names the options of this request whose
 #: answer must say why. Each request declares it in its own form; the API server reads it
@@ -157,7 +163,8 @@ def decision_from_detail(
 
     ``owners`` maps a manual step's task id to its owner role: its task id does
     not name the role the way a gate's does, and the row should show the role
-    that answered, not only the user.
+    that answered, not only the user. An answer is at the time it was given; a
+    timeout or a withdrawn request at its task's end, when Airflow has one.
     """
     ti = detail.get("task_instance") or {}
     task_id = ti.get("task_id", "")
@@ -165,12 +172,15 @@ def decision_from_detail(
     role = role or (owners or {}).get(task_id, "")
     given = Answer.from_detail(detail)
     state = ti.get("state")
+    at = detail.get("responded_at")
     if given.option is not None:
         answer = given.option
     elif state == states.FAILED:
-        answer = "NOGO (timeout)" if gate and not gate.startswith("step:") else "timeout"
+        answer = TIMEOUT_NOGO if gate and not gate.startswith("step:") else "timeout"
+        at = ti.get("end_date")
     elif state == states.SKIPPED:
-        answer = "withdrawn"
+        answer = WITHDRAWN
+        at = ti.get("end_date")
     else:
         answer = "waiting"
     return Decision(
@@ -179,30 +189,67 @@ def decision_from_detail(
         round=number,
         answer=answer,
         by=given.by,
-        at=str(detail.get("responded_at") or ""),
+        at=str(at or ""),
         comment=given.comment,
         try_number=int(ti.get("try_number") or 1),
         task_id=task_id,
     )
 
 
+def _moment(value: Any) -> datetime:
+    """An ISO 8601 time, comparable with any other (no zone: UTC; unreadable: the earliest)."""
+    try:
+        found = datetime.fromisoformat(str(value))
+    except ValueError:
+        return datetime.min.replace(tzinfo=UTC)
+    return found if found.tzinfo else found.replace(tzinfo=UTC)
+
+
+def _withdrawing(row: Decision) -> bool:
+    """Whether this answer withdrew its gate's other open requests.
+
+    The API server withdraws them on a NOGO at a request's last round
+    (:func:`gonogo.server.middleware.on_answer`); a NOGO that is asked again does not.
+    """
+    return (
+        row.answer == naming.NOGO
+        and not row.gate.startswith("step:")
+        and naming.is_final_round(row.task_id)
+    )
+
+
 def decisions(
     details: Iterable[Mapping[str, Any]], owners: Mapping[str, str] | None = None
 ) -> list[Decision]:
-    """Every decision of a run in the order it was given.
+    """Every decision of a run in the order it happened.
 
-    An answer is placed at the time it was given; a request nobody answered
-    (waiting, withdrawn, timed out) at the time it opened. Sorting by opening
-    time alone put a gate's late answers before another gate's early ones.
+    An answer is placed at the time it was given and a timeout when its task
+    ended. A withdrawn request takes the time of the NOGO that withdrew it and
+    comes right after it (without such a NOGO, say when the run was stopped by
+    hand: when its task ended). A request still open, or with no time recorded,
+    is placed at the time it opened. Sorting by opening time alone put a gate's
+    late answers before another gate's early ones, and withdrawals before the
+    NOGO that caused them.
     """
-    ordered = sorted(
-        details,
-        key=lambda d: (
-            str(d.get("responded_at") or d.get("created_at") or ""),
-            d["task_instance"]["task_id"],
-        ),
-    )
-    return [decision_from_detail(d, owners) for d in ordered]
+    found = [(decision_from_detail(d, owners), d) for d in details]
+
+    def when(row: Decision, detail: Mapping[str, Any]) -> datetime:
+        return _moment(row.at or detail.get("created_at") or "")
+
+    causes: dict[str, Decision] = {}
+    for row, _ in sorted(found, key=lambda pair: when(*pair)):
+        if _withdrawing(row):
+            causes.setdefault(row.gate, row)  # the first: once it is in, nothing else is open
+    placed: list[tuple[tuple[datetime, str, int, str], Decision]] = []
+    for row, detail in found:
+        cause = causes.get(row.gate) if row.answer == WITHDRAWN else None
+        if cause is None:
+            placed.append(((when(row, detail), row.task_id, 0, row.task_id), row))
+        else:
+            placed.append(
+                ((_moment(cause.at), cause.task_id, 1, row.task_id), replace(row, at=cause.at))
+            )
+    return [row for _, row in sorted(placed, key=lambda pair: pair[0])]
 
 
 def plan_line(preflight: Mapping[str, Any]) -> str | None:

@@ -26,7 +26,13 @@ def _details(session: Any, dag_id: str, run_id: str) -> list[dict[str, Any]]:
     from sqlalchemy import select
 
     rows = session.execute(
-        select(HITLDetail, TaskInstance.task_id, TaskInstance.state, TaskInstance.try_number)
+        select(
+            HITLDetail,
+            TaskInstance.task_id,
+            TaskInstance.state,
+            TaskInstance.try_number,
+            TaskInstance.end_date,
+        )
         .join(TaskInstance, HITLDetail.ti_id == TaskInstance.id)
         .where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id)
     ).all()
@@ -36,6 +42,7 @@ def _details(session: Any, dag_id: str, run_id: str) -> list[dict[str, Any]]:
                 "task_id": task_id,
                 "state": str(getattr(state, "value", state)),
                 "try_number": tries,
+                "end_date": ended.isoformat() if ended else None,
             },
             "chosen_options": detail.chosen_options,
             "responded_by_user": detail.responded_by,
@@ -45,7 +52,7 @@ def _details(session: Any, dag_id: str, run_id: str) -> list[dict[str, Any]]:
             "created_at": detail.created_at.isoformat(),
             "assigned_users": detail.assignees,
         }
-        for detail, task_id, state, tries in rows
+        for detail, task_id, state, tries, ended in rows
     ]
 
 

@@ -139,8 +139,8 @@ def read_runs(session: Any, runs: Sequence[Any]) -> list[RunRecord]:
                 row.task_id, _state(row.state), row.start_date, row.end_date, row.try_number or 1
             )
     details: dict[tuple[str, str], list[dict[str, Any]]] = {k: [] for k in keys}
-    for detail, dag_id, run_id, task_id, state, tries in session.execute(
-        select(HITLDetail, TI.dag_id, TI.run_id, TI.task_id, TI.state, TI.try_number)
+    for detail, dag_id, run_id, task_id, state, tries, ended in session.execute(
+        select(HITLDetail, TI.dag_id, TI.run_id, TI.task_id, TI.state, TI.try_number, TI.end_date)
         .join(TI, HITLDetail.ti_id == TI.id)
         .where(TI.dag_id.in_(dag_ids), TI.run_id.in_(run_ids))
     ):
@@ -152,6 +152,7 @@ def read_runs(session: Any, runs: Sequence[Any]) -> list[RunRecord]:
                     "task_id": task_id,
                     "state": _state(state),
                     "try_number": tries,
+                    "end_date": _iso(ended),
                 },
                 "subject": detail.subject,
                 "chosen_options": detail.chosen_options,
