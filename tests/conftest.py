@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -12,3 +13,12 @@ EHR = RUNBOOKS / "ehr-upgrade.yaml"
 @pytest.fixture
 def ehr_text() -> str:
     return EHR.read_text()
+
+
+def with_window(text: str, window: str | None) -> str:
+    """A runbook's text with its one-line ``window:`` replaced by ``window`` (None: removed)."""
+    found, count = re.subn(
+        r"^window: .*\n", f"window: {window}\n" if window else "", text, flags=re.M
+    )
+    assert count == 1, "the runbook has no one-line window: to replace"
+    return found

@@ -22,13 +22,16 @@ from gonogo.dag.rollback import RollbackApprovalOperator, RollbackStartSensor, U
 FORWARD = [
     "before_start",
     "acquire_lock",
+    "forecast",
     "begin",
     "preflight.smoke_before",
     "preflight.announce_start",
+    "gate__go_nogo_2.opens",
     "gate__go_nogo_2.release_manager",
     "gate__go_nogo_2.service_owner",
     "gate__go_nogo_2.hospital",
     "gate__go_nogo_2.result",
+    "wait_for_start",
     "install.stop_app",
     "install.backup_db",
     "install.migrate_db",
@@ -65,6 +68,7 @@ def ups(dag: Any, task_id: str) -> set[str]:
 def test_the_ehr_dag_has_exactly_the_expected_tasks(ehr: Any) -> None:
     expected = {
         *FORWARD,
+        "wait_for_window",  # a wait, not work: nothing to roll back if it fails
         "gate__go_nogo_2.watch",
         "gate__go_nogo_3.watch",
         "rollback.start",
@@ -78,12 +82,15 @@ def test_the_ehr_dag_has_exactly_the_expected_tasks(ehr: Any) -> None:
 
 def test_phases_and_gates_are_task_groups_in_runbook_order(ehr: Any) -> None:
     groups = list(ehr.task_group.children)
-    assert groups[:9] == [
+    assert groups[:12] == [
         "before_start",
+        "wait_for_window",
         "acquire_lock",
+        "forecast",
         "begin",
         "preflight",
         "gate__go_nogo_2",
+        "wait_for_start",
         "install",
         "production_test",
         "gate__go_nogo_3",
@@ -93,18 +100,23 @@ def test_phases_and_gates_are_task_groups_in_runbook_order(ehr: Any) -> None:
 
 
 def test_steps_follow_the_step_above_and_phases_follow_gates(ehr: Any) -> None:
-    assert ups(ehr, "acquire_lock") == {"before_start"}
+    # The run waits for its planned begin (T-30m, when GO/NOGO 2 may open), then the lock.
+    assert ups(ehr, "wait_for_window") == {"before_start"}
+    assert ups(ehr, "acquire_lock") == {"wait_for_window"}
     # The change record is checked and people are told before the first step.
     assert ups(ehr, "begin") == {"acquire_lock"}
     assert ups(ehr, "preflight.smoke_before") == {"begin"}
     assert ups(ehr, "install.backup_db") == {"install.stop_app"}
+    # GO/NOGO 2 does not open before its time, and the installation waits for T.
+    assert ups(ehr, "gate__go_nogo_2.opens") == {"preflight.announce_start"}
+    assert ups(ehr, "gate__go_nogo_2.hospital") == {"gate__go_nogo_2.opens"}
     # Stop mode: the next phase waits for the role requests themselves, not the result task.
-    assert ups(ehr, "install.stop_app") == {
+    assert ups(ehr, "wait_for_start") == {
         "gate__go_nogo_2.release_manager",
         "gate__go_nogo_2.service_owner",
         "gate__go_nogo_2.hospital",
     }
-    assert ups(ehr, "gate__go_nogo_2.hospital") == {"preflight.announce_start"}
+    assert ups(ehr, "install.stop_app") == {"wait_for_start"}
 
 
 def test_every_gate_role_is_a_request_and_manual_steps_are_requests(ehr: Any) -> None:

@@ -12,6 +12,7 @@ import os
 import secrets
 import socket
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from urllib.parse import urlparse
 
 import pytest
@@ -20,6 +21,7 @@ from tests.integration.conftest import USERS
 
 from gonogo.client.api import AirflowClient
 from gonogo.dev.stack import AirflowStack, celery_env, running
+from gonogo.dev.windows import windows_from
 
 pytestmark = [pytest.mark.integration, pytest.mark.long]
 
@@ -58,10 +60,13 @@ def team(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[AirflowStac
     queue = f"gonogo_{secrets.token_hex(4)}"
     state = root / "state"
     state.mkdir()
+    # The EHR upgrade runs now, not in its Tuesday evening window.
+    runbooks = root / "runbooks"
+    windows_from(RUNBOOKS, runbooks, datetime.now(UTC))
     stack = AirflowStack(
         home=root / "home",
         dags_folder=ROOT / "dags",
-        runbooks_dir=RUNBOOKS,
+        runbooks_dir=runbooks,
         users=USERS,
         database_url=DATABASE,
         executor="CeleryExecutor",

@@ -176,6 +176,54 @@ def test_two_gates_send_each_message_once_with_links_that_open_the_request(
     assert "/broken" not in note and str(ends.hook.port) not in note
 
 
+def test_the_cab_is_called_to_the_plan_approval_and_told_its_decision(
+    airflow: Airflow, ends: Ends
+) -> None:
+    dag = "it-notify-approval.approval"
+    airflow.wait_dags(dag)
+    operator = airflow.operator
+    run = operator.trigger(dag)
+    task = "gate__cab.cab"
+    _wait_pending(airflow, dag, run, task)
+    title = "A plan the CAB is told about"
+    message = operator.wait_for(
+        "the call to the CAB",
+        lambda: next((a for a in ends.hook.at("it") if a.title.endswith(title)), None),
+        timeout=60,
+    )
+    assert message.title == f"Plan approval (CAB) waits for Change Advisory Board: {title}"
+    assert "For: Change Advisory Board" in message.body
+    assert f"plan approval run {run}" in message.body
+    link = next(w for w in message.body.split() if "/required_actions" in w)
+    assert unquote(urlparse(link).path).endswith(
+        f"/dags/{dag}/runs/{run}/tasks/{task}/required_actions"
+    )
+    airflow.client("svcowner").answer_or_raise(dag, run, task, "GO", "approved at CAB")
+    assert operator.wait_run(dag, run, timeout=300)["state"] == "success"
+    decided = operator.wait_for(
+        "the decision",
+        lambda: next(
+            (a for a in ends.hook.at("it") if a.title.startswith("Plan approval (CAB): GO")), None
+        ),
+        timeout=60,
+    )
+    assert decided.title == f"Plan approval (CAB): GO: {title}"
+    assert "The plan is approved" in decided.body
+    assert [a.title for a in ends.hook.at("it") if a.title.endswith(title)] == [
+        message.title,
+        decided.title,
+    ]
+    # Its Kjøreplan tab is the plan it approves.
+    shown = requests.get(
+        f"{airflow.stack.base_url}/gonogo/kjoreplan/{dag}",
+        params={"format": "json"},
+        headers={"Authorization": f"Bearer {airflow.client('svcowner').token()}"},
+        timeout=30,
+    )
+    assert shown.status_code == 200, shown.text
+    assert shown.json()["runbook"] == "it-notify-approval"
+
+
 def test_an_unapproved_change_stops_the_run_before_any_step(airflow: Airflow, ends: Ends) -> None:
     dag = "it-itsm-refused"
     airflow.wait_dags(dag)

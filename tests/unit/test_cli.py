@@ -197,13 +197,14 @@ def test_plan_lists_phases_and_gates_in_runbook_order(ehr_plan: str) -> None:
 @pytest.mark.parametrize(
     "row",
     [
-        "| 1.1 | T+0 | Smoke test before the change (`smoke_before`) | service_owner (svcowner, "
+        # The window opens at 22:00; the preparation comes half an hour before it.
+        "| 1.1 | 21:30 | Smoke test before the change (`smoke_before`) | service_owner (svcowner, "
         "svcowner2) | 5m |",
-        "| 3.2 | T+15m | Back up the EHR database (`backup_db`) | dba (dba) | 20m | "
+        "| 3.2 | 22:05 | Back up the EHR database (`backup_db`) | dba (dba) | 20m | "
         "`scripts/db.sh backup` | `scripts/db.sh restore` |",
-        "| 3.5 | T+1h10m | Start the application servers (`start_app`) | service_owner (svcowner, "
+        "| 3.5 | 23:00 | Start the application servers (`start_app`) | service_owner (svcowner, "
         "svcowner2) | 5m |",
-        "| 4.2 | T+1h20m | Ward view shows patient lists (`ward_view_works`) | "
+        "| 4.2 | 23:10 | Ward view shows patient lists (`ward_view_works`) | "
         "hospital (wardrep) | 15m | Open the ward view",
     ],
 )
@@ -211,11 +212,27 @@ def test_plan_shows_each_step_with_its_time_owner_and_undo(ehr_plan: str, row: s
     assert row in ehr_plan
 
 
+def test_plan_shows_the_window_the_planned_finish_and_the_last_safe_moment(ehr_plan: str) -> None:
+    assert "- **Window:** 2027-01-12T22:00:00+01:00 to 2027-01-13T02:00:00+01:00\n" in ehr_plan
+    assert "### 3. Phase `install`: Technical installation (22:00)\n" in ehr_plan
+    assert "Planned finish: 23:30.\n" in ehr_plan
+    assert "Last safe moment to start a full rollback: 01:00; on overrun: decide.\n" in ehr_plan
+
+
+def test_the_readme_shows_the_ehr_plan_as_gonogo_plan_prints_it(ehr_plan: str) -> None:
+    section = (ROOT / "README.md").read_text().split("\n## The plan in time\n")[1]
+    shown = section.split("```text\n")[1].split("```")[0].splitlines()
+    assert len(shown) > 5
+    assert [line for line in shown if line not in ehr_plan.splitlines()] == []
+
+
 def test_plan_shows_gates_with_who_signs_off_and_the_checklist(ehr_plan: str) -> None:
     gate = ehr_plan.split("### 2. ")[1].split("### 3. ")[0]
-    assert gate.startswith("GO/NOGO gate `go_nogo_2`: GO/NOGO 2, 30 minutes before start (T+10m)")
+    # Planned when the preparation is done; it may not open before T-30m.
+    assert gate.startswith("GO/NOGO gate `go_nogo_2`: GO/NOGO 2, 30 minutes before start (21:40)")
     signers = "release_manager (relman), service_owner (svcowner, svcowner2), hospital (wardrep)"
     assert f"- Sign-off: {signers}\n" in gate
+    assert "- Opens: T-30m (21:30)\n" in gate
     assert "- Timeout: 30m; no answer in time is NOGO" in gate
     assert "  - [ ] Every resource is present as planned\n" in gate
 

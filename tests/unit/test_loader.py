@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
-from tests.conftest import EHR, RUNBOOKS
+from tests.conftest import EHR, RUNBOOKS, with_window
 
 from gonogo import RunbookError, load_file, load_text
 from gonogo.core.model import format_duration, parse_duration
@@ -170,9 +170,8 @@ def test_duplicate_ids_are_refused(ehr_text: str) -> None:
 
 
 def test_window_must_end_after_it_starts(ehr_text: str) -> None:
-    text = ehr_text.replace(
-        "environment: prod\n",
-        'environment: prod\nwindow: {start: "2026-12-05T22:00:00+01:00", end: "2026-12-05T21:00:00+01:00"}\n',
+    text = with_window(
+        ehr_text, '{start: "2026-12-05T22:00:00+01:00", end: "2026-12-05T21:00:00+01:00"}'
     )
     line = line_of(text, "window:")
     assert problems_of(text) == [
@@ -181,10 +180,7 @@ def test_window_must_end_after_it_starts(ehr_text: str) -> None:
 
 
 def test_window_must_have_a_timezone(ehr_text: str) -> None:
-    text = ehr_text.replace(
-        "environment: prod\n",
-        'environment: prod\nwindow: {start: "2026-12-05T22:00:00", end: "2026-12-06T02:00:00+01:00"}\n',
-    )
+    text = with_window(ehr_text, '{start: "2026-12-05T22:00:00", end: "2026-12-06T02:00:00+01:00"}')
     assert len(problems_of(text)) == 1
     assert "window.start: input should have timezone info" in problems_of(text)[0]
 

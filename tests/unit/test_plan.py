@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import EHR
+from tests.conftest import EHR, RUNBOOKS, with_window
 
 from gonogo import StepRecord, load_file, load_text, plan_rollback, render_outline
+from gonogo.core.documents.kjoreplan import plan_data
 from gonogo.core.graph import phase_leaves, phase_upstreams
 from gonogo.core.model import Phase
 from gonogo.core.rollback import rollback_if_last_fails
 from gonogo.core.schedule import schedule
+from gonogo.core.timeplan import time_plan
 
 
 def phase(*steps: dict[str, Any]) -> Phase:
@@ -44,15 +47,15 @@ phases:
 @pytest.mark.parametrize(
     ("item", "offset"),
     [
-        ("smoke_before", minutes(0)),
-        ("announce_start", minutes(5)),
-        ("go_nogo_2", minutes(10)),
-        ("stop_app", minutes(10)),  # the gate is planned at zero duration
-        ("backup_db", minutes(15)),  # after stop_app's 5m
-        ("migrate_db", minutes(35)),
-        ("start_app", minutes(70)),
-        ("go_nogo_3", minutes(95)),
-        ("announce_done", minutes(95)),
+        ("smoke_before", minutes(-30)),  # GO/NOGO 2 opens at T-30m: its preparation begins then
+        ("announce_start", minutes(-25)),
+        ("go_nogo_2", minutes(-20)),  # when the preparation is done, at zero duration
+        ("stop_app", minutes(0)),  # work after a gate on the clock waits for T
+        ("backup_db", minutes(5)),  # after stop_app's 5m
+        ("migrate_db", minutes(25)),
+        ("start_app", minutes(60)),
+        ("go_nogo_3", minutes(85)),
+        ("announce_done", minutes(85)),
     ],
 )
 def test_ehr_items_are_planned_after_the_steps_before_them(item: str, offset: timedelta) -> None:
@@ -113,22 +116,34 @@ def test_a_phase_ends_with_the_steps_nothing_else_waits_for(
     assert phase_leaves(phase(*steps)) == leaves
 
 
-def test_outline_without_a_window_shows_offsets_from_the_start() -> None:
+def test_outline_without_a_window_shows_offsets_from_the_start(ehr_text: str) -> None:
+    runbook, _ = load_text(with_window(ehr_text, None))
+    outline = render_outline(runbook)
+    assert "### 1. Phase `preflight`: Preparation (T-30m)" in outline
+    assert "| 3.2 | T+5m | Back up the EHR database (`backup_db`) |" in outline
+    assert "GO/NOGO gate `go_nogo_3`: GO/NOGO 3, after the production test (T+1h25m)" in outline
+
+
+def test_outline_with_a_window_shows_clock_times_from_its_start() -> None:
     runbook, _ = load_file(EHR)
     outline = render_outline(runbook)
-    assert "| 3.2 | T+15m | Back up the EHR database (`backup_db`) |" in outline
-    assert "GO/NOGO gate `go_nogo_3`: GO/NOGO 3, after the production test (T+1h35m)" in outline
-
-
-def test_outline_with_a_window_shows_clock_times_from_its_start(ehr_text: str) -> None:
-    window = 'window: {start: "2026-12-05T22:00:00+01:00", end: "2026-12-06T02:00:00+01:00"}\n'
-    runbook, _ = load_text(ehr_text.replace("environment: prod\n", f"environment: prod\n{window}"))
-    outline = render_outline(runbook)
-    assert "- **Window:** 2026-12-05T22:00:00+01:00 to 2026-12-06T02:00:00+01:00" in outline
-    assert "### 1. Phase `preflight`: Preparation (22:00)" in outline
-    assert "| 3.2 | 22:15 | Back up the EHR database (`backup_db`) |" in outline
-    assert "| 6.1 | 23:35 | Announce that the EHR is back (`announce_done`) |" in outline
+    assert "- **Window:** 2027-01-12T22:00:00+01:00 to 2027-01-13T02:00:00+01:00" in outline
+    assert "### 1. Phase `preflight`: Preparation (21:30)" in outline
+    assert "| 3.2 | 22:05 | Back up the EHR database (`backup_db`) |" in outline
+    assert "| 6.1 | 23:25 | Announce that the EHR is back (`announce_done`) |" in outline
     assert "T+" not in outline
+
+
+@pytest.mark.parametrize("path", sorted(RUNBOOKS.glob("*.yaml")), ids=lambda p: p.name)
+def test_the_kjoreplan_plans_every_activity_when_gonogo_plan_does(path: Path) -> None:
+    runbook, _ = load_file(path)
+    items = plan_data(runbook)["items"]
+    shown = {i["id"]: i["offset_minutes"] for i in items if i["kind"] == "gate"}
+    shown |= {
+        s["id"]: s["offset_minutes"] for i in items if i["kind"] == "phase" for s in i["steps"]
+    }
+    planned = {a.id: a.start.total_seconds() / 60 for a in time_plan(runbook).activities}
+    assert shown == planned  # and the outline (gonogo plan) prints the time plan itself
 
 
 def test_printed_rollback_undoes_the_ehr_steps_newest_first() -> None:

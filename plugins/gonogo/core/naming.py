@@ -131,6 +131,12 @@ def approval_dag(runbook_id: str) -> str:
     return f"{runbook_id}{APPROVAL_SUFFIX}"
 
 
+def approved_runbook(dag_id: str) -> str | None:
+    """The runbook id whose plan approval DAG ``dag_id`` would be; None for any other id."""
+    runbook_id = dag_id.removesuffix(APPROVAL_SUFFIX)
+    return runbook_id if runbook_id and runbook_id != dag_id else None
+
+
 def approvals_key(runbook_id: str) -> str:
     """The Variable that lists the approved (and revoked) fingerprints of one runbook."""
     return f"{LEDGER_PREFIX}approvals__{runbook_id}"

@@ -42,6 +42,9 @@ class RunFacts:
     run_id: str
     run_url: str | None = None
     triggered_by: str | None = None
+    #: The run asks the CAB to approve the plan (the ``<runbook>.approval`` DAG): nothing
+    #: changes in it, so a decision there starts or stops no change.
+    plan_approval: bool = False
 
     @classmethod
     def of(
@@ -50,6 +53,8 @@ class RunFacts:
         run_id: str,
         run_url: str | None = None,
         triggered_by: str | None = None,
+        *,
+        plan_approval: bool = False,
     ) -> RunFacts:
         return cls(
             title=runbook.title,
@@ -60,6 +65,7 @@ class RunFacts:
             run_id=run_id,
             run_url=run_url,
             triggered_by=triggered_by,
+            plan_approval=plan_approval,
         )
 
 
@@ -157,9 +163,10 @@ def recipients(runbook: Runbook, roles: Sequence[str]) -> list[str]:
 
 
 def _header(facts: RunFacts) -> str:
+    run = "plan approval run" if facts.plan_approval else "run"
     return (
         f"{facts.title} (change {facts.change_id}, {facts.change_type}, "
-        f"{facts.environment}, run {facts.run_id})"
+        f"{facts.environment}, {run} {facts.run_id})"
     )
 
 
@@ -258,11 +265,12 @@ def _gate_expiring(
 ) -> _Written:
     gate = d.get("gate_title") or d.get("gate")
     silent = ", ".join(_role_name(rb, r) for r in d.get("silent_roles") or [])
+    stops = "leaves the plan unapproved" if f.plan_approval else "stops the change"
     return (
         f"{gate} expires soon: {f.title}",
         [
             f"{gate} has no answer yet from: {silent}.",
-            _deadline(d, now) + " No answer in time counts as NOGO and stops the change.",
+            _deadline(d, now) + f" No answer in time counts as NOGO and {stops}.",
         ],
         "warning",
     )
@@ -271,22 +279,25 @@ def _gate_expiring(
 def _gate_decided(f: RunFacts, d: Mapping[str, Any], now: datetime, rb: Runbook | None) -> _Written:
     gate = d.get("gate_title") or d.get("gate")
     if d.get("decision") == "GO":
-        return (
-            f"{gate}: GO: {f.title}",
-            [f"Every role said GO at {gate}. The change goes on."],
-            "success",
+        goes_on = (
+            "The plan is approved: once the approval is recorded, the rollout may start. "
+            "A change to the runbook or its files needs a new approval."
+            if f.plan_approval
+            else "The change goes on."
         )
+        return f"{gate}: GO: {f.title}", [f"Every role said GO at {gate}. {goes_on}"], "success"
     if d.get("timed_out"):
         silent = ", ".join(_role_name(rb, r) for r in d.get("silent_roles") or [d.get("role")])
         why = f"No answer in time from {silent}: that counts as NOGO."
     else:
         role = _role_name(rb, str(d.get("role") or ""))
         why = f"{d.get('by')} said NOGO for the {role}: \u201c{d.get('comment') or ''}\u201d"
-    return (
-        f"{gate}: NOGO: {f.title}",
-        [why, "The change stops here; what was done is rolled back."],
-        "failure",
+    stops = (
+        "The plan is not approved: the rollout cannot start until the CAB approves a plan."
+        if f.plan_approval
+        else "The change stops here; what was done is rolled back."
     )
+    return f"{gate}: NOGO: {f.title}", [why, stops], "failure"
 
 
 def _step_failed(f: RunFacts, d: Mapping[str, Any], now: datetime, rb: Runbook | None) -> _Written:

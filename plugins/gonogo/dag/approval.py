@@ -5,7 +5,11 @@ gonogo builds a second DAG, ``<runbook>.approval``. A run of it computes the
 fingerprint of the runbook and the files it runs, asks the CAB roles
 (``approval.sign_off``, else the first gate's roles) to approve it, with the
 kjøreplan as the request body, and records the approval in the approvals
-ledger. Triggered with ``revoke``, it revokes instead.
+ledger. Triggered with ``revoke``, it revokes instead. Its gate tells people by
+the runbook's own ``notify`` rules, as a rollout's gates do: each CAB role that a
+``gate_waiting`` rule reaches is called to its request, and the ``gate_decided``
+rules hear the decision, worded as a plan approval (with an ``itsm:`` section,
+the change record gets the decision as a work note too).
 
 The rollout's first task (:mod:`gonogo.dag.preflight`) then refuses to start a
 plan that is not approved, naming what changed since the approved version, and
@@ -43,6 +47,7 @@ from gonogo.core.model import Gate, Runbook
 from gonogo.core.policy import current_policy
 from gonogo.dag.actions import Actions, Hook
 from gonogo.dag.gates import build_gate, verify_gates
+from gonogo.dag.notify import attach
 from gonogo.dag.preflight import preflight, role_users
 from gonogo.dag.states import is_rehearsal, run_trigger
 
@@ -366,6 +371,7 @@ def build_approval_dag(runbook: Runbook, runbooks_dir: Path, plan: Plan) -> DAG:
         f"{', '.join(roles)} must each approve its fingerprint.",
         default_args={"retries": 0},
     )
+    attach(dag, runbook)  # the gate's notifications find the runbook's rules here
     with dag:
         start = PythonOperator(
             task_id=naming.PREFLIGHT_TASK, python_callable=partial(_start, runbook, plan, roles)

@@ -108,6 +108,7 @@ class GateRoleOperator(Request):
         **kwargs: Any,
     ) -> None:
         self.gate_id = gate.gate
+        self.gate_title = gate.title or gate.gate
         self.appendix = appendix
         self.role = role
         self.users = list(users)
@@ -228,7 +229,15 @@ class GateRoleOperator(Request):
     def _timed_out(self, context: Any) -> Any:
         record = self._record(context, "timeout", None, "")
         context["ti"].xcom_push(key=naming.RETURN_VALUE, value=record)
-        tell(context, "gate_decided", self.gate_id, **record, decision=naming.NOGO, timed_out=True)
+        tell(
+            context,
+            "gate_decided",
+            self.gate_id,
+            **record,
+            gate_title=self.gate_title,
+            decision=naming.NOGO,
+            timed_out=True,
+        )
         raise AirflowFailException(
             f"NOGO (timeout) at gate {self.gate_id}: role {self.role} did not answer in time"
         )
@@ -249,7 +258,14 @@ class GateRoleOperator(Request):
         record["by_id"] = given.by_id
         if given.option == naming.NOGO and (not self.reask or self.is_last_round):
             context["ti"].xcom_push(key=naming.RETURN_VALUE, value=record)
-            tell(context, "gate_decided", self.gate_id, **record, decision=naming.NOGO)
+            tell(
+                context,
+                "gate_decided",
+                self.gate_id,
+                **record,
+                gate_title=self.gate_title,
+                decision=naming.NOGO,
+            )
             raise AirflowFailException(
                 f"NOGO at gate {self.gate_id} from {given.by} for {self.role}: {given.comment}"
             )
@@ -332,6 +348,7 @@ class GateWatchSensor(BaseSensorOperator):
         kwargs["retry_delay"] = timedelta(seconds=2)
         super().__init__(**kwargs)
         self.gate_id = gate.gate
+        self.gate_title = gate.title or gate.gate
         self.timeout_seconds = gate.timeout.total_seconds()
         reask = gate.on_nogo == "reask"
         self.roles = {role: naming.round_ids(role, reask) for role in gate.sign_off}
@@ -378,6 +395,7 @@ class GateWatchSensor(BaseSensorOperator):
                 "gate_expiring",
                 self.gate_id,
                 **event,
+                gate_title=self.gate_title,
                 **asking(context, self.gate_id, self.roles, silent),
             )
             log.warning(
@@ -389,7 +407,9 @@ class GateWatchSensor(BaseSensorOperator):
         return False
 
 
-def gate_result(gate: str, roles: dict[str, list[str]], **context: Any) -> dict[str, Any]:
+def gate_result(
+    gate: str, roles: dict[str, list[str]], gate_title: str = "", **context: Any
+) -> dict[str, Any]:
     ti = context["ti"]
     answers = {
         role: [ti.xcom_pull(task_ids=naming.gate_task(gate, r)) for r in rounds]
@@ -399,7 +419,15 @@ def gate_result(gate: str, roles: dict[str, list[str]], **context: Any) -> dict[
     log.info("%s", summary)
     if not go:
         raise AirflowFailException(summary)
-    tell(context, "gate_decided", gate, gate=gate, decision=naming.GO, summary=summary)
+    tell(
+        context,
+        "gate_decided",
+        gate,
+        gate=gate,
+        gate_title=gate_title or gate,
+        decision=naming.GO,
+        summary=summary,
+    )
     return {"gate": gate, "decision": naming.GO, "summary": summary}
 
 
@@ -486,6 +514,7 @@ def build_gate(
             op_kwargs={
                 "gate": gate.gate,
                 "roles": {r: naming.round_ids(r, reask) for r in gate.sign_off},
+                "gate_title": gate.title or gate.gate,
             },
             trigger_rule="none_failed_min_one_success",
         )

@@ -51,7 +51,11 @@ BACKOFF = 2.0
 
 
 def attach(dag: Any, runbook: Runbook) -> None:
-    """Leave the runbook on the DAG: the worker parses the DAG file, so tasks find it there."""
+    """Leave the runbook on the DAG: the worker parses the DAG file, so tasks find it there.
+
+    Both of a runbook's DAGs carry it: the rollout, and the approval DAG, whose
+    gate tells the CAB by the same rules.
+    """
     setattr(dag, DAG_ATTRIBUTE, runbook)
 
 
@@ -118,6 +122,7 @@ def _tell(context: Mapping[str, Any], event: str, scope: str, detail: dict[str, 
         context["run_id"],
         run_url(context),
         getattr(dag_run, "triggering_user_name", None),
+        plan_approval=context["dag"].dag_id == naming.approval_dag(runbook.runbook),
     )
     if runbook.itsm is not None:
         _record_on_change(context, runbook, event, scope, detail)
@@ -514,7 +519,12 @@ class RequestNotifier(BaseNotifier):
         }
         gate = getattr(task, "gate_id", None)
         if gate:
-            detail.update(gate=gate, role=task.role, round=getattr(task, "round_no", 0) + 1)
+            detail.update(
+                gate=gate,
+                gate_title=getattr(task, "gate_title", gate),
+                role=task.role,
+                round=getattr(task, "round_no", 0) + 1,
+            )
         tell(context, self.event, task.task_id, **detail)
 
 

@@ -14,6 +14,11 @@ wardrep    wardrep   the hospital's representative
 dba        dba       database administrator
 =========  ========  ===============================================
 
+The demo runs a copy of ``runbooks/`` in ``.demo/runbooks/``, made at each start, in
+which each change window starts when the demo does (same length): the EHR upgrade
+is planned for a Tuesday evening, and a run waits for its window. ``gonogo plan
+runbooks/ehr-upgrade.yaml`` shows the times as planned.
+
 Ctrl-C stops every process it started (the whole process group).
 """
 
@@ -23,12 +28,14 @@ import argparse
 import signal
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
 from gonogo.client.api import AirflowClient
 from gonogo.dev.ends import DemoEnds
 from gonogo.dev.stack import AirflowStack, User
+from gonogo.dev.windows import windows_from
 
 DEMO_USERS = [
     User("admin", "admin", "admin"),
@@ -50,10 +57,13 @@ def main(argv: list[str] | None = None) -> int:
     work = root / ".demo"
     state = work / "state"
     state.mkdir(parents=True, exist_ok=True)
+    opens = datetime.now(UTC).replace(second=0, microsecond=0)
+    runbooks = work / "runbooks"
+    moved = windows_from(root / "runbooks", runbooks, opens)
     stack = AirflowStack(
         home=work / "airflow",
         dags_folder=root / "dags",
-        runbooks_dir=root / "runbooks",
+        runbooks_dir=runbooks,
         users=DEMO_USERS,
         port=args.port,
         extra_env={"GONOGO_STATE_DIR": str(state)},
@@ -78,7 +88,14 @@ def main(argv: list[str] | None = None) -> int:
         print("Demo-only users (user / password):")
         for user in DEMO_USERS:
             print(f"  {user.name:<10} {user.password}")
-        print(f"\nRunbooks: {root / 'runbooks'}; their scripts write under {state}")
+        print(f"\nRunbooks: a copy of {root / 'runbooks'} in {runbooks}")
+        print(f"their scripts write under {state}")
+        for path in moved:
+            print(
+                f"  {path.name}: its change window starts now, so a run need not wait for it; "
+                f"its Kjøreplan tab shows the clock times (`gonogo plan runbooks/{path.name}` "
+                "the planned ones)"
+            )
         print(
             "Approvers answer gates under Browse > Required Actions. Ctrl-C stops everything.",
             flush=True,

@@ -102,6 +102,14 @@ def _runbook(dag_id: str) -> Any:
     return runbook
 
 
+def _plan(dag_id: str) -> Any:
+    """The runbook whose kjøreplan a DAG's tab shows: its own, or the one its approval DAG approves."""
+    runbook = rundata.runbooks().plan_of(dag_id)
+    if runbook is None:
+        raise HTTPException(404, f"{dag_id!r} is not a gonogo runbook or its plan approval")
+    return runbook
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -164,7 +172,7 @@ def create_app() -> FastAPI:
     @app.get("/kjoreplan/{dag_id}")
     async def kjoreplan(dag_id: str, user: User, format: Format = "html") -> Response:
         await run_in_threadpool(_require, user, dag_id)
-        runbook = await run_in_threadpool(_runbook, dag_id)  # reads and parses a file
+        runbook = await run_in_threadpool(_plan, dag_id)  # reads and parses a file
         data = plan_data(runbook)
         if format == "html":
             return _reply(format, plan_html(data))

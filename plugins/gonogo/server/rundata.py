@@ -22,7 +22,7 @@ from typing import Any
 
 from gonogo.core.loader import load_file, runbook_files
 from gonogo.core.model import Runbook
-from gonogo.core.naming import XCOM_EVENTS, XCOM_FORECAST, XCOM_OUTCOME
+from gonogo.core.naming import XCOM_EVENTS, XCOM_FORECAST, XCOM_OUTCOME, approved_runbook
 from gonogo.core.run import RunRecord, TaskRecord
 from gonogo.core.settings import runbooks_dir
 from gonogo.dag.folder import head_id
@@ -83,6 +83,21 @@ class Runbooks:
         with self._lock:
             self._parsed[path] = (mtime, runbook)
         return runbook
+
+    def plan_of(self, dag_id: str) -> Runbook | None:
+        """The runbook whose plan ``dag_id`` runs or approves: a rollout's, or ``<id>.approval``'s.
+
+        The approval DAG of a runbook that needs no plan approval does not exist: None.
+        """
+        approved = approved_runbook(dag_id)
+        if approved is None:
+            return self.get(dag_id)
+        runbook = self.get(approved)
+        if runbook is None:
+            return None
+        from gonogo.dag.approval import needs_approval_dag
+
+        return runbook if needs_approval_dag(runbook) else None
 
 
 _RUNBOOKS: Runbooks | None = None
