@@ -16,7 +16,8 @@ from tests.integration.conftest import Airflow, cli
 
 from gonogo.core import naming
 
-pytestmark = pytest.mark.integration
+# Long: CI runs it with `make test-long`; the CLI rides on the same REST calls test_gates covers.
+pytestmark = [pytest.mark.integration, pytest.mark.long]
 
 DAG = "it-gate"
 GATE = "gate__go_nogo"

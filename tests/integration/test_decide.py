@@ -61,6 +61,7 @@ def test_continue_needs_a_comment_and_marks_the_step_done(airflow: Airflow) -> N
     assert "marked done by hand by relman: installed the package by hand from the mirror" in log
 
 
+@pytest.mark.long  # a minute of waiting for a decision that never comes; CI runs it
 def test_no_decision_in_time_rolls_back_and_so_does_no_approval(airflow: Airflow) -> None:
     run = start(airflow, "fail")
     assert airflow.admin.wait_run(DAG, run, timeout=240)["state"] == "failed"

@@ -299,6 +299,7 @@ def test_a_step_skipped_past_the_api_is_never_a_success(airflow: Airflow) -> Non
     assert "outcome: incomplete" in admin.task_log(DAG, run, "outcome")
 
 
+@pytest.mark.long  # a whole rollback, then a clear: CI runs it with make test-long
 def test_an_undo_and_the_outcome_run_once_even_when_cleared_past_the_api(
     airflow: Airflow,
 ) -> None:
