@@ -29,7 +29,7 @@ TIMEOUT_NOGO = "NOGO (timeout)"
 #: The comment field's JSON-schema keyword that names the options of this request whose
 #: answer must say why. Each request declares it in its own form; the API server reads it
 #: there, so the rule the task relies on is the rule the answer is checked against.
-REASON_FOR = "x-gonogo-reason-for"
+REASON_FOR = "gonogo_reason_for"  # a Python name too: hand-written DAGs pass it to Param
 
 
 def comment_schema(reason_for: Iterable[str]) -> dict[str, Any]:
