@@ -317,7 +317,7 @@ def test_the_sweep_finds_every_overlapping_pair_and_no_other(items: list[Interva
     assert overlapping_pairs(items) == brute
 
 
-@given(st.lists(intervals, max_size=20))
+@given(st.lists(intervals.filter(lambda i: not i.instant), max_size=20))
 def test_merged_intervals_cover_what_they_merge_and_nothing_touches(items: list[Interval]) -> None:
     union = merge(items)
     assert all(a.end < b.start for a, b in itertools.pairwise(union))

@@ -121,9 +121,12 @@ class Weekly:
 
 
 def merge(intervals: Iterable[Interval]) -> list[Interval]:
-    """The union of ``intervals`` as sorted intervals that neither overlap nor touch."""
+    """The union of ``intervals`` as sorted intervals that neither overlap nor touch.
+
+    Instants cover no time, so they are left out.
+    """
     merged: list[Interval] = []
-    for item in sorted(intervals):
+    for item in sorted(i for i in intervals if not i.instant):
         if merged and item.start <= merged[-1].end:
             if item.end > merged[-1].end:
                 merged[-1] = Interval(merged[-1].start, item.end)
