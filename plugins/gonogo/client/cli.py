@@ -1,6 +1,6 @@
 """The ``gonogo`` command line.
 
-``validate``, ``schema``, ``plan``, ``rehearse`` and ``shards`` need only the pure core. Exit codes: 0 all
+``validate``, ``schema``, ``plan``, ``rehearse``, ``calendar`` and ``shards`` need only the pure core. Exit codes: 0 all
 good, 1 something is invalid or refused, 2 a usage error.
 """
 
@@ -250,6 +250,10 @@ def build_parser() -> argparse.ArgumentParser:
     shards.add_argument("count", type=_count, metavar="N")
     shards.add_argument("dags_folder", nargs="?", default="dags", metavar="DAGS_FOLDER")
     shards.set_defaults(func=_shards)
+
+    from gonogo.client.calendar import add_calendar_command
+
+    add_calendar_command(commands)
 
     from gonogo.client.commands import add_client_commands
 
