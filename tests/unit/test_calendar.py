@@ -605,3 +605,13 @@ def test_the_calendar_beside_the_runbooks_is_not_read_as_a_runbook(tmp_path: Pat
     found = {p.relative_to(tmp_path).as_posix() for p in runbook_files([tmp_path])}
     assert found == {"a.yaml", "team/calendar.yaml"}  # only the top one is the calendar
     assert runbook_files([tmp_path / "calendar.yaml"]) == []
+
+
+def test_the_readmes_calendar_is_a_valid_calendar() -> None:
+    from tests.conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## The change calendar", 1)[1]
+    block = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    found = load_calendar_text(block, "README.md")
+    assert found.maintenance[0].outside == "error" and found.freezes[0].services == "all"
