@@ -103,11 +103,7 @@ def test_a_gonogo_dag_is_never_scheduled_so_every_run_is_a_persons_trigger() -> 
     from gonogo.core.loader import load_file
     from gonogo.dag.builder import build_dags
 
-    built = [
-        dag
-        for path in EXAMPLES
-        for dag in build_dags(load_file(path)[0], RUNBOOKS)
-    ]
+    built = [dag for path in EXAMPLES for dag in build_dags(load_file(path)[0], RUNBOOKS)]
     assert any(dag.dag_id.endswith(naming.APPROVAL_SUFFIX) for dag in built)
     for dag in built:
         assert dag.schedule is None, dag.dag_id

@@ -51,8 +51,6 @@ def _serialized(runbook: object, folder: Path) -> list[str]:
     ]
 
 
-
-
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
 def test_every_example_serializes_the_same_at_every_parse(path: Path) -> None:
     first = _serialized(load_file(path)[0], RUNBOOKS)

@@ -129,3 +129,13 @@ def test_an_invalid_calendar_fails_validate_with_its_own_located_problems(
     code, out, _err = run(capsys, "validate", str(folder))
     assert code == 1
     assert f"{folder / 'calendar.yaml'}:7:12: maintenance[0].start: write the time in quotes" in out
+
+
+def test_schedules_from_the_itsm_are_read_inside_airflow_only_and_validate_says_so(
+    capsys: pytest.CaptureFixture[str], folder: Path
+) -> None:
+    write(folder, "ok", "2026-12-08T21:00:00+01:00", "2026-12-08T23:00:00+01:00")
+    (folder / "calendar.yaml").write_text(MOVED + "itsm: {connection: snow}\n")
+    code, _out, err = run(capsys, "validate", str(folder))
+    assert code == 0
+    assert "note: the calendar's servicenow schedules are read inside Airflow only" in err

@@ -41,9 +41,16 @@ def read_calendar(path: Path | None) -> tuple[Calendar | None, list[Problem]]:
         message = "no such calendar file (named by --calendar or GONOGO_CALENDAR)"
         return None, [Problem(str(path), 1, 1, "", message)]
     try:
-        return load_calendar(path), []
+        calendar = load_calendar(path)
     except CalendarError as exc:
         return None, exc.problems
+    if calendar.itsm is not None:
+        print(
+            f"note: the calendar's {calendar.itsm.kind} schedules are read inside Airflow only "
+            "(before_start and the Calendar page); only the file is used here",
+            file=sys.stderr,
+        )
+    return calendar, []
 
 
 def validate_problems(

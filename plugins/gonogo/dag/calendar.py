@@ -17,6 +17,7 @@ else now):
   checks the recorded answer, as it checks the runbook's own gates.
 
 A calendar that cannot be read refuses the run: no freeze could be checked.
+Neither can ITSM schedules the calendar names (``itsm:``) that do not answer.
 A rehearsal changes nothing, so the calendar does not hold it back.
 """
 
@@ -33,7 +34,7 @@ from airflow.sdk.bases.operator import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from gonogo.core import naming
-from gonogo.core.calendar.model import load_calendar
+from gonogo.core.calendar.model import Calendar, load_calendar
 from gonogo.core.calendar.rules import Change, at_trigger
 from gonogo.core.calendar.times import Interval, span_text
 from gonogo.core.gates import eligible, gate_verdict, literal
@@ -44,9 +45,29 @@ from gonogo.dag.actions import Hook
 from gonogo.dag.clock import run_start
 from gonogo.dag.gates import GateRoleOperator
 from gonogo.dag.states import is_rehearsal, run_trigger
-from gonogo.errors import CalendarError, TimePlanError
+from gonogo.errors import CalendarError, ItsmError, TimePlanError
 
 log = logging.getLogger(__name__)
+
+
+def installation_calendar(path: Path) -> tuple[Calendar, list[str]]:
+    """The calendar file, with the ITSM's schedules when it names them; and what was left out.
+
+    Raises:
+        CalendarError: the file has problems.
+        ItsmError: the ITSM did not answer, or refused.
+    """
+    import importlib
+
+    from gonogo.core.calendar.schedules import ScheduleSource, with_schedules
+    from gonogo.dag.itsm import KINDS
+
+    calendar = load_calendar(path)
+    if calendar.itsm is None:
+        return calendar, []
+    module = importlib.import_module(KINDS[calendar.itsm.kind])
+    source: ScheduleSource = module.from_connection(calendar.itsm.connection)
+    return with_schedules(calendar, source.schedules())
 
 
 def needs_freeze_gate(runbook: Runbook) -> bool:
@@ -79,13 +100,20 @@ def _verdict(runbook: Runbook, runbooks_dir: Path, context: Any) -> dict[str, An
         log.info("a rehearsal changes nothing: the calendar %s does not hold it back", path)
         return {"file": str(path), "exception": None, "rehearsal": True}
     try:
-        calendar = load_calendar(path)
+        calendar, skipped = installation_calendar(path)
     except CalendarError as exc:
         first = "; ".join(str(p) for p in exc.problems[:3])
         raise AirflowFailException(
             f"not started: the calendar {path} cannot be read, so no freeze can be checked: "
             f"{first}; fix it (gonogo validate shows every problem)"
         ) from None
+    except ItsmError as exc:
+        raise AirflowFailException(
+            f"not started: the calendar's ITSM schedules cannot be read, so no freeze can be "
+            f"checked: {exc}"
+        ) from None
+    for note in skipped:
+        log.warning("calendar: %s", note)
     try:
         start = run_start(context, runbook.window)
     except TimePlanError as exc:

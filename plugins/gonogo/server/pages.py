@@ -155,16 +155,19 @@ def _board(user: Any, now: datetime, offset: int, limit: int) -> list[dict[str, 
 
 def _read_calendar(path: Path | None) -> Any:
     """The installation's calendar (none: an empty one); a broken one is an error that says why."""
-    from gonogo.core.calendar.model import Calendar, load_calendar
-    from gonogo.errors import CalendarError
+    from gonogo.core.calendar.model import Calendar
+    from gonogo.dag.calendar import installation_calendar
+    from gonogo.errors import CalendarError, ItsmError
 
     if path is None:
         return Calendar()
     try:
-        return load_calendar(path)
+        return installation_calendar(path)[0]
     except CalendarError as exc:
         problems = "; ".join(str(p) for p in exc.problems[:5])
         raise HTTPException(500, f"the calendar cannot be read: {problems}") from None
+    except ItsmError as exc:
+        raise HTTPException(502, f"the calendar's ITSM schedules cannot be read: {exc}") from None
 
 
 def _calendar(user: Any, start: date | None, end: date | None, now: datetime) -> dict[str, Any]:

@@ -23,6 +23,9 @@ reader so every problem is located like a runbook's::
         exception: {roles: [release_manager], timeout: 2h}
     depends:
       ehr: [ehr-db, integration-engine]   # ehr depends on these
+    itsm:                                 # also ServiceNow's schedules, read inside Airflow
+      connection: servicenow
+      exception: {roles: [release_manager]}
 
 Pure: no Airflow import.
 """
@@ -180,10 +183,27 @@ class Freeze(_Model):
     )
 
 
+class Schedules(_Model):
+    """Maintenance windows and freezes read from the ITSM's schedules too (inside Airflow)."""
+
+    connection: str = Field(
+        min_length=1,
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="The Airflow connection of the ITSM (base URL, login, password)",
+    )
+    kind: Literal["servicenow"] = "servicenow"
+    exception: Grant | None = Field(
+        default=None, description="Who may grant an exception to the ITSM's blackouts"
+    )
+
+
 class Calendar(_Model):
     """The installation's change calendar."""
 
     timezone: TimeZone = Field(default=ZoneInfo("UTC"))
+    itsm: Schedules | None = Field(
+        default=None, description="Also read the ITSM's maintenance and blackout schedules"
+    )
     maintenance: list[Maintenance] = Field(default_factory=list)
     freezes: list[Freeze] = Field(default_factory=list)
     depends: dict[Name, list[Name]] = Field(
