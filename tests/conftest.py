@@ -8,6 +8,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 RUNBOOKS = ROOT / "runbooks"
 EHR = RUNBOOKS / "ehr-upgrade.yaml"
+#: The example runbooks: every YAML file in runbooks/ but the calendar.
+EXAMPLES = sorted(p for p in RUNBOOKS.glob("*.yaml") if p.name != "calendar.yaml")
 
 
 @pytest.fixture

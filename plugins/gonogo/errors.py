@@ -4,6 +4,7 @@ The hierarchy::
 
     GonogoError
     ├── RunbookError          one or more problems in a runbook file, each located
+    │   └── CalendarError     one or more problems in the calendar file, each located
     ├── GateError             a gate could not be opened or decided (e.g. no eligible approver)
     ├── StepError             a technical step did not meet its expectations
     ├── RollbackError         a compensation failed; the change is only partly undone
@@ -75,6 +76,10 @@ class RunbookError(GonogoError):
     @property
     def errors(self) -> list[Problem]:
         return [p for p in self.problems if p.severity == "error"]
+
+
+class CalendarError(RunbookError):
+    """The calendar file (maintenance windows, freezes, dependencies) has at least one error."""
 
 
 class GateError(GonogoError):

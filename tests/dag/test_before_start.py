@@ -98,16 +98,12 @@ def test_a_worker_without_the_secret_says_which_setting_is_missing(
 
 def test_a_gonogo_dag_is_never_scheduled_so_every_run_is_a_persons_trigger() -> None:
     """A scheduled run would have no stamp: ``before_start`` would refuse every one."""
-    from tests.conftest import RUNBOOKS
+    from tests.conftest import EXAMPLES, RUNBOOKS
 
     from gonogo.core.loader import load_file
     from gonogo.dag.builder import build_dags
 
-    built = [
-        dag
-        for path in sorted(RUNBOOKS.glob("*.yaml"))
-        for dag in build_dags(load_file(path)[0], RUNBOOKS)
-    ]
+    built = [dag for path in EXAMPLES for dag in build_dags(load_file(path)[0], RUNBOOKS)]
     assert any(dag.dag_id.endswith(naming.APPROVAL_SUFFIX) for dag in built)
     for dag in built:
         assert dag.schedule is None, dag.dag_id

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.conftest import RUNBOOKS
+from tests.conftest import EXAMPLES, RUNBOOKS
 
 from gonogo.core.loader import load_file, load_text
 from gonogo.dag.builder import build_dags
@@ -49,9 +49,6 @@ def _serialized(runbook: object, folder: Path) -> list[str]:
         json.dumps(DagSerialization.to_dict(dag), sort_keys=True, default=str)
         for dag in build_dags(runbook, folder)  # type: ignore[arg-type]
     ]
-
-
-EXAMPLES = sorted(RUNBOOKS.glob("*.yaml"))
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])

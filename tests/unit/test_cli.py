@@ -10,14 +10,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from tests.conftest import EHR, ROOT, RUNBOOKS
+from tests.conftest import EHR, EXAMPLES, ROOT, RUNBOOKS
 
 from gonogo.client.cli import main
 from gonogo.core.schema import schema_text
 from gonogo.core.source import parse_yaml
 
 SCHEMA = ROOT / "schema" / "runbook.schema.json"
-EXAMPLES = sorted(RUNBOOKS.glob("*.yaml"))
 MODELINE = "# yaml-language-server: $schema=../schema/runbook.schema.json"
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.conftest import ROOT
+from tests.conftest import EXAMPLES, ROOT
 
 SERVICES = {
     "postgres",
@@ -93,7 +93,7 @@ def test_the_approvers_of_the_examples_exist_in_the_deployment() -> None:
     users = {
         entry.split(":")[0] for entry in re.search(r"AIRFLOW_USERS=(\S+)", env).group(1).split(",")
     }
-    for path in sorted((ROOT / "runbooks").glob("*.yaml")):
+    for path in EXAMPLES:
         runbook, _ = load_file(path)
         for role in runbook.roles.values():
             assert set(role.users) <= users, f"{path.name}: {set(role.users) - users} missing"

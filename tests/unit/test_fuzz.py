@@ -15,14 +15,14 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from tests.conftest import RUNBOOKS
+from tests.conftest import EXAMPLES
 
 import gonogo
 from gonogo.core import source
 from gonogo.core.rollback import StepRecord, plan_rollback
 
 FILE = "rb.yaml"
-TEXTS = {path.name: path.read_text() for path in sorted(RUNBOOKS.glob("*.yaml"))}
+TEXTS = {path.name: path.read_text() for path in EXAMPLES}
 FUZZ = settings(
     max_examples=200,
     deadline=None,

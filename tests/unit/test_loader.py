@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
-from tests.conftest import EHR, RUNBOOKS, with_window
+from tests.conftest import EHR, EXAMPLES, with_window
 
 from gonogo import RunbookError, load_file, load_text
 from gonogo.core.model import format_duration, parse_duration
@@ -22,7 +22,7 @@ def line_of(text: str, needle: str) -> int:
     return next(i for i, line in enumerate(text.splitlines(), 1) if needle in line)
 
 
-@pytest.mark.parametrize("path", sorted(RUNBOOKS.glob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
 def test_example_runbooks_are_valid(path: Path) -> None:
     runbook, _warnings = load_file(path)
     assert runbook.title

@@ -1,6 +1,6 @@
 """The ``gonogo`` command line.
 
-``validate``, ``schema``, ``plan``, ``rehearse`` and ``shards`` need only the pure core. Exit codes: 0 all
+``validate``, ``schema``, ``plan``, ``rehearse``, ``calendar`` and ``shards`` need only the pure core. Exit codes: 0 all
 good, 1 something is invalid or refused, 2 a usage error.
 """
 
@@ -42,16 +42,29 @@ def _validate(args: argparse.Namespace) -> int:
             continue
         results.append({"file": str(item.file), "valid": True, "runbook": item.runbook.runbook})
     problems += _shellcheck(loaded)
+    from gonogo.client.calendar import say_calendar, validate_problems
+
+    calendar, found = validate_problems(loaded, paths, args.calendar)
+    problems += found
+    refused = {p.file for p in found if p.severity == "error"}
+    for result in results:
+        if result["valid"] and result["file"] in refused:
+            result["valid"] = False
+            invalid += 1
+    if calendar is not None and any(p.file == str(calendar) for p in found):
+        invalid += 1  # the calendar itself is invalid: nothing could be checked against it
     if args.format == "json":
         report = {
             "valid": invalid == 0,
             "files": results,
+            "calendar": str(calendar) if calendar is not None else None,
             "problems": [p.as_dict() for p in problems],
         }
         print(json.dumps(report, indent=2))
     else:
         for problem in problems:
             print(problem)
+        say_calendar(calendar)
         errors = sum(1 for p in problems if p.severity == "error")
         warnings_ = len(problems) - errors
         print(
@@ -164,6 +177,12 @@ def build_parser() -> argparse.ArgumentParser:
         "paths", nargs="*", metavar="PATH", help="files or folders (default: runbooks/)"
     )
     validate.add_argument("--format", choices=["text", "json"], default="text")
+    validate.add_argument(
+        "--calendar",
+        metavar="FILE",
+        help="the change calendar to check the windows against (default: $GONOGO_CALENDAR, "
+        "else calendar.yaml in the runbooks folder)",
+    )
     validate.set_defaults(func=_validate)
 
     schema = commands.add_parser("schema", help="print the runbook JSON Schema")
@@ -209,6 +228,10 @@ def build_parser() -> argparse.ArgumentParser:
     shards.add_argument("count", type=_count, metavar="N")
     shards.add_argument("dags_folder", nargs="?", default="dags", metavar="DAGS_FOLDER")
     shards.set_defaults(func=_shards)
+
+    from gonogo.client.calendar import add_calendar_command
+
+    add_calendar_command(commands)
 
     from gonogo.client.commands import add_client_commands
 

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from gonogo.core.model import Runbook
 from gonogo.core.rules import check
+from gonogo.core.settings import CALENDAR_FILE
 from gonogo.core.settings import MAX_RUNBOOK_BYTES as MAX_BYTES
 from gonogo.core.source import Loc, Source, did_you_mean, parse_yaml
 from gonogo.errors import Problem, RunbookError
@@ -249,12 +250,16 @@ def load_files(files: Sequence[str | os.PathLike[str]]) -> list[Loaded]:
 
 
 def runbook_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
-    """Every runbook file named, or found below the folders named (hidden ones left out)."""
+    """Every runbook file named, or found below the folders named (hidden ones left out).
+
+    The calendar (``calendar.yaml`` at the top of a folder, or named) is not a runbook.
+    """
     found: list[Path] = []
     for entry in paths:
         path = Path(entry)
         if not path.is_dir():
-            found.append(path)
+            if path.name != CALENDAR_FILE:
+                found.append(path)
             continue
         found.extend(Path(name) for name in runbook_names(path))
     return found
@@ -264,14 +269,19 @@ def runbook_names(folder: str | os.PathLike[str]) -> list[str]:
     """The runbook files below ``folder``, as sorted path strings.
 
     Strings, not Paths: a task that starts beside thousands of runbooks lists them
-    all, and making a Path of each cost more than the listing itself.
+    all, and making a Path of each cost more than the listing itself. The
+    calendar at the top of the folder is left out.
     """
     below: list[str] = []
+    top = True
     for parent, subfolders, names in os.walk(folder):
         subfolders[:] = [d for d in subfolders if not d.startswith(".")]
         below.extend(
-            os.path.join(parent, n) for n in names if n.endswith(SUFFIXES) and not n.startswith(".")
+            os.path.join(parent, n)
+            for n in names
+            if n.endswith(SUFFIXES) and not n.startswith(".") and not (top and n == CALENDAR_FILE)
         )
+        top = False
     return sorted(below, key=_path_order)
 
 

@@ -8,6 +8,7 @@ lives here, the way Airflow keeps its states in ``TaskInstanceState``.
 The shape of a gonogo DAG's task ids::
 
     before_start, wait_for_window, acquire_lock, [begin]
+    gate__freeze_exception.grant                an emergency change in a freeze: the exception
     wait_for_start                              technical work waits for T after a clocked gate
     forecast                                    watches the forecast; asks on forecast_overrun
     <phase>.<step>                              a forward step
@@ -80,6 +81,14 @@ XCOM_DECISIONS = "decisions"  # a guided step's decisions
 XCOM_STARTED_AT = "started_at"  # a forward step's start, for the forecast
 XCOM_FORECAST = "forecast"  # the forecast history, pushed by the forecast task
 XCOM_NOTICES = "notices"  # notifications and change-record updates that failed, for the note
+XCOM_CALENDAR = "calendar"  # before_start: what the change calendar said about the run's times
+
+# -- the change calendar ----------------------------------------------------------------------
+
+#: The gate an emergency change in a freeze passes before its first step: one member of
+#: the freeze's exception roles grants the exception (its task: ``gate__freeze_exception.grant``).
+FREEZE_GATE = "freeze_exception"
+FREEZE_ROLE = "grant"
 
 # -- answer options ---------------------------------------------------------------------------
 

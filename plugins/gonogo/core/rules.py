@@ -100,6 +100,14 @@ def _unique_ids(runbook: Runbook, source: Source) -> list[Problem]:
                 )
         else:
             claim(item.gate, ("phases", i, "gate"))
+            if item.gate == naming.FREEZE_GATE:
+                problems.append(
+                    source.problem(
+                        ("phases", i, "gate"),
+                        f"{item.gate!r} is the gate gonogo adds for an exception to a freeze; "
+                        "give the gate another id",
+                    )
+                )
     for loc, action in actions_of(runbook):
         if hasattr(action, "id"):  # steps, checks, global steps; not undo or rehearse actions
             claim(action.id, (*loc, "id"))

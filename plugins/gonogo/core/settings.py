@@ -17,6 +17,10 @@ PYTHON_PREFIXES_ENV = "GONOGO_PYTHON_PREFIXES"
 DEFAULT_PYTHON_PREFIXES = ("steps",)
 #: The installation's change-type policy (gonogo.core.policy): a YAML file, or the YAML itself.
 POLICY_ENV = "GONOGO_POLICY"
+#: The change calendar (gonogo.core.calendar): this file, else CALENDAR_FILE in the runbooks folder.
+CALENDAR_ENV = "GONOGO_CALENDAR"
+#: The calendar's name at the top of the runbooks folder; the loader does not read it as a runbook.
+CALENDAR_FILE = "calendar.yaml"
 
 #: The one-slot Airflow pool inside which a rollout lock is claimed.
 LOCK_POOL = "gonogo_lock"
@@ -42,3 +46,16 @@ def python_prefixes() -> tuple[str, ...]:
 def runbooks_dir(default: Path) -> Path:
     """``GONOGO_RUNBOOKS_DIR`` if set, else ``default`` (the repository's ``runbooks/``)."""
     return Path(os.environ.get(RUNBOOKS_DIR_ENV) or default)
+
+
+def calendar_file(folder: Path) -> Path | None:
+    """The calendar: ``GONOGO_CALENDAR`` if set, else ``calendar.yaml`` in ``folder`` if there is one.
+
+    A ``GONOGO_CALENDAR`` that names no file is returned all the same, so reading
+    it fails and says so, instead of running as if there were no freezes.
+    """
+    named = os.environ.get(CALENDAR_ENV, "").strip()
+    if named:
+        return Path(named)
+    beside = folder / CALENDAR_FILE
+    return beside if beside.is_file() else None

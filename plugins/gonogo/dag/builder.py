@@ -2,7 +2,8 @@
 
 The shape of every DAG (task ids from :mod:`gonogo.core.naming`)::
 
-    [wait_for_window] -> acquire_lock -> phase groups and gate groups, in runbook order
+    before_start -> [wait_for_window] -> [gate__freeze_exception] -> acquire_lock
+        -> phase groups and gate groups, in runbook order
         -> rollback.start / rollback.undo_<n> (newest first) -> rollback.<global steps>
         -> release_lock -> outcome
 
@@ -17,9 +18,10 @@ in that group is skipped.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG, Param, TaskGroup
@@ -40,6 +42,7 @@ from gonogo.dag.approval import (
     plan_check,
     unchanged,
 )
+from gonogo.dag.calendar import calendar_check, freeze_gate, freeze_granted, needs_freeze_gate
 from gonogo.dag.clock import hold_for_start, planned_start_param
 from gonogo.dag.forecast import forecast_task
 from gonogo.dag.gates import build_gate, verify_gates
@@ -79,13 +82,30 @@ class DagBuilder:
 
     def __init__(self, runbook: Runbook, runbooks_dir: Path) -> None:
         self.runbook = runbook
+        self.runbooks_dir = runbooks_dir
         self.actions = Actions(runbook, runbooks_dir)
         self.plan = Plan(runbook, runbooks_dir)
         # Forward work starts only while nothing has failed (once rollback is due, nothing new
-        # starts) and while the runbook and its files are what the preflight fingerprinted.
-        self.forward_guard = chain(stop_if_failed(), unchanged(self.plan))
+        # starts) and while the runbook and its files are what the preflight fingerprinted;
+        # an emergency change in a freeze, only once the exception was granted.
+        self.start_guard = chain(stop_if_failed(), unchanged(self.plan))
+        self.forward_guard = (
+            chain(self.start_guard, freeze_granted())
+            if needs_freeze_gate(runbook)
+            else self.start_guard
+        )
         self.gates_passed: list[Gate] = []
         self.last_steps: list[str] = []  # the task ids of the previous phase's last steps
+
+    def preflight_check(self) -> Callable[[Any], dict[str, Any]]:
+        """What before_start checks after the trigger: the plan's policy, then the calendar."""
+        plan = plan_check(self.runbook, self.plan)
+        calendar = calendar_check(self.runbook, self.runbooks_dir)
+
+        def check(context: Any) -> dict[str, Any]:
+            return {**plan(context), **calendar(context)}
+
+        return check
 
     def step_guard(self) -> Hook:
         """What a forward step checks before it starts: nothing failed, and earlier gates are GO."""
@@ -173,12 +193,18 @@ class DagBuilder:
         )
         attach(dag, runbook)
         with dag:
-            first = preflight_task(runbook, plan_check(runbook, self.plan))
+            first = preflight_task(runbook, self.preflight_check())
             previous: list[BaseOperator] = [first]
             if runbook.window is not None:
                 window = wait_for_window(runbook.window, time_plan(runbook).begin)
                 first >> window
                 previous = [window]
+            freeze: list[BaseOperator] = []
+            if needs_freeze_gate(runbook):  # asks only when the calendar said so at the start
+                grant, freeze = freeze_gate(runbook, self.start_guard)
+                for task in previous:
+                    task >> grant
+                previous = [grant]
             lock = AcquireLockSensor(
                 task_id=naming.LOCK_TASK,
                 service=runbook.service,
@@ -188,7 +214,7 @@ class DagBuilder:
             for task in previous:
                 task >> lock
             previous = [lock]
-            forward: list[BaseOperator] = [first, lock]
+            forward: list[BaseOperator] = [first, *freeze, lock]
             watch = forecast_task(runbook)
             if watch is not None:  # beside the forward work: the forecast and forecast_overrun
                 lock >> watch

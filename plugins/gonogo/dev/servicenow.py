@@ -7,8 +7,10 @@ does: ``/api/now/table/<table>`` with basic auth, ``{"result": …}`` bodies,
 201 on create, 401 without valid credentials, 404 for an unknown record or
 table, errors as ``{"error": {"message", "detail"}, "status": "failure"}``.
 Work notes are journal entries: written through the field, kept apart, and
-never read back through it. ``delay`` makes every answer slow; ``fail_next``
-makes the next answers fail with the given status codes.
+never read back through it. Schedules (``cmn_schedule``, their spans in
+``cmn_schedule_span``, the configuration items in ``cmdb_ci`` that use one) hold
+maintenance windows and blackouts. ``delay`` makes every answer slow;
+``fail_next`` makes the next answers fail with the given status codes.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from urllib.parse import parse_qs, urlparse
 
 from gonogo.dev.local import LocalServer
 
-TABLES = ("change_request", "incident")
+TABLES = ("change_request", "incident", "cmn_schedule", "cmn_schedule_span", "cmdb_ci")
 CHANGE_STATES = {
     "-5": "New",
     "-4": "Assess",
@@ -106,6 +108,31 @@ class FakeServiceNow(LocalServer):
                 "short_description": f"Change {number}",
             },
         )
+
+    def add_schedule(
+        self,
+        name: str,
+        kind: str,
+        spans: list[dict[str, str]],
+        *,
+        time_zone: str = "",
+        description: str = "",
+        services: tuple[str, ...] = (),
+    ) -> str:
+        """A maintenance or blackout schedule, its spans and the configuration items that use it.
+
+        A span is ``{name, start_date_time, end_date_time, repeat_type, days_of_week}``,
+        times as ServiceNow stores them in the schedule's zone: ``20261218T000000``.
+        """
+        sys_id = self._insert(
+            "cmn_schedule",
+            {"name": name, "type": kind, "time_zone": time_zone, "description": description},
+        )
+        for span in spans:
+            self._insert("cmn_schedule_span", {"schedule": sys_id, **span})
+        for service in services:
+            self._insert("cmdb_ci", {"name": service, "maintenance_schedule": sys_id})
+        return sys_id
 
     def change(self, number: str) -> dict[str, str]:
         return next(r for r in self.tables["change_request"].values() if r["number"] == number)

@@ -1,11 +1,13 @@
-"""gonogo's pages inside the Airflow UI: the kjøreplan, the status board, a rollout, its report.
+"""gonogo's pages inside the Airflow UI: the kjøreplan, the board, the calendar, a rollout, its report.
 
 A plugin's FastAPI app is mounted into the API server but **not** behind
 Airflow's authentication: every route here checks the caller itself. The
 caller's Airflow JWT (the UI's ``_token`` cookie, or a bearer token as the CLI
 sends) is validated by the auth manager; no token, or a bad or expired one,
 is 401. Then the auth manager is asked whether that user may read the DAG; if
-not, 403, and the board lists only the DAGs the user may read.
+not, 403, and the board and the calendar list only the DAGs the user may read
+(the calendar's maintenance windows and freezes are the installation's, shown
+to every logged-in user).
 
 The pages render the pure documents of :mod:`gonogo.core.documents` over
 :class:`~gonogo.core.run.RunRecord` read by :mod:`gonogo.server.rundata`.
@@ -13,7 +15,8 @@ The pages render the pure documents of :mod:`gonogo.core.documents` over
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlparse
 
@@ -21,7 +24,7 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from gonogo.core.documents.board import board_html, run_html
+from gonogo.core.documents.board import KJOREPLAN_ROUTE, board_html, run_html
 from gonogo.core.documents.kjoreplan import plan_data, plan_html, plan_markdown
 from gonogo.core.documents.report import (
     plan_facts,
@@ -38,6 +41,7 @@ URL_PREFIX = "/gonogo"
 _COOKIE = "_token"
 
 Format = Annotated[str, Query(pattern="^(html|md|json)$")]
+CalendarFormat = Annotated[str, Query(pattern="^(html|md|json|ics)$")]
 
 
 def ui_base() -> str:
@@ -157,6 +161,48 @@ def _board(user: Any, now: datetime, offset: int, limit: int) -> list[dict[str, 
     return rows
 
 
+def _read_calendar(path: Path | None) -> Any:
+    """The installation's calendar (none: an empty one); a broken one is an error that says why."""
+    from gonogo.core.calendar.model import Calendar
+    from gonogo.dag.calendar import installation_calendar
+    from gonogo.errors import CalendarError, ItsmError
+
+    if path is None:
+        return Calendar()
+    try:
+        return installation_calendar(path)[0]
+    except CalendarError as exc:
+        problems = "; ".join(str(p) for p in exc.problems[:5])
+        raise HTTPException(500, f"the calendar cannot be read: {problems}") from None
+    except ItsmError as exc:
+        raise HTTPException(502, f"the calendar's ITSM schedules cannot be read: {exc}") from None
+
+
+def _calendar(user: Any, start: date | None, end: date | None, now: datetime) -> dict[str, Any]:
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.utils.session import create_session
+
+    from gonogo.core.calendar.listing import calendar_data, period_of
+    from gonogo.core.calendar.rules import Change
+    from gonogo.core.settings import calendar_file
+
+    books = rundata.runbooks()
+    calendar = _read_calendar(calendar_file(books.folder))
+    readable = books.ids() & set(get_auth_manager().get_authorized_dag_ids(user=user, method="GET"))
+    changes = [
+        found
+        for dag_id in sorted(readable)
+        if (runbook := books.get(dag_id)) is not None and (found := Change.of(runbook)) is not None
+    ]
+    try:
+        period = period_of(calendar, start, end, now)
+    except ValueError as exc:
+        raise HTTPException(422, f"to: {exc}") from None
+    with create_session() as session:
+        states = rundata.latest_states(session, [c.runbook for c in changes])
+    return calendar_data(calendar, changes, period, now, states)
+
+
 def create_app() -> FastAPI:
     app = FastAPI(title="gonogo", docs_url=None, redoc_url=None, openapi_url=None)
 
@@ -190,6 +236,25 @@ def create_app() -> FastAPI:
         if format == "json":
             return JSONResponse({"rollouts": rows, "at": now.isoformat()})
         return _reply("html", board_html(rows, now, ui_base()))
+
+    @app.get("/calendar")
+    async def calendar(
+        user: User,
+        start: Annotated[date | None, Query(alias="from")] = None,
+        end: Annotated[date | None, Query(alias="to")] = None,
+        format: CalendarFormat = "html",
+    ) -> Response:
+        from gonogo.core.documents import calendar as documents
+
+        data = await run_in_threadpool(_calendar, user, start, end, _now())
+        if format == "ics":
+            return Response(
+                documents.calendar_ics(data),
+                media_type="text/calendar; charset=utf-8",
+                headers={"Content-Disposition": 'inline; filename="change-calendar.ics"'},
+            )
+        html = documents.calendar_html(data, ui_base(), KJOREPLAN_ROUTE, refresh=60)
+        return _reply(format, html, documents.calendar_markdown(data), data)
 
     @app.get("/runs/{dag_id}/{run_id}")
     async def run_view(dag_id: str, run_id: str, user: User, format: Format = "html") -> Response:

@@ -5,7 +5,7 @@
   edits of gates, rollback and the outcome, and records who triggered a run.
 - In the scheduler, a listener writes each run's note: outcome and decisions.
 - In the API server, pages inside the UI: the kjøreplan (per DAG), the status board
-  (nav), a rollout and its report (per run).
+  and the change calendar (nav), a rollout and its report (per run).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 from airflow.plugins_manager import AirflowPlugin
 
 from gonogo.core.documents.board import BOARD_ROUTE, KJOREPLAN_ROUTE, REPORT_ROUTE, RUN_ROUTE
+from gonogo.core.documents.calendar import CALENDAR_ROUTE
 from gonogo.server import listener
 from gonogo.server.middleware import GonogoMiddleware
 from gonogo.server.pages import URL_PREFIX, create_app
@@ -41,6 +42,12 @@ class GonogoPlugin(AirflowPlugin):
             "href": URL_PREFIX + "/board",
             "destination": "nav",
             "url_route": BOARD_ROUTE,
+        },
+        {
+            "name": "Calendar",
+            "href": URL_PREFIX + "/calendar",
+            "destination": "nav",
+            "url_route": CALENDAR_ROUTE,
         },
         {
             "name": "Rollout",

@@ -251,3 +251,16 @@ def one_run(session: Any, dag_id: str, run_id: str) -> Any:
     from sqlalchemy import select
 
     return session.scalar(select(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
+
+
+def latest_states(session: Any, dag_ids: Iterable[str]) -> dict[str, str]:
+    """The state of each DAG's newest run (``success``, ``failed``, ``running``, …), where it has one."""
+    from airflow.models.dagrun import DagRun
+    from sqlalchemy import func, select
+
+    ids = sorted(set(dag_ids))
+    if not ids:
+        return {}
+    newest = select(func.max(DagRun.id)).where(DagRun.dag_id.in_(ids)).group_by(DagRun.dag_id)
+    rows = session.execute(select(DagRun.dag_id, DagRun.state).where(DagRun.id.in_(newest)))
+    return {dag_id: state for dag_id, state in ((r[0], _state(r[1])) for r in rows) if state}

@@ -1,7 +1,8 @@
-"""ServiceNow over its documented Table API: ``change_request``, ``incident`` and work notes.
+"""ServiceNow over its documented Table API: ``change_request``, ``incident``, work notes, schedules.
 
 Only what gonogo needs: read a change by number, append work notes, close it
-with a close code, and raise one incident linked to it. Records are read with
+with a close code, raise one incident linked to it, and read the maintenance
+and blackout schedules (``cmn_schedule``) for the change calendar. Records are read with
 ``sysparm_display_value=all`` so a refusal can quote ServiceNow's own words
 ("Authorize", "requested") next to the stored values.
 
@@ -20,6 +21,7 @@ from typing import Any
 
 import requests
 
+from gonogo.core.calendar.schedules import Schedule, Span
 from gonogo.core.itsm import ChangeRecord
 from gonogo.errors import ItsmError
 
@@ -154,6 +156,59 @@ class ServiceNow:
             },
         )
         return str(created["number"])
+
+    def schedules(self) -> list[Schedule]:
+        """The maintenance and blackout schedules, their spans, and the items that use each."""
+        found = []
+        for kind in ("maintenance", "blackout"):
+            rows = self._call(
+                "GET",
+                "cmn_schedule",
+                params={
+                    "sysparm_query": f"type={kind}",
+                    "sysparm_fields": "sys_id,name,type,time_zone,description",
+                },
+            )
+            for row in rows:
+                ref = str(row.get("sys_id") or "")
+                spans = self._call(
+                    "GET",
+                    "cmn_schedule_span",
+                    params={
+                        "sysparm_query": f"schedule={ref}",
+                        "sysparm_fields": "name,start_date_time,end_date_time,repeat_type,"
+                        "days_of_week",
+                    },
+                )
+                items = self._call(
+                    "GET",
+                    "cmdb_ci",
+                    params={
+                        "sysparm_query": f"maintenance_schedule={ref}",
+                        "sysparm_fields": "name",
+                    },
+                )
+                found.append(
+                    Schedule(
+                        ref=ref,
+                        name=str(row.get("name") or ref),
+                        kind=kind,
+                        time_zone=str(row.get("time_zone") or ""),
+                        description=str(row.get("description") or ""),
+                        spans=tuple(
+                            Span(
+                                name=str(s.get("name") or ""),
+                                start=str(s.get("start_date_time") or ""),
+                                end=str(s.get("end_date_time") or ""),
+                                repeat=str(s.get("repeat_type") or ""),
+                                days_of_week=str(s.get("days_of_week") or ""),
+                            )
+                            for s in spans
+                        ),
+                        services=tuple(sorted(str(i["name"]) for i in items if i.get("name"))),
+                    )
+                )
+        return found
 
 
 def _error(response: requests.Response) -> str:
