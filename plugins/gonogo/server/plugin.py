@@ -3,6 +3,7 @@
 - In the API server, a middleware in front of the REST API and the UI checks
   answers (a reason for NOGO, four-eyes, one role per person), refuses state
   edits of gates, rollback and the outcome, and records who triggered a run.
+  Behind it, on SQLite, write requests reach Airflow one at a time (gonogo.server.writers).
 - In the scheduler, a listener writes each run's note: outcome and decisions.
 - In the API server, pages inside the UI: the kjøreplan (per DAG), the status board
   and the change calendar (nav), a rollout and its report (per run).
@@ -17,11 +18,15 @@ from gonogo.core.documents.calendar import CALENDAR_ROUTE
 from gonogo.server import listener
 from gonogo.server.middleware import GonogoMiddleware
 from gonogo.server.pages import URL_PREFIX, create_app
+from gonogo.server.writers import OneWriterMiddleware
 
 
 class GonogoPlugin(AirflowPlugin):
     name = "gonogo"
+    # Airflow adds them in this order, each around the ones before: gonogo's checks run
+    # first, and what they let through reaches Airflow one write at a time on SQLite.
     fastapi_root_middlewares = [  # noqa: RUF012 - Airflow's plugin API is class attributes
+        {"name": "gonogo: one write at a time on SQLite", "middleware": OneWriterMiddleware},
         {"name": "gonogo: answers, state edits and triggers", "middleware": GonogoMiddleware},
     ]
     listeners = [listener]  # noqa: RUF012
