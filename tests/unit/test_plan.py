@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import EHR, RUNBOOKS, with_window
+from tests.conftest import EHR, EXAMPLES, with_window
 
 from gonogo import StepRecord, load_file, load_text, plan_rollback, render_outline
 from gonogo.core.documents.kjoreplan import plan_data
@@ -134,7 +134,7 @@ def test_outline_with_a_window_shows_clock_times_from_its_start() -> None:
     assert "T+" not in outline
 
 
-@pytest.mark.parametrize("path", sorted(RUNBOOKS.glob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
 def test_the_kjoreplan_plans_every_activity_when_gonogo_plan_does(path: Path) -> None:
     runbook, _ = load_file(path)
     items = plan_data(runbook)["items"]
