@@ -455,11 +455,12 @@ def _values_are_data(runbook: Runbook, source: Source) -> list[Problem]:
     """
     problems = []
     reaching: dict[str, Loc] = {}
+    variables = {name: param_variable(name) for name in runbook.params}
     for loc, action in actions_of(runbook):
         if action.bash is not None:
-            problems += _shell_text(runbook, source, (*loc, "bash"), action.bash, action.env)
-            for name in runbook.params:
-                if re.search(rf"\$\{{?{param_variable(name)}\b", action.bash):
+            problems += _shell_text(source, (*loc, "bash"), action.bash, action.env, variables)
+            for name, variable in variables.items():
+                if variable in action.bash and re.search(rf"\${{?{variable}\b", action.bash):
                     reaching.setdefault(name, (*loc, "bash"))
         if action.exec is not None:
             problems += _argument_list(source, (*loc, "exec"), action.exec)
@@ -512,12 +513,14 @@ def _values_are_data(runbook: Runbook, source: Source) -> list[Problem]:
 
 
 def _shell_text(
-    runbook: Runbook, source: Source, where: Loc, command: str, env: Mapping[str, str]
+    source: Source, where: Loc, command: str, env: Mapping[str, str], params: Mapping[str, str]
 ) -> list[Problem]:
-    """A template in shell text is an error; a value's variable run as code, a warning."""
+    """A template in shell text is an error; a value's variable run as code, a warning.
+
+    ``params``: each param's environment variable, by param name.
+    """
     problems = [source.problem(where, spelling(t)) for t in templates_in(command)]
-    variables = [param_variable(n) for n in runbook.params]
-    variables += [k for k, v in env.items() if TEMPLATE.search(v)]
+    variables = [*params.values(), *(k for k, v in env.items() if TEMPLATE.search(v))]
     for line in evaluated(command, variables):
         problems.append(
             source.problem(
@@ -609,6 +612,8 @@ def code_arguments(argv: Sequence[str]) -> Iterator[tuple[int, str]]:
     script is refused. A template inside an option word of a program that
     runs its arguments (``env -S{{ … }}``, ``ssh -o…``) is refused too.
     """
+    if not any("{{" in a or "{%" in a for a in argv):
+        return  # no value in it at all
     if templates_in(argv[0]):
         yield 0, "is the program to run: a program is fixed text, never a template"
         return

@@ -126,8 +126,8 @@ def evaluated(command: str, variables: Iterable[str]) -> list[str]:
     its input as code (``eval``, ``sh -c``, ``source``, ``xargs``…), a pipe or a
     here-string into a shell, and ``source <(…)``.
     """
-    names = sorted(set(variables), key=len, reverse=True)
-    if not names:
+    names = sorted({v for v in variables if v in command}, key=len, reverse=True)
+    if not names:  # most commands name none of them: nothing to look for
         return []
     alternatives = "|".join(map(re.escape, names))
     referenced = re.compile(rf"\$\{{?[#!]?({alternatives})\b")
