@@ -314,11 +314,8 @@ def _templates(runbook: Runbook, source: Source) -> list[Problem]:
             else None,
         }
         for where, text in _strings(fields, loc):
-            for expression in TEMPLATE.findall(text):
-                match = PARAM_REF.match(expression)
-                named = match.group(1) if match else param_name(expression)
-                if named is not None and named not in runbook.params:
-                    name = named
+            for name in _params_named([text]):
+                if name not in runbook.params:
                     hint = did_you_mean(name, runbook.params)
                     declared = ", ".join(sorted(runbook.params)) or "none"
                     problems.append(

@@ -58,14 +58,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from gonogo.core import naming, stamp
+from gonogo.core import naming, stamp, states
 from gonogo.core.decisions import missing_reason
 from gonogo.core.settings import SETTLE_SECONDS
 from gonogo.dag.stamp import SETTING, stamp_secret
 from gonogo.server import records, rules
 
 #: The task states in which a request takes an answer: it waits for a person (or is opening).
-WAITING_STATES = frozenset({"awaiting_input", "deferred", "running"})
+WAITING_STATES = frozenset({states.AWAITING_INPUT, states.DEFERRED, states.RUNNING})
 
 log = logging.getLogger(__name__)
 
