@@ -148,15 +148,25 @@ def build_runbooks_dir(target: Path) -> Path:
     return target
 
 
+#: gonogo's DAG files: every Airflow that runs gonogo has both in its DAGs folder.
+DAG_FILES = ("gonogo_dags.py", "gonogo_import_errors.py")
+
+
+def dags_folder(root: Path) -> Path:
+    """``root``/dags holding gonogo's DAG files, as a deployment has them."""
+    dags = root / "dags"
+    dags.mkdir()
+    for name in DAG_FILES:
+        shutil.copy(ROOT / "dags" / name, dags)
+    return dags
+
+
 @pytest.fixture(scope="session")
 def airflow(tmp_path_factory: pytest.TempPathFactory, http_server: str) -> Iterator[Airflow]:
     root = tmp_path_factory.mktemp("airflow")
     state = root / "state"
     state.mkdir()
-    dags = root / "dags"
-    dags.mkdir()
-    for name in ("gonogo_dags.py", "gonogo_import_errors.py"):
-        shutil.copy(ROOT / "dags" / name, dags)
+    dags = dags_folder(root)
     for extra in (HERE / "dags").glob("*.py"):  # other teams' DAGs beside gonogo's
         shutil.copy(extra, dags)
     stack = AirflowStack(

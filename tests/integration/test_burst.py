@@ -12,14 +12,12 @@ stack must still be alive at the end: on SQLite a scheduler once died of
 from __future__ import annotations
 
 import os
-import shutil
 import threading
 import time
 from collections.abc import Iterator
 
 import pytest
-from tests.conftest import ROOT
-from tests.integration.conftest import USERS, Airflow
+from tests.integration.conftest import USERS, Airflow, dags_folder
 
 from gonogo.dev.stack import AirflowStack, running
 
@@ -50,10 +48,7 @@ def bursty(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airflow]:
     root = tmp_path_factory.mktemp("burst")
     state = root / "state"
     state.mkdir()
-    dags = root / "dags"
-    dags.mkdir()
-    for name in ("gonogo_dags.py", "gonogo_import_errors.py"):
-        shutil.copy(ROOT / "dags" / name, dags)
+    dags = dags_folder(root)
     runbooks = root / "runbooks"
     runbooks.mkdir()
     for n in range(BURST):

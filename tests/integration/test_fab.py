@@ -10,14 +10,13 @@ is refused before any step. One stack of its own, with the FAB auth manager.
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import requests
-from tests.conftest import ROOT
+from tests.integration.conftest import dags_folder
 from tests.integration.test_trust import raw
 
 from gonogo.client.api import AirflowClient
@@ -110,10 +109,7 @@ def fab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fab]:
     root = tmp_path_factory.mktemp("fab")
     state = root / "state"
     state.mkdir()
-    dags = root / "dags"
-    dags.mkdir()
-    for name in ("gonogo_dags.py", "gonogo_import_errors.py"):
-        shutil.copy(ROOT / "dags" / name, dags)
+    dags = dags_folder(root)
     runbooks = root / "runbooks"
     runbooks.mkdir()
     stack = AirflowStack(

@@ -25,8 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import ROOT
-from tests.integration.conftest import USERS, Airflow, cli
+from tests.integration.conftest import USERS, Airflow, cli, dags_folder
 
 from gonogo.dev.stack import AirflowStack, ancestors, kill_tree, running
 
@@ -49,10 +48,7 @@ def faulty(tmp_path_factory: pytest.TempPathFactory, http_server: str) -> Iterat
     root = tmp_path_factory.mktemp("faults")
     state = root / "state"
     state.mkdir()
-    dags = root / "dags"
-    dags.mkdir()
-    for name in ("gonogo_dags.py", "gonogo_import_errors.py"):
-        shutil.copy(ROOT / "dags" / name, dags)
+    dags = dags_folder(root)
     runbooks = root / "runbooks"
     shutil.copytree(HERE, runbooks, ignore=shutil.ignore_patterns("*.in", "__pycache__"))
     stack = AirflowStack(
