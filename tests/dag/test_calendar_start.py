@@ -1,7 +1,7 @@
 """The change calendar when a run starts: ``before_start`` refuses a freeze, an emergency asks.
 
 The checks run as the tasks run them, with a context like Airflow's; the real
-run in a freeze is in tests/integration/test_calendar.py.
+run in a freeze is in tests/integration/test_calendar_trigger.py.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from tests.integration.conftest import Airflow
 from tests.integration.test_browser import browser, in_view, log_in, shot, wait  # noqa: F401
-from tests.integration.test_calendar import Planned, planned  # noqa: F401
+from tests.integration.test_calendar_trigger import Planned, planned  # noqa: F401
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.long]
 
