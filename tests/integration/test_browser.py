@@ -80,12 +80,14 @@ def in_view(driver: Any, what: str, find: Any, timeout: float = 60) -> Any:
     from selenium.webdriver.common.by import By
 
     def probe(d: Any) -> Any:
-        d.switch_to.default_content()
-        frames = d.find_elements(By.TAG_NAME, "iframe")
-        if not frames:
-            return None
-        d.switch_to.frame(frames[0])
+        # The UI swaps the view's iframe while a page loads: a frame that went
+        # away between finding it and switching to it is "not yet", not a failure.
         try:
+            d.switch_to.default_content()
+            frames = d.find_elements(By.TAG_NAME, "iframe")
+            if not frames:
+                return None
+            d.switch_to.frame(frames[0])
             return find(d)
         except Exception:
             return None
