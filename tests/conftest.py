@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,11 @@ RUNBOOKS = ROOT / "runbooks"
 EHR = RUNBOOKS / "ehr-upgrade.yaml"
 #: The example runbooks: every YAML file in runbooks/ but the calendar.
 EXAMPLES = sorted(p for p in RUNBOOKS.glob("*.yaml") if p.name != "calendar.yaml")
+
+
+# The loader's parse cache (gonogo.core.parsed) goes to a folder of this test run, not the
+# user's ~/airflow; an Airflow the tests start inherits it, and its keys keep runs apart.
+os.environ.setdefault("GONOGO_PARSE_CACHE", tempfile.mkdtemp(prefix="gonogo-parsed-"))
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from gonogo.core.model import Runbook
+from gonogo.core.parsed import ParseCache
 from gonogo.core.rules import check
 from gonogo.core.settings import CALENDAR_FILE
 from gonogo.core.settings import MAX_RUNBOOK_BYTES as MAX_BYTES
@@ -191,9 +192,24 @@ def load_file(path: str | os.PathLike[str]) -> tuple[Runbook, list[Problem]]:
     return runbook, problems
 
 
-def _load_file_source(path: str | os.PathLike[str]) -> tuple[Runbook, list[Problem], Source]:
+def _load_file_source(
+    path: str | os.PathLike[str], cache: ParseCache | None = None
+) -> tuple[Runbook, list[Problem], Source | None]:
+    """The runbook in ``path``; from ``cache`` (no source then) when the file has not changed."""
     shown = str(path)
     raw = read_bytes(path)
+    if cache is not None:
+        key = cache.key(raw)
+        kept = cache.get(Path(path), key)
+        if kept is not None:
+            return (*kept, None)
+        runbook, problems, source = _load_bytes(raw, shown)
+        cache.put(Path(path), key, runbook, problems)
+        return runbook, problems, source
+    return _load_bytes(raw, shown)
+
+
+def _load_bytes(raw: bytes, shown: str) -> tuple[Runbook, list[Problem], Source]:
     if len(raw) > MAX_BYTES:
         raise RunbookError([Problem(shown, 1, 1, "", f"file is larger than {MAX_BYTES} bytes")])
     try:
@@ -219,26 +235,30 @@ class Loaded:
         return self.runbook is not None
 
 
-def load_files(files: Sequence[str | os.PathLike[str]]) -> list[Loaded]:
+def load_files(
+    files: Sequence[str | os.PathLike[str]], cache: ParseCache | None = None
+) -> list[Loaded]:
     """Load every file; two files with the same runbook id are both refused.
 
     Neither copy may win by the order the files sort in, so each is reported
-    at its own ``runbook:`` key, naming the other file.
+    at its own ``runbook:`` key, naming the other file. With a ``cache``
+    (the DAG processor's), an unchanged file's runbook comes from it, without
+    its source.
     """
     loaded: list[Loaded] = []
-    where: dict[str, list[tuple[int, Problem]]] = {}  # the position of each runbook: key
+    where: dict[str, list[int]] = {}  # the files of each runbook id
     for file in files:
         try:
-            runbook, problems, source = _load_file_source(file)
+            runbook, problems, source = _load_file_source(file, cache)
         except RunbookError as exc:
             loaded.append(Loaded(Path(file), None, exc.problems))
             continue
-        at = source.problem(("runbook",), "", key=True)
-        where.setdefault(runbook.runbook, []).append((len(loaded), at))
+        where.setdefault(runbook.runbook, []).append(len(loaded))
         loaded.append(Loaded(Path(file), runbook, problems, source))
-    for ident, copies in where.items():
-        if len(copies) < 2:
+    for ident, indexes in where.items():
+        if len(indexes) < 2:
             continue
+        copies = [(index, _runbook_key(loaded[index])) for index in indexes]
         for index, at in copies:
             others = ", ".join(p.file for i, p in copies if i != index)
             message = f"runbook id {ident!r} is also used by {others}; neither is loaded"
@@ -247,6 +267,18 @@ def load_files(files: Sequence[str | os.PathLike[str]]) -> list[Loaded]:
             item.runbook = None
             item.problems = sorted([*item.problems, problem])
     return loaded
+
+
+def _runbook_key(item: Loaded) -> Problem:
+    """Where ``item``'s ``runbook:`` key is, reading the file again if it came from the cache."""
+    source = item.source
+    if source is None:
+        try:
+            source = _load_file_source(item.file)[2]
+        except RunbookError:  # changed since it was read: its first line will do
+            return Problem(str(item.file), 1, 1, "runbook", "")
+    assert source is not None
+    return source.problem(("runbook",), "", key=True)
 
 
 def runbook_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:

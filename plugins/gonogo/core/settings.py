@@ -48,6 +48,11 @@ def runbooks_dir(default: Path) -> Path:
     return Path(os.environ.get(RUNBOOKS_DIR_ENV) or default)
 
 
+def state_home() -> Path:
+    """Where gonogo keeps files of its own on a machine: ``gonogo/`` in the Airflow home."""
+    return Path(os.environ.get("AIRFLOW_HOME") or Path.home() / "airflow") / "gonogo"
+
+
 def calendar_file(folder: Path) -> Path | None:
     """The calendar: ``GONOGO_CALENDAR`` if set, else ``calendar.yaml`` in ``folder`` if there is one.
 

@@ -35,6 +35,8 @@ from typing import Any
 
 from gonogo.core import naming
 from gonogo.core.loader import SUFFIXES, load_files, read_bytes, runbook_names
+from gonogo.core.parsed import ParseCache
+from gonogo.core.settings import state_home
 from gonogo.dag.import_errors import add_import_error, importing_dagbag, remember
 from gonogo.errors import Problem, RunbookError
 
@@ -244,7 +246,7 @@ def _build_all(folder: Path, namespace: dict[str, Any]) -> dict[str, Any]:
     budget = None if wanted else parse_budget(loader)
     dags = {}
     broken: dict[str, str] = {}
-    loaded = load_files(files)
+    loaded = load_files(files, ParseCache.from_settings(state_home() / "parsed"))
     for position, item in enumerate(loaded):
         file, runbook = item.file, item.runbook
         if budget is not None and _clock() - started > budget:

@@ -32,6 +32,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from gonogo.core.settings import state_home
+
 
 def importing_dagbag() -> Any:
     """The DagBag whose import of a DAG file is on the call stack, or None."""
@@ -68,8 +70,7 @@ def add_import_error(path: Path, message: str) -> bool:
 
 def broken_dir() -> Path:
     """Where loader files leave what they found broken: in the DAG processor's Airflow home."""
-    home = os.environ.get("AIRFLOW_HOME") or str(Path.home() / "airflow")
-    return Path(home) / "gonogo" / "broken"
+    return state_home() / "broken"
 
 
 def remember(loader: str | os.PathLike[str], broken: Mapping[str, str]) -> None:

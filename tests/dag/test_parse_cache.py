@@ -1,0 +1,165 @@
+"""The parse cache: an unchanged runbook file is not read again, and nothing else is ever served.
+
+The DAG processor runs the loader file every 30 s; :mod:`gonogo.core.parsed`
+keeps what each runbook validated to under a key of everything it depends on.
+These tests show that a hit builds the very DAG the YAML builds, and that every
+change of input is a miss.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from tests.conftest import EXAMPLES, RUNBOOKS
+from tests.dag.test_stable_parse import GATE_OPENS
+
+from gonogo.core.loader import load_file, load_files
+from gonogo.core.parsed import CACHE_ENV, ParseCache
+from gonogo.dag.builder import build_dags
+from gonogo.dag.folder import build_all
+
+
+def _serialized(runbook: object) -> list[str]:
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    return [
+        json.dumps(DagSerialization.to_dict(dag), sort_keys=True, default=str)
+        for dag in build_dags(runbook, RUNBOOKS)  # type: ignore[arg-type]
+    ]
+
+
+@pytest.fixture(autouse=True)
+def _no_cache_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test run names a cache of its own (tests/conftest.py); these tests name theirs."""
+    monkeypatch.delenv(CACHE_ENV, raising=False)
+
+
+@pytest.fixture
+def cache(tmp_path: Path) -> ParseCache:
+    found = ParseCache.from_settings(tmp_path / "parsed")
+    assert found is not None
+    return found
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+def test_a_hit_builds_the_same_dags_as_the_yaml(path: Path, cache: ParseCache) -> None:
+    [first] = load_files([path], cache)
+    [hit] = load_files([path], cache)
+    assert first.source is not None and hit.source is None  # the second came from the cache
+    assert hit.runbook == first.runbook and hit.problems == first.problems
+    assert _serialized(hit.runbook) == _serialized(load_file(path)[0])
+
+
+def _runbook(folder: Path, text: str = GATE_OPENS) -> Path:
+    folder.mkdir(exist_ok=True)
+    path = folder / "rb.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_a_changed_file_is_read_again(tmp_path: Path, cache: ParseCache) -> None:
+    path = _runbook(tmp_path / "runbooks")
+    load_files([path], cache)
+    path.write_text(GATE_OPENS.replace("echo installed", "echo installed again"))
+    [item] = load_files([path], cache)
+    assert item.source is not None  # a miss
+    assert item.runbook is not None
+    assert "echo installed again" in item.runbook.model_dump_json()
+
+
+def test_a_changed_setting_is_a_miss(
+    tmp_path: Path, cache: ParseCache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _runbook(tmp_path / "runbooks")
+    load_files([path], cache)
+    monkeypatch.setenv("GONOGO_POLICY", "{standard: {min_gates: 2}}")
+    again = ParseCache.from_settings(cache.folder)
+    [item] = load_files([path], again)
+    assert item.runbook is None  # the new policy's rule applies: the cache did not hide it
+    assert any("change policy" in p.message for p in item.problems)
+
+
+def test_an_entry_that_does_not_match_its_key_is_not_used(
+    tmp_path: Path, cache: ParseCache
+) -> None:
+    path = _runbook(tmp_path / "runbooks")
+    load_files([path], cache)
+    [entry] = cache.folder.glob("*.json")
+    key, _, rest = entry.read_text().partition("\n")
+    entry.write_text(f"{'0' * len(key)}\n{rest.replace('echo installed', 'rm -rf /')}")
+    [item] = load_files([path], cache)
+    assert item.source is not None and "rm -rf" not in item.runbook.model_dump_json()
+    entry.write_text(f"{key}\nnot json")
+    [item] = load_files([path], cache)
+    assert item.source is not None and item.runbook is not None
+
+
+def test_a_broken_runbook_is_never_kept(tmp_path: Path, cache: ParseCache) -> None:
+    path = _runbook(tmp_path / "runbooks", GATE_OPENS.replace("title:", "titel:", 1))
+    for _ in range(2):
+        [item] = load_files([path], cache)
+        assert item.runbook is None and any("titel" in str(p) for p in item.problems)
+    assert not list(cache.folder.glob("*.json"))
+
+
+def test_two_cached_files_with_one_id_are_both_refused_at_their_runbook_key(
+    tmp_path: Path, cache: ParseCache
+) -> None:
+    folder = tmp_path / "runbooks"
+    first = _runbook(folder)
+    second = folder / "copy.yaml"
+    load_files([first], cache)
+    shutil.copy(first, second)
+    load_files([second], cache)
+    items = load_files([first, second], cache)
+    assert [i.source for i in items] == [None, None]  # both hits
+    for item in items:
+        assert item.runbook is None
+        [problem] = item.problems
+        assert (problem.line, problem.column) == (2, 1) and "also used by" in problem.message
+
+
+def test_no_cache_in_a_folder_others_may_write_or_when_turned_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o777)
+    assert ParseCache.from_settings(shared) is None
+    monkeypatch.setenv(CACHE_ENV, "off")
+    assert ParseCache.from_settings(tmp_path / "parsed") is None
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "named"))
+    named = ParseCache.from_settings(tmp_path / "parsed")
+    assert named is not None and named.folder == tmp_path / "named"
+    assert (tmp_path / "named").stat().st_mode & 0o777 == 0o700
+
+
+def test_the_loader_file_keeps_its_runbooks_in_the_airflow_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "home"))
+    folder = tmp_path / "runbooks"
+    _runbook(folder)
+    first = build_all(folder, {})
+    assert len(list((tmp_path / "home" / "gonogo" / "parsed").glob("*.json"))) == 1
+    again = build_all(folder, {})
+    assert sorted(again) == sorted(first) == ["opens-without-window"]
+
+
+def test_a_cache_hit_is_still_checked_by_the_model(tmp_path: Path, cache: ParseCache) -> None:
+    """An entry with the right key but a runbook the model refuses is a miss, not a DAG."""
+    path = _runbook(tmp_path / "runbooks")
+    load_files([path], cache)
+    [entry] = cache.folder.glob("*.json")
+    key, _, rest = entry.read_text().partition("\n")
+    warnings, _, runbook = rest.partition("\n")
+    data = json.loads(runbook)
+    data["environment"] = 42
+    entry.write_text(f"{key}\n{warnings}\n{json.dumps(data)}")
+    [item] = load_files([path], cache)
+    assert item.source is not None and item.runbook is not None
+    assert item.runbook.environment == "test"
