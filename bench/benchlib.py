@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gonogo.core.parsed import CACHE_ENV as PARSE_CACHE_ENV
 from gonogo.core.settings import POLICY_ENV
 
 HERE = Path(__file__).resolve().parent
@@ -221,8 +222,10 @@ BENCH_POLICY = "{normal: {approval: none}, emergency: {approval: none}}"
 def airflow_env(home: Path, dags_folder: Path, **extra: str) -> dict[str, str]:
     """An environment for a child process that imports Airflow without touching a real install."""
     env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW__", "_AIRFLOW_PARSING"))
-    }
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AIRFLOW__", "_AIRFLOW_PARSING")) and k != PARSE_CACHE_ENV
+    }  # the parse cache is the one in the AIRFLOW_HOME below, unless a benchmark names one
     env.setdefault(POLICY_ENV, BENCH_POLICY)
     env.update(
         {

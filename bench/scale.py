@@ -1,6 +1,6 @@
 """Thousands of runbooks under Airflow's default 30 s per DAG file: gonogo's loader shards.
 
-    python bench/scale.py [--runbooks 5000] [--shards 25] [--quick]
+    python bench/scale.py [--runbooks 20000] [--shards 100] [--quick]
 
 N generated runbooks (``gen.py``, 40 steps and 2 gates each, as in ``parse.py``)
 and K copies of the loader file (``gonogo shards K``). Each loader file is parsed
@@ -12,6 +12,9 @@ What is reported:
 - every runbook loads exactly once over the K files, with no import error;
 - the slowest loader file against the 30 s budget (target: at most half of it,
   room for a busy machine);
+- both for the first pass (an empty parse cache: every runbook read, as after a
+  deployment) and a steady pass (the runbooks unchanged, as at every later pass),
+  with the DAG processor's whole pass: every loader file in turn;
 - the baseline, measured in the same run: one loader file that holds a single
   runbook, which is what Airflow itself costs per file. The slowest shard over
   it is how much longer a new runbook takes to appear than Airflow's own cost.
@@ -76,10 +79,33 @@ def parse(loader: Path, runbooks: Path, home: Path) -> dict[str, object]:
     return json.loads(lines[-1].removeprefix("RESULT "))  # type: ignore[no-any-return]
 
 
+#: The first pass reads every runbook (an empty parse cache, as after a deployment); the
+#: second is every later pass of the DAG processor, with the runbooks unchanged.
+PASSES = ("first pass", "steady pass")
+
+
+def run_pass(dags: Path, runbooks: Path, home: Path, count: int) -> list[float]:
+    """Each loader file parsed once, in a fresh process; fails unless each runbook loads once."""
+    shards: list[float] = []
+    loaded: list[str] = []
+    for loader in sorted(dags.glob("*.py")):
+        found = parse(loader, runbooks, home)
+        if found["errors"]:
+            raise RuntimeError(f"{loader.name}: {found['errors']} import error(s)")
+        shards.append(float(found["seconds"]))  # type: ignore[arg-type]
+        loaded += found["dags"]  # type: ignore[arg-type]
+        print(
+            f"{loader.name}: {len(found['dags'])} runbooks in {found['seconds']:.1f} s", flush=True
+        )  # type: ignore[arg-type]
+    if sorted(loaded) != sorted(set(loaded)) or len(loaded) != count:
+        raise RuntimeError(f"{len(loaded)} DAGs loaded ({len(set(loaded))} distinct) of {count}")
+    return shards
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runbooks", type=int, default=5000)
-    parser.add_argument("--shards", type=int, default=25)
+    parser.add_argument("--runbooks", type=int, default=20000)
+    parser.add_argument("--shards", type=int, default=100)
     parser.add_argument("--quick", action="store_true", help="400 runbooks over 4 loader files")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -108,37 +134,33 @@ def main(argv: list[str] | None = None) -> int:
             float(parse(single / "gonogo_dags.py", single_runbook, home)["seconds"])
             for _ in range(3)
         ]
-        shards = []
-        loaded: list[str] = []
-        for loader in sorted(dags.glob("*.py")):
-            found = parse(loader, runbooks, home)
-            if found["errors"]:
-                raise RuntimeError(f"{loader.name}: {found['errors']} import error(s)")
-            shards.append(float(found["seconds"]))  # type: ignore[arg-type]
-            loaded += found["dags"]  # type: ignore[arg-type]
-            print(
-                f"{loader.name}: {len(found['dags'])} runbooks in {found['seconds']:.1f} s",
-                flush=True,
-            )  # type: ignore[arg-type]
-    if sorted(loaded) != sorted(set(loaded)) or len(loaded) != args.runbooks:
-        raise RuntimeError(
-            f"{len(loaded)} DAGs loaded ({len(set(loaded))} distinct) of {args.runbooks}"
-        )
-    worst = max(shards)
+        passes = {name: run_pass(dags, runbooks, home, args.runbooks) for name in PASSES}
     one = summary(baseline)
-    rows = [
+    rows = []
+    for name, shards in passes.items():
+        worst = max(shards)
+        rows += [
+            Row(
+                f"{name}: slowest of {args.shards} loader files",
+                summary([worst]),
+                ratio=worst / TIMEOUT,
+                ratio_label="/ 30 s",
+                target=TARGET,
+            ),
+            Row(
+                f"{name}: median loader file ({args.runbooks // args.shards} runbooks)",
+                summary(shards),
+            ),
+            Row(
+                f"{name}: the DAG processor's whole pass, every file in turn",
+                summary([sum(shards)]),
+            ),
+        ]
+    rows += [
         Row(
-            f"slowest of {args.shards} loader files ({args.runbooks} runbooks)",
-            summary([worst]),
-            ratio=worst / TIMEOUT,
-            ratio_label="/ 30 s",
-            target=TARGET,
-        ),
-        Row(f"median loader file ({args.runbooks // args.shards} runbooks)", summary(shards)),
-        Row(
-            "new runbook appears: its file's parse vs one runbook's",
-            summary([worst]),
-            ratio=ratio(worst, one["median"]),
+            "new runbook appears: its file's steady parse vs one runbook's",
+            summary([max(passes[PASSES[1]])]),
+            ratio=ratio(max(passes[PASSES[1]]), one["median"]),
             ratio_label="vs 1 rb",
         ),
         Row("baseline: a loader file with one runbook", one),
@@ -148,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         rows,
     )
     write_result(
-        "scale", {"runbooks": args.runbooks, "shards": args.shards}, rows, shard_seconds=shards
+        "scale", {"runbooks": args.runbooks, "shards": args.shards}, rows, shard_seconds=passes
     )
     return 0
 
