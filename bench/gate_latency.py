@@ -50,7 +50,10 @@ from benchlib import (
 )
 from gonogo.core.settings import SETTLE_SECONDS
 
-TARGET = 1.1
+TARGET = 1.0
+#: The ratio is called stable when its two halves (first and second half of the gates) differ
+#: by at most this much and fall on the same side of the target.
+STABLE_WITHIN = 0.1
 GONOGO_DAG = "bench-gates"
 PLAIN_DAG = "bench_plain_gates"
 APPROVER = "relman"
@@ -187,10 +190,35 @@ def measure_gate(live: Live, side: Side, i: int, gates: int) -> None:
     )
 
 
+def _halves(gonogo: list[float], plain: list[float]) -> list[float]:
+    """gonogo/plain over the first half of the gates and over the second half."""
+    middle = min(len(gonogo), len(plain)) // 2
+    if middle == 0:
+        return []
+    return [
+        round(ratio(summary(g)["median"], summary(p)["median"]), 3)
+        for g, p in ((gonogo[:middle], plain[:middle]), (gonogo[middle:], plain[middle:]))
+    ]
+
+
+def _stability(halves: list[float]) -> str:
+    """Whether the ratio held still over the run: both halves agree, on one side of the target."""
+    if len(halves) < 2:
+        return "stability: too few gates to tell"
+    first, second = halves
+    same_side = (first <= TARGET) == (second <= TARGET)
+    verdict = "stable" if abs(first - second) <= STABLE_WITHIN and same_side else "NOT stable"
+    return (
+        f"stability: gonogo/plain is {first:.2f} over the first half of the gates and "
+        f"{second:.2f} over the second: {verdict} (within {STABLE_WITHIN} and on one side "
+        f"of {TARGET}); if not, run more gates (--gates)"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--gates", "--size", type=int, default=20, dest="gates", help="gates in a row (K)"
+        "--gates", "--size", type=int, default=40, dest="gates", help="gates in a row (K)"
     )
     parser.add_argument("--quick", action="store_true", help="3 gates")
     args = parser.parse_args(argv)
@@ -237,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
         "LocalExecutor)",
         rows,
     )
+    halves = _halves(gonogo.samples, plain.samples)
+    print(_stability(halves))
     for name, parts in breakdown.items():
         print(
             f"{name} median, seconds after the answer: "
@@ -247,6 +277,7 @@ def main(argv: list[str] | None = None) -> int:
         {"gates": args.gates, "database": database, "approver": APPROVER},
         rows,
         breakdown_median_seconds=breakdown,
+        ratio_by_half=halves,
         client_clock={s.name: summary(s.client_samples) for s in sides},
     )
     del gonogo, plain
