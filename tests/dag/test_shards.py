@@ -103,6 +103,24 @@ def test_gonogo_shards_writes_and_removes_loader_copies(tmp_path: Path) -> None:
     assert main(["shards", "2", str(tmp_path / "runbooks")]) == 2
 
 
+def test_more_than_99_loader_files_get_names_of_one_width(tmp_path: Path) -> None:
+    """20,000 runbooks at 200 a file need 100 files; each still owns its own place."""
+    from gonogo.client.cli import main
+
+    dags = folder_of(tmp_path, 1, [])
+    assert main(["shards", "120", str(dags)]) == 0
+    names = sorted(p.name for p in dags.glob("*.py"))
+    assert names[1:4] == ["gonogo_dags_001.py", "gonogo_dags_002.py", "gonogo_dags_003.py"]
+    assert len(names) == 120 and names[-1] == "gonogo_dags_119.py"
+    assert sorted(shard_of(dags / n) for n in names) == [(i, 120) for i in range(120)]
+    assert main(["shards", "3", str(dags)]) == 0  # back to two digits: the wide names go
+    assert sorted(p.name for p in dags.glob("*.py"))[1:] == [
+        "gonogo_dags_01.py",
+        "gonogo_dags_02.py",
+    ]
+    assert main(["shards", "1000", str(dags)]) == 2
+
+
 def test_the_cycle_collector_is_paused_only_while_runbooks_are_built(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

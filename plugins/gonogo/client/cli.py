@@ -149,7 +149,8 @@ def _shards(args: argparse.Namespace) -> int:
         print(f"gonogo shards: no gonogo_dags.py in {folder}", file=sys.stderr)
         return 2
     text = loader.read_text(encoding="utf-8")
-    wanted = {f"gonogo_dags_{n:02d}.py" for n in range(1, args.count)}
+    width = max(2, len(str(args.count - 1)))  # names of one width, so they sort as numbers
+    wanted = {f"gonogo_dags_{n:0{width}d}.py" for n in range(1, args.count)}
     for extra in sorted(folder.glob("gonogo_dags_*.py")):
         if extra.name not in wanted:
             extra.unlink()
@@ -159,10 +160,16 @@ def _shards(args: argparse.Namespace) -> int:
     return 0
 
 
+#: 200 runbooks a file (PER_LOADER) times this is about 200,000 runbooks.
+MAX_SHARDS = 999
+
+
 def _count(text: str) -> int:
     value = int(text)
-    if not 1 <= value <= 99:
-        raise argparse.ArgumentTypeError("expected a number of loader files from 1 to 99")
+    if not 1 <= value <= MAX_SHARDS:
+        raise argparse.ArgumentTypeError(
+            f"expected a number of loader files from 1 to {MAX_SHARDS}"
+        )
     return value
 
 
