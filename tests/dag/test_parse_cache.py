@@ -163,3 +163,16 @@ def test_a_cache_hit_is_still_checked_by_the_model(tmp_path: Path, cache: ParseC
     [item] = load_files([path], cache)
     assert item.source is not None and item.runbook is not None
     assert item.runbook.environment == "test"
+
+
+def test_other_code_is_a_miss(
+    tmp_path: Path, cache: ParseCache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An upgrade or an edit of gonogo (its code stamp) never reads what older code kept."""
+    from gonogo.core import parsed
+
+    path = _runbook(tmp_path / "runbooks")
+    load_files([path], cache)
+    assert load_files([path], ParseCache(cache.folder))[0].source is None  # same code: a hit
+    monkeypatch.setattr(parsed, "_code_stamp", lambda: "gonogo of another version")
+    assert load_files([path], ParseCache(cache.folder))[0].source is not None

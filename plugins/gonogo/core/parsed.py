@@ -21,10 +21,12 @@ import json
 import logging
 import os
 import stat
+import sys
 import tempfile
 from functools import lru_cache
 from pathlib import Path
 
+import pydantic
 from pydantic import ValidationError
 
 from gonogo.core.model import Runbook
@@ -40,11 +42,15 @@ _CODE = Path(__file__).resolve().parent.parent  # the gonogo package
 
 @lru_cache(maxsize=1)
 def _code_stamp() -> str:
-    """gonogo's own source files, by name, size and time: any edit or upgrade is a new key."""
-    digest = hashlib.sha256()
+    """gonogo's own source, by content, and the pydantic and Python that validated with it.
+
+    Content, not times: a reproducible wheel gives every file the same time, and an
+    upgrade may keep a file's size (a few milliseconds for gonogo's ~1.5 MB).
+    """
+    digest = hashlib.sha256(f"{pydantic.VERSION} {sys.version}\n".encode())
     for path in sorted(_CODE.rglob("*.py")):
-        info = path.stat()
-        digest.update(f"{path.relative_to(_CODE)}:{info.st_size}:{info.st_mtime_ns}\n".encode())
+        digest.update(f"{path.relative_to(_CODE)}\n".encode())
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()
 
 
