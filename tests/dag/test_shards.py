@@ -121,6 +121,37 @@ def test_more_than_99_loader_files_get_names_of_one_width(tmp_path: Path) -> Non
     assert main(["shards", "1000", str(dags)]) == 2
 
 
+def test_a_written_runbook_makes_its_loader_file_look_changed_to_airflow(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Airflow parses changed DAG files first; a new runbook's loader file is made one."""
+    import os
+    import time
+
+    ids = [f"svc-{n:03d}" for n in range(12)]
+    dags = folder_of(tmp_path, 3, ids)
+    loaders = sorted(dags.glob("*.py"))
+    now = time.time_ns()
+    for path in (tmp_path / "runbooks").glob("*.yaml"):
+        os.utime(path, ns=(now - 100 * 10**9,) * 2)
+    past = now - 50 * 10**9
+    for path in loaders:  # the loader files are newer than every runbook
+        os.utime(path, ns=(past, past))
+    bag_of(loaders[0], monkeypatch)
+    assert [p.stat().st_mtime_ns for p in loaders] == [past] * 3  # nothing changed, nothing touched
+
+    new_id = next(f"new-{n}" for n in range(100) if owner(f"new-{n}", 3) == 2)
+    added = tmp_path / "runbooks" / "rb-new.yaml"
+    added.write_text(runbook(new_id))
+    os.utime(added, ns=(now - 10 * 10**9,) * 2)
+    bag_of(loaders[0], monkeypatch)
+    times = [p.stat().st_mtime_ns for p in loaders]
+    assert times[:2] == [past, past] and times[2] > now - 10 * 10**9  # only its owner
+    bag_of(loaders[1], monkeypatch)
+    assert [p.stat().st_mtime_ns for p in loaders] == times  # once: now newer than the runbook
+    assert new_id in bag_of(loaders[2], monkeypatch).dag_ids
+
+
 def test_the_cycle_collector_is_paused_only_while_runbooks_are_built(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

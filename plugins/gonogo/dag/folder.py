@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import os
 import re
 import time
 import zlib
@@ -121,16 +122,53 @@ def owner(key: str, shards: int) -> int:
     return zlib.crc32(key.encode("utf-8")) % shards
 
 
-def _in_shard(files: list[str], folder: Path, shard: tuple[int, int]) -> list[str]:
-    index, shards = shard
+def _owners(files: list[str], folder: Path, shards: int) -> dict[str, int]:
+    """Each runbook file's shard, by the id its head names (or its path when it names none)."""
     if shards == 1:
-        return files
-    found = []
-    for file in files:
-        key = head_id(file) or Path(file).relative_to(folder).as_posix()
-        if owner(key, shards) == index:
-            found.append(file)
-    return found
+        return dict.fromkeys(files, 0)
+    return {
+        file: owner(head_id(file) or Path(file).relative_to(folder).as_posix(), shards)
+        for file in files
+    }
+
+
+def prompt_changed(owners: dict[str, int], loader: Path) -> list[Path]:
+    """Make the loader file of each runbook written since it look changed to Airflow.
+
+    Airflow's DAG processor parses changed DAG files first (its default
+    ``file_parsing_sort_mode`` is ``modified_time``), but it knows only the loader
+    files, not the runbooks. So when a runbook file is newer than the loader
+    file that owns it, that loader file's time is set to now, and a new or
+    edited runbook is parsed as soon as an edited DAG file would be. The touched
+    loader file is then newer than the runbook: nothing is touched twice. A DAGs
+    folder that cannot be written (a read-only bundle) keeps Airflow's order.
+    Returns the loader files touched.
+    """
+    names = sorted(loader.parent.glob(LOADER_GLOB))  # in shard_of's order
+    try:
+        times = [path.stat().st_mtime_ns for path in names]
+    except OSError:
+        return []
+    touched = set()
+    own = names.index(loader) if loader in names else None  # this parse reads its own anew
+    for file, index in owners.items():
+        if index >= len(names) or index in touched or index == own:
+            continue
+        try:
+            written = os.stat(file).st_mtime_ns
+        except OSError:
+            continue
+        if written > times[index]:
+            touched.add(index)
+    prompted = []
+    for index in sorted(touched):
+        try:
+            os.utime(names[index])
+        except OSError as exc:
+            log.info("gonogo: could not prompt Airflow to parse %s: %s", names[index], exc)
+            continue
+        prompted.append(names[index])
+    return prompted
 
 
 def namespace_key(dag_id: str) -> str:
@@ -178,7 +216,10 @@ def _candidates(
     if not files:
         log.warning("gonogo: no runbooks found in %s", folder)
     if loader:
-        files = _in_shard(files, folder, shard)
+        owners = _owners(files, folder, shard[1])
+        files = [file for file in files if owners[file] == shard[0]]
+        if shard[1] > 1 and not wanted and importing_dagbag() is not None:  # a full parse
+            prompt_changed(owners, Path(loader))
         if len(files) > PER_LOADER and not wanted:
             log.warning(
                 "gonogo: %s loads %d runbooks; past about %d a file nears Airflow's 30 s "
