@@ -17,7 +17,7 @@ import signal
 import statistics
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -281,8 +281,14 @@ USERS = [  # the runbook roles in gen.py name relman, svcowner, svcowner2, dba a
 
 
 @contextlib.contextmanager
-def live_airflow(dag_files: dict[str, str], runbooks: dict[str, str]) -> Iterator[Live]:
+def live_airflow(
+    dag_files: dict[str, str],
+    runbooks: dict[str, str],
+    prepare: Callable[[Path, Path], None] | None = None,
+) -> Iterator[Live]:
     """Start Airflow with gonogo's loader, ``dag_files`` and ``runbooks``; always stop it.
+
+    ``prepare(dags, runbooks)``, if given, fills the two folders further before Airflow starts.
 
     SQLite in a temporary AIRFLOW_HOME, or Postgres when GONOGO_TEST_DATABASE_URL is
     set, as in the integration tests. Every process runs in one process group, and
@@ -300,6 +306,8 @@ def live_airflow(dag_files: dict[str, str], runbooks: dict[str, str]) -> Iterato
             (dags / name).write_text(source)
         for name, text in runbooks.items():
             (books / name).write_text(text)
+        if prepare is not None:
+            prepare(dags, books)
         users = [User(name, role, f"{name}-bench-pw") for name, role in USERS]
         stack = AirflowStack(
             home=root / "home",

@@ -31,6 +31,7 @@ BENCHMARKS = (
     "board",
     "scale",
     "parked",
+    "appear",
 )
 TIMEOUT = {True: 900, False: 5400}  # seconds per benchmark: quick, full
 
