@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from gonogo.core.clock import At, format_clock, format_offset
+from gonogo.core.clock import At, format_clock, format_duration
 from gonogo.core.graph import phase_upstreams
 from gonogo.core.model import Gate, Phase, Runbook, Window
 from gonogo.core.naming import PLANNED_START_PARAM, RELEASE_MANAGER_ROLE
@@ -334,14 +334,14 @@ def overrun(fc: Forecast, margin: timedelta) -> list[str]:
     if fc.finish > end:
         reasons.append(
             f"the work is forecast to end at {_clock_time(fc.finish, end)}, "
-            f"{format_offset(fc.finish - end)} after the window ends at {_clock_time(end, end)}"
+            f"{format_duration(fc.finish - end)} after the window ends at {_clock_time(end, end)}"
         )
     if fc.last_safe is not None and fc.finish > fc.last_safe and fc.at >= fc.last_safe - margin:
         left = fc.last_safe - fc.at
-        when = f"in {format_offset(left)}" if left > ZERO else f"{format_offset(-left)} ago"
+        when = f"in {format_duration(left)}" if left > ZERO else f"{format_duration(-left)} ago"
         reasons.append(
             f"the last safe moment to start a rollback is {_clock_time(fc.last_safe, end)} "
-            f"({when}); undoing what is done takes {format_offset(fc.rollback_budget)} by plan"
+            f"({when}); undoing what is done takes {format_duration(fc.rollback_budget)} by plan"
         )
     return reasons
 
@@ -351,9 +351,9 @@ def forecast_lines(fc: Forecast) -> list[str]:
     like = fc.window_end or fc.start
     late = fc.late
     behind = (
-        f"{format_offset(late)} behind plan"
+        f"{format_duration(late)} behind plan"
         if late > ZERO
-        else ("on plan" if late == ZERO else f"{format_offset(-late)} ahead of plan")
+        else ("on plan" if late == ZERO else f"{format_duration(-late)} ahead of plan")
     )
     lines = [
         f"- Planned start (T): {_clock_time(fc.start, like)}",
@@ -363,7 +363,7 @@ def forecast_lines(fc: Forecast) -> list[str]:
     if fc.window_end is not None:
         lines.append(f"- Window ends: {_clock_time(fc.window_end, like)}")
     lines.append(
-        f"- Rolling back what is done takes {format_offset(fc.rollback_budget)} by plan; "
+        f"- Rolling back what is done takes {format_duration(fc.rollback_budget)} by plan; "
         f"decided now it would end at {_clock_time(fc.rollback_finish, like)}"
     )
     if fc.last_safe is not None:
