@@ -340,3 +340,30 @@ def test_gonogo_plan_still_prints_the_outline_by_default(
 
     assert main(["plan", str(RUNBOOK)]) == 0
     assert "## Plan" in capsys.readouterr().out
+
+
+def test_the_board_counts_from_the_planned_start_the_run_was_given(runbook: Any) -> None:
+    from dataclasses import replace
+
+    given = replace(succeeded(), planned_start="2026-12-05T22:30:00+01:00")
+    by_window = {a.id: a.planned_start for a in progress(runbook, succeeded(), at(50)).activities}
+    found = progress(runbook, given, at(50))
+    assert found.planned_start is not None
+    assert found.planned_start.isoformat() == "2026-12-05T22:30:00+01:00"
+    for activity in found.activities:
+        assert activity.planned_start == by_window[activity.id] + (at(30) - at(0))
+
+
+def test_a_planned_gate_meeting_has_its_length_on_the_board_as_in_the_kjoreplan() -> None:
+    text = RUNBOOK.read_text().replace(
+        "  - gate: go_nogo_3\n", "  - gate: go_nogo_3\n    planned: 20m\n"
+    )
+    runbook = load_text(text, "ehr.yaml")[0]
+    gate = next(a for a in progress(runbook, succeeded(), at(50)).activities if a.id == "go_nogo_3")
+    shown = next(i for i in plan_data(runbook)["items"] if i["id"] == "go_nogo_3")
+    assert gate.planned_start is not None and gate.planned_end is not None
+    assert (gate.planned_start.isoformat(), gate.planned_end.isoformat()) == (
+        shown["planned_start"],
+        shown["planned_end"],
+    )
+    assert gate.planned_end - gate.planned_start == at(20) - at(0)

@@ -18,7 +18,7 @@ from typing import Any
 
 from airflow.providers.standard.sensors.date_time import DateTimeSensorAsync
 
-from gonogo.core.clock import format_clock
+from gonogo.core.clock import format_clock, format_duration
 from gonogo.core.model import Gate, Phase, Runbook, Window
 from gonogo.core.naming import OPENS, PLANNED_START_PARAM, START_TASK
 from gonogo.core.timeplan import planned_start
@@ -64,7 +64,7 @@ class ClockWaitSensor(DateTimeSensorAsync):
             "waiting until %s (%s), %s from now, without a worker slot",
             format_clock(self.offset),
             target.isoformat(),
-            str(remaining).split(".")[0],
+            format_duration(remaining),
         )
         self.target_time = target.isoformat()
         return super().execute(context)
