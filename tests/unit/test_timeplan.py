@@ -247,11 +247,20 @@ def test_t_is_the_window_start_unless_the_trigger_sets_it_inside_the_window() ->
     window = runbook().window
     assert window is not None
     started = datetime(2026, 12, 5, 20, 0, tzinfo=UTC)
-    assert planned_start(window, "", started) == window.start
-    assert planned_start(window, "2026-12-05T22:15:00+01:00", started) == datetime(
+    assert planned_start(window, "", started, minutes(-30)) == window.start
+    assert planned_start(window, "2026-12-05T22:15:00+01:00", started, minutes(-30)) == datetime(
         2026, 12, 5, 21, 15, tzinfo=UTC
     )
-    assert planned_start(None, None, started) == started
+    assert planned_start(None, None, started, minutes(0)) == started
+
+
+def test_without_a_window_the_run_begins_when_triggered_at_its_planned_begin() -> None:
+    rb = runbook(window=None)
+    plan = time_plan(rb)
+    started = datetime(2026, 12, 5, 20, 0, tzinfo=UTC)
+    t = planned_start(None, None, started, plan.begin)
+    assert t == started + minutes(30)  # GO/NOGO 2 opens at T-30m: its preparation starts now
+    assert t + plan.by_id()["smoke"].start == started
 
 
 @pytest.mark.parametrize(
@@ -267,7 +276,7 @@ def test_a_planned_start_outside_the_window_or_unreadable_is_refused(
     value: str, message: str
 ) -> None:
     with pytest.raises(TimePlanError, match=message):
-        planned_start(runbook().window, value, T)
+        planned_start(runbook().window, value, T, minutes(0))
 
 
 # -- the forecast ------------------------------------------------------------------------------

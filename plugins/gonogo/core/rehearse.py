@@ -127,7 +127,7 @@ def rehearse(
         raise RehearsalError("rehearse a NOGO at a gate or a failed step, not both")
     values = param_values(runbook, params or {})
     plan = time_plan(runbook)
-    t = planned_start(runbook.window, start, _ORIGIN)
+    t = planned_start(runbook.window, start, _ORIGIN, plan.begin)
     scenario = None
     gates = [g.gate for g in runbook.gates]
     steps = [s.id for _, s in runbook.steps()]

@@ -357,10 +357,11 @@ def run_t(runbook: Runbook, record: RunRecord) -> datetime | None:
         return None
     # The run's start counts only without a window and a planned_start, so it is known here.
     started = record.start or datetime.min.replace(tzinfo=UTC)
+    begin = time_plan(runbook).begin
     try:
-        return planned_start(runbook.window, record.planned_start, started)
+        return planned_start(runbook.window, record.planned_start, started, begin)
     except TimePlanError:
-        return planned_start(runbook.window, None, started)
+        return planned_start(runbook.window, None, started, begin)
 
 
 def _iso(value: datetime | None) -> str | None:

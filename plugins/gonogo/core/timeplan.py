@@ -167,17 +167,24 @@ def time_plan(runbook: Runbook) -> TimePlan:
 
 
 def planned_start(
-    window: Window | None, value: str | datetime | None, started: datetime
+    window: Window | None,
+    value: str | datetime | None,
+    started: datetime,
+    begin: timedelta,
 ) -> datetime:
-    """T: the trigger's ``planned_start`` when given, else the window start, else ``started``.
+    """T, by the one rule every task, page and document uses.
 
-    A runbook without a window (a rehearsal, a standard change) starts when it
-    is triggered, so its clocked gates are simply due at once. A T outside the
-    window is refused: a rollout cannot be planned to start before the change
-    is approved to, or after its window has closed.
+    T is the trigger's ``planned_start`` when given, else the window start.
+    A run of a runbook without a window (a rehearsal, a standard change)
+    begins when it is triggered, ``started``, at its plan's ``begin``
+    (:attr:`TimePlan.begin`), so T is ``started - begin``: a gate that opens
+    at T-30m opens at once and the work after it starts 30 minutes after the
+    trigger, as the printed plan shows. A T outside the window is refused: a
+    rollout cannot be planned to start before the change is approved to, or
+    after its window has closed.
     """
     if value is None or (isinstance(value, str) and not value.strip()):
-        return window.start if window is not None else started
+        return window.start if window is not None else started - begin
     if isinstance(value, str):
         try:
             value = datetime.fromisoformat(value.strip())

@@ -115,7 +115,7 @@ def _verdict(runbook: Runbook, runbooks_dir: Path, context: Any) -> dict[str, An
     for note in skipped:
         log.warning("calendar: %s", note)
     try:
-        start = run_start(context, runbook.window)
+        start = run_start(context, runbook.window, time_plan(runbook).begin)
     except TimePlanError as exc:
         # The window wait refuses such a run with these words; nothing starts before it.
         log.warning("the calendar is checked once T is known: %s", exc)
