@@ -43,13 +43,13 @@ def _steps(rng: random.Random, phase: int) -> list[dict[str, Any]]:
 def timed_runbook(rng: random.Random, name: str = "timed") -> str:
     """The YAML text of a valid runbook whose times depend only on ``rng``."""
     phases: list[dict[str, Any]] = []
-    opens = sorted(rng.randint(-60, 60) for _ in range(rng.randint(0, 3)))
-    count = rng.randint(1, 4)
+    opens = sorted(rng.randint(-60, 60) for _ in range(rng.randint(1, 3)))
+    count = rng.randint(2, 4)
     for phase in range(count):
         phases.append({"id": f"p{phase}", "steps": _steps(rng, phase)})
-        if phase < count - 1 and rng.random() < 0.6:
+        if phase < count - 1 and rng.random() < 0.7:
             gate: dict[str, Any] = {"gate": f"g{phase}", "sign_off": ["release_manager"]}
-            if opens and rng.random() < 0.7:
+            if opens and rng.random() < 0.8:
                 gate["opens"] = format_clock(timedelta(minutes=opens.pop(0)))
             if rng.random() < 0.5:
                 gate["planned"] = f"{rng.randint(1, 30)}m"

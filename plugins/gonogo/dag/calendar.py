@@ -234,6 +234,7 @@ def freeze_gate(runbook: Runbook, guard: Hook) -> tuple[BaseOperator, list[BaseO
             subject=literal(f"Freeze exception: {runbook.title}"),
             body="",
             window=runbook.window,
+            begin=time_plan(runbook).begin,
             pre_execute=guard,
             runbook_title=runbook.title,
             change_id=runbook.change.id,
