@@ -9,9 +9,17 @@ import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.timed_runbooks import timed_runbook
 
 from gonogo import RunbookError, load_text, render_outline
-from gonogo.core.clock import At, format_clock, parse_clock, parse_decide_by
+from gonogo.core.clock import (
+    At,
+    format_clock,
+    format_minutes,
+    parse_clock,
+    parse_decide_by,
+    parse_duration,
+)
 from gonogo.core.model import Runbook
 from gonogo.core.timeplan import (
     Actual,
@@ -120,10 +128,22 @@ def test_decide_by_is_a_clock_time_or_a_duration_from_opening() -> None:
     assert parse_decide_by("20m") == minutes(20)
 
 
-@given(st.integers(min_value=-86400, max_value=86400))
+@given(st.integers(min_value=-4 * 86400, max_value=4 * 86400))
 def test_a_clock_time_reads_back_as_written(seconds: int) -> None:
     offset = timedelta(seconds=seconds)
     assert parse_clock(format_clock(offset)).offset == offset
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(40.4, "40s"), (-40, "-40s"), (65 * 60 + 29, "1h5m"), (-12 * 60 - 31, "-13m"), (0, "0s")],
+)
+def test_a_lateness_is_written_to_the_minute_in_the_runbook_s_spelling(
+    seconds: float, text: str
+) -> None:
+    assert format_minutes(timedelta(seconds=seconds)) == text
+    if not text.startswith("-") and text != "0s":
+        assert abs(parse_duration(text) - timedelta(seconds=seconds)) <= timedelta(seconds=30)
 
 
 # -- the plan ----------------------------------------------------------------------------------
@@ -387,39 +407,11 @@ def test_the_printed_plan_shows_clock_times_and_the_rollback_budget() -> None:
 # -- properties --------------------------------------------------------------------------------
 
 
-@st.composite
-def runbooks(draw: st.DrawFn) -> Runbook:
-    phases: list[dict[str, Any]] = []
-    opens = sorted(draw(st.lists(st.integers(-60, 60), max_size=3)))
-    number = 0
-    for p in range(draw(st.integers(1, 4))):
-        steps: list[dict[str, Any]] = []
-        for _ in range(draw(st.integers(1, 5))):
-            number += 1
-            step: dict[str, Any] = {"id": f"s{number}", "bash": "x"}
-            if draw(st.booleans()):
-                step["planned"] = f"{draw(st.integers(1, 90))}m"
-            earlier = [s["id"] for s in steps]
-            if earlier and bool(draw(st.booleans())):
-                step["depends_on"] = draw(st.lists(st.sampled_from(earlier), unique=True))
-            steps.append(step)
-        phases.append({"id": f"p{p}", "steps": steps})
-        if opens and bool(draw(st.booleans())):
-            gate: dict[str, Any] = {"gate": f"g{p}", "sign_off": ["rm"]}
-            gate["opens"] = format_clock(minutes(opens.pop(0)))
-            if draw(st.booleans()):
-                gate["planned"] = f"{draw(st.integers(1, 30))}m"
-            phases.append(gate)
-    data = {
-        "runbook": "prop",
-        "title": "prop",
-        "service": "s",
-        "environment": "e",
-        "change": {"id": "C", "type": "standard"},
-        "roles": {"rm": {"users": ["u"]}},
-        "phases": phases,
-    }
-    return load_text(yaml.safe_dump(data), "prop.yaml")[0]
+def runbooks() -> st.SearchStrategy[Runbook]:
+    """Runbooks on the clock (tests/timed_runbooks.py), drawn through hypothesis."""
+    return st.randoms(use_true_random=False).map(
+        lambda rng: load_text(timed_runbook(rng), "prop.yaml")[0]
+    )
 
 
 @settings(max_examples=150, deadline=None)
