@@ -213,9 +213,9 @@ def progress(
 ) -> Progress:
     """What a run means against its runbook, at ``now``.
 
-    Planned times count from the run's T (:func:`run_t`), as its tasks do. The forecast finish is, in this order: the one
-    given, the forecast task's latest (``record.forecast``), or the planned end
-    pushed back by how late the run is now.
+    Planned times count from the run's T (:func:`run_t`), as its tasks do. The
+    forecast finish is, in this order: the one given, the forecast task's latest
+    (``record.forecast``), or the planned end pushed back by how late the run is now.
     """
     slots = time_plan(runbook).by_id()
     # Every time in the window's time zone (else UTC), so planned and actual read alike.

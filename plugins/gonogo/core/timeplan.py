@@ -4,13 +4,18 @@ A hospital go-live runs against the clock. GO/NOGO 2 is held before the planned
 start T, the technical work starts at T, every activity has a planned
 duration, and the status meetings ask two questions: will we finish inside the
 window, and if not, is there still time to roll back? This module answers them
-as pure functions over the model and plain data, so the forecast task, the
-printed plan and the tests share one arithmetic.
+as pure functions over the model and plain data: the one plan in time behind
+every view of it (the outline and the DAG's doc, the kjøreplan in every format,
+the rehearsal, the DAG's clock waits, the forecast, the board and the report),
+so a gate's ``opens`` time or ``planned`` meeting moves the same activities in
+all of them. ``tests/dag/test_one_time_plan.py`` pins that they agree.
 
 - :func:`time_plan` places every step and gate relative to T: phases in order,
   steps in parallel where ``depends_on`` allows (the critical path), a gate no
   earlier than its ``opens`` time, and technical work after a gate with an
   ``opens`` time no earlier than T.
+- :func:`planned_start` is T for a run, by the one rule every task, page and
+  document follows.
 - :func:`forecast` projects the finish from the actual times so far and the
   planned durations still ahead, the time a rollback started now would take,
   and the last safe moment: the latest start of a rollback that still ends
