@@ -8,6 +8,7 @@ sets the planned start T with the trigger's ``planned_start``.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
 
 import pytest
 from tests.integration.conftest import Airflow
@@ -112,6 +113,15 @@ def test_a_gate_does_not_open_before_its_time_and_work_waits_for_t(airflow: Airf
     assert all(entry["start"] == t.isoformat() for entry in history)
     # by plan: preparation from T-25s, the gate at once, the 5 s change from T
     assert history[0]["planned_finish"] == (t + timedelta(seconds=5)).isoformat()
+    # The report (and the board) count from the planned_start this run was given, as its tasks do.
+    report = airflow.admin.gonogo(f"/report/{dag}/{quote(run, safe='')}")
+    assert datetime.fromisoformat(report["planned_start"]) == t
+    planned = {a["id"]: datetime.fromisoformat(a["planned_start"]) for a in report["activities"]}
+    assert planned == {
+        "ready": t - timedelta(seconds=OPENS_BEFORE),
+        "go": t - timedelta(seconds=OPENS_BEFORE - 5),
+        "change": t,
+    }
 
 
 def test_a_slow_step_raises_forecast_overrun_and_roll_back_now_ends_inside_the_window(

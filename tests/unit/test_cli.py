@@ -225,6 +225,17 @@ def test_the_readme_shows_the_ehr_plan_as_gonogo_plan_prints_it(ehr_plan: str) -
     assert [line for line in shown if line not in ehr_plan.splitlines()] == []
 
 
+def test_the_readme_shows_the_ehr_rehearsal_as_gonogo_rehearse_prints_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, _err = run(capsys, "rehearse", str(EHR))
+    assert code == 0
+    section = (ROOT / "README.md").read_text().split("\n## The plan in time\n")[1]
+    shown = section.split("```text\n")[2].split("```")[0].splitlines()
+    assert len(shown) > 3
+    assert [line for line in shown if line not in out.splitlines()] == []
+
+
 def test_plan_shows_gates_with_who_signs_off_and_the_checklist(ehr_plan: str) -> None:
     gate = ehr_plan.split("### 2. ")[1].split("### 3. ")[0]
     # Planned when the preparation is done; it may not open before T-30m.

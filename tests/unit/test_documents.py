@@ -99,7 +99,7 @@ def test_kjoreplan_holds_what_the_cab_reviews(runbook: Any) -> None:
         ("gate", "go_nogo_3"),
     ]
     gate = data["items"][1]
-    assert gate["planned_at"] == "2026-12-05T22:10:00+01:00"
+    assert (gate["planned_start"], gate["planned_end"]) == ("2026-12-05T22:10:00+01:00",) * 2
     assert [p["role"] for p in gate["participants"]] == [
         "release_manager",
         "service_owner",
@@ -128,14 +128,15 @@ def test_kjoreplan_holds_what_the_cab_reviews(runbook: Any) -> None:
     ]
 
 
-def test_kjoreplan_without_a_window_counts_from_t0() -> None:
+def test_kjoreplan_without_a_window_counts_from_t() -> None:
     text = RUNBOOK.read_text().replace(
         'window: {start: "2026-12-05T22:00:00+01:00", end: "2026-12-06T04:00:00+01:00"}\n', ""
     )
     data = plan_data(load_text(text, "ehr.yaml")[0])
     assert data["window"] is None
-    assert data["items"][2]["steps"][1]["planned_start"] == "T+0:15"
-    assert "T+0:00" in plan_markdown(data)
+    assert data["items"][2]["steps"][1]["planned_start"] == "T+15m"
+    assert data["items"][0]["planned_start"] == "T"
+    assert "| 3.2 | T+15m | T+35m |" in plan_markdown(data)
 
 
 def test_kjoreplan_html_is_one_printable_file(runbook: Any) -> None:
@@ -339,3 +340,30 @@ def test_gonogo_plan_still_prints_the_outline_by_default(
 
     assert main(["plan", str(RUNBOOK)]) == 0
     assert "## Plan" in capsys.readouterr().out
+
+
+def test_the_board_counts_from_the_planned_start_the_run_was_given(runbook: Any) -> None:
+    from dataclasses import replace
+
+    given = replace(succeeded(), planned_start="2026-12-05T22:30:00+01:00")
+    by_window = {a.id: a.planned_start for a in progress(runbook, succeeded(), at(50)).activities}
+    found = progress(runbook, given, at(50))
+    assert found.planned_start is not None
+    assert found.planned_start.isoformat() == "2026-12-05T22:30:00+01:00"
+    for activity in found.activities:
+        assert activity.planned_start == by_window[activity.id] + (at(30) - at(0))
+
+
+def test_a_planned_gate_meeting_has_its_length_on_the_board_as_in_the_kjoreplan() -> None:
+    text = RUNBOOK.read_text().replace(
+        "  - gate: go_nogo_3\n", "  - gate: go_nogo_3\n    planned: 20m\n"
+    )
+    runbook = load_text(text, "ehr.yaml")[0]
+    gate = next(a for a in progress(runbook, succeeded(), at(50)).activities if a.id == "go_nogo_3")
+    shown = next(i for i in plan_data(runbook)["items"] if i["id"] == "go_nogo_3")
+    assert gate.planned_start is not None and gate.planned_end is not None
+    assert (gate.planned_start.isoformat(), gate.planned_end.isoformat()) == (
+        shown["planned_start"],
+        shown["planned_end"],
+    )
+    assert gate.planned_end - gate.planned_start == at(20) - at(0)

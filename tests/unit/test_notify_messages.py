@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from tests.conftest import EHR
 
+from gonogo.core.clock import in_words
 from gonogo.core.loader import load_file
 from gonogo.core.model import EVENTS
-from gonogo.core.notify import RunFacts, deadline_text, deliveries, in_words, recipients, render
+from gonogo.core.notify import RunFacts, deadline_text, deliveries, recipients, render
 
 NOW = datetime(2026, 12, 5, 14, 6, tzinfo=UTC)
 

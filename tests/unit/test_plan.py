@@ -14,7 +14,6 @@ from gonogo.core.documents.kjoreplan import plan_data
 from gonogo.core.graph import phase_leaves, phase_upstreams
 from gonogo.core.model import Phase
 from gonogo.core.rollback import rollback_if_last_fails
-from gonogo.core.schedule import schedule
 from gonogo.core.timeplan import time_plan
 
 
@@ -60,21 +59,21 @@ phases:
 )
 def test_ehr_items_are_planned_after_the_steps_before_them(item: str, offset: timedelta) -> None:
     runbook, _ = load_file(EHR)
-    assert schedule(runbook)[item].offset == offset
+    assert time_plan(runbook).by_id()[item].start == offset
 
 
 def test_a_step_without_a_planned_duration_takes_no_time() -> None:
     runbook, _ = load_text(PARALLEL.replace("planned: 30m, ", ""), "rb.yaml")
-    slots = schedule(runbook)
+    slots = time_plan(runbook).by_id()
     assert slots["node_a"].duration == timedelta(0)
-    assert slots["verify"].offset == minutes(10 + 20)
+    assert slots["verify"].start == minutes(10 + 20)
 
 
 def test_parallel_steps_start_together_and_a_join_waits_for_the_longest() -> None:
     runbook, _ = load_text(PARALLEL, "rb.yaml")
-    slots = schedule(runbook)
-    assert slots["node_a"].offset == slots["node_b"].offset == minutes(10)
-    assert slots["verify"].offset == minutes(10 + 30)
+    slots = time_plan(runbook).by_id()
+    assert slots["node_a"].start == slots["node_b"].start == minutes(10)
+    assert slots["verify"].start == minutes(10 + 30)
 
 
 def test_a_step_without_depends_on_follows_the_step_above_it() -> None:

@@ -9,9 +9,17 @@ import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.timed_runbooks import timed_runbook
 
 from gonogo import RunbookError, load_text, render_outline
-from gonogo.core.clock import At, format_clock, parse_clock, parse_decide_by
+from gonogo.core.clock import (
+    At,
+    format_clock,
+    format_minutes,
+    parse_clock,
+    parse_decide_by,
+    parse_duration,
+)
 from gonogo.core.model import Runbook
 from gonogo.core.timeplan import (
     Actual,
@@ -120,10 +128,22 @@ def test_decide_by_is_a_clock_time_or_a_duration_from_opening() -> None:
     assert parse_decide_by("20m") == minutes(20)
 
 
-@given(st.integers(min_value=-86400, max_value=86400))
+@given(st.integers(min_value=-4 * 86400, max_value=4 * 86400))
 def test_a_clock_time_reads_back_as_written(seconds: int) -> None:
     offset = timedelta(seconds=seconds)
     assert parse_clock(format_clock(offset)).offset == offset
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(40.4, "40s"), (-40, "-40s"), (65 * 60 + 29, "1h5m"), (-12 * 60 - 31, "-13m"), (0, "0s")],
+)
+def test_a_lateness_is_written_to_the_minute_in_the_runbook_s_spelling(
+    seconds: float, text: str
+) -> None:
+    assert format_minutes(timedelta(seconds=seconds)) == text
+    if not text.startswith("-") and text != "0s":
+        assert abs(parse_duration(text) - timedelta(seconds=seconds)) <= timedelta(seconds=30)
 
 
 # -- the plan ----------------------------------------------------------------------------------
@@ -247,11 +267,20 @@ def test_t_is_the_window_start_unless_the_trigger_sets_it_inside_the_window() ->
     window = runbook().window
     assert window is not None
     started = datetime(2026, 12, 5, 20, 0, tzinfo=UTC)
-    assert planned_start(window, "", started) == window.start
-    assert planned_start(window, "2026-12-05T22:15:00+01:00", started) == datetime(
+    assert planned_start(window, "", started, minutes(-30)) == window.start
+    assert planned_start(window, "2026-12-05T22:15:00+01:00", started, minutes(-30)) == datetime(
         2026, 12, 5, 21, 15, tzinfo=UTC
     )
-    assert planned_start(None, None, started) == started
+    assert planned_start(None, None, started, minutes(0)) == started
+
+
+def test_without_a_window_the_run_begins_when_triggered_at_its_planned_begin() -> None:
+    rb = runbook(window=None)
+    plan = time_plan(rb)
+    started = datetime(2026, 12, 5, 20, 0, tzinfo=UTC)
+    t = planned_start(None, None, started, plan.begin)
+    assert t == started + minutes(30)  # GO/NOGO 2 opens at T-30m: its preparation starts now
+    assert t + plan.by_id()["smoke"].start == started
 
 
 @pytest.mark.parametrize(
@@ -267,7 +296,7 @@ def test_a_planned_start_outside_the_window_or_unreadable_is_refused(
     value: str, message: str
 ) -> None:
     with pytest.raises(TimePlanError, match=message):
-        planned_start(runbook().window, value, T)
+        planned_start(runbook().window, value, T, minutes(0))
 
 
 # -- the forecast ------------------------------------------------------------------------------
@@ -378,39 +407,11 @@ def test_the_printed_plan_shows_clock_times_and_the_rollback_budget() -> None:
 # -- properties --------------------------------------------------------------------------------
 
 
-@st.composite
-def runbooks(draw: st.DrawFn) -> Runbook:
-    phases: list[dict[str, Any]] = []
-    opens = sorted(draw(st.lists(st.integers(-60, 60), max_size=3)))
-    number = 0
-    for p in range(draw(st.integers(1, 4))):
-        steps: list[dict[str, Any]] = []
-        for _ in range(draw(st.integers(1, 5))):
-            number += 1
-            step: dict[str, Any] = {"id": f"s{number}", "bash": "x"}
-            if draw(st.booleans()):
-                step["planned"] = f"{draw(st.integers(1, 90))}m"
-            earlier = [s["id"] for s in steps]
-            if earlier and bool(draw(st.booleans())):
-                step["depends_on"] = draw(st.lists(st.sampled_from(earlier), unique=True))
-            steps.append(step)
-        phases.append({"id": f"p{p}", "steps": steps})
-        if opens and bool(draw(st.booleans())):
-            gate: dict[str, Any] = {"gate": f"g{p}", "sign_off": ["rm"]}
-            gate["opens"] = format_clock(minutes(opens.pop(0)))
-            if draw(st.booleans()):
-                gate["planned"] = f"{draw(st.integers(1, 30))}m"
-            phases.append(gate)
-    data = {
-        "runbook": "prop",
-        "title": "prop",
-        "service": "s",
-        "environment": "e",
-        "change": {"id": "C", "type": "standard"},
-        "roles": {"rm": {"users": ["u"]}},
-        "phases": phases,
-    }
-    return load_text(yaml.safe_dump(data), "prop.yaml")[0]
+def runbooks() -> st.SearchStrategy[Runbook]:
+    """Runbooks on the clock (tests/timed_runbooks.py), drawn through hypothesis."""
+    return st.randoms(use_true_random=False).map(
+        lambda rng: load_text(timed_runbook(rng), "prop.yaml")[0]
+    )
 
 
 @settings(max_examples=150, deadline=None)

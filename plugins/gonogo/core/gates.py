@@ -11,7 +11,8 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
-from gonogo.core.model import Gate, Runbook, format_duration
+from gonogo.core.clock import format_duration
+from gonogo.core.model import Gate, Runbook
 from gonogo.core.naming import GO
 
 _JINJA_OPENERS = re.compile(r"\{[{%#]")

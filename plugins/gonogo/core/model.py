@@ -18,17 +18,11 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
-    PlainSerializer,
-    PlainValidator,
     Tag,
-    WithJsonSchema,
     model_validator,
 )
 
-from gonogo.core.clock import Clock, DecideBy
-
-_DURATION = re.compile(r"^(?:(?P<d>\d+)d)?(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+)s)?$")
-DURATION_PATTERN = r"^(?=\d)(\d+d)?(\d+h)?(\d+m)?(\d+s)?$"
+from gonogo.core.clock import Clock, DecideBy, Duration
 
 #: Airflow task and DAG ids allow letters, digits, ``_``, ``-`` and ``.``; gonogo
 #: keeps ``.`` for TaskGroup prefixes, so runbook ids use the rest.
@@ -52,52 +46,6 @@ Event = Literal[
 EVENTS: tuple[str, ...] = get_args(Event)
 
 
-def parse_duration(value: Any) -> timedelta:
-    """``90s``, ``30m``, ``2h``, ``1h30m`` and ``14d`` become timedeltas; anything else is refused."""
-    if isinstance(value, timedelta):
-        return value
-    if isinstance(value, str):
-        match = _DURATION.match(value.strip())
-        if match and any(match.groupdict().values()):
-            parts = {k: int(v) for k, v in match.groupdict().items() if v}
-            try:
-                result = timedelta(
-                    days=parts.get("d", 0),
-                    hours=parts.get("h", 0),
-                    minutes=parts.get("m", 0),
-                    seconds=parts.get("s", 0),
-                )
-            except OverflowError:  # more hours than a timedelta holds: refused below
-                result = timedelta(0)
-            if result > timedelta(0):
-                return result
-    raise ValueError(f"expected a duration like 90s, 30m, 2h, 1h30m or 14d, got {value!r}")
-
-
-def format_duration(value: timedelta) -> str:
-    """The inverse of :func:`parse_duration`: ``timedelta(minutes=90)`` is ``1h30m``."""
-    total = int(value.total_seconds())
-    days, rest = divmod(total, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, seconds = divmod(rest, 60)
-    text = (f"{days}d" if days else "") + (f"{hours}h" if hours else "")
-    text += f"{minutes}m" if minutes else ""
-    text += f"{seconds}s" if seconds or not text else ""
-    return text
-
-
-Duration = Annotated[
-    timedelta,
-    PlainValidator(parse_duration),
-    PlainSerializer(format_duration, return_type=str),
-    WithJsonSchema(
-        {
-            "type": "string",
-            "pattern": DURATION_PATTERN,
-            "description": "A duration such as 90s, 30m, 2h, 1h30m or 14d",
-        }
-    ),
-]
 Id = Annotated[str, Field(pattern=ID_PATTERN)]
 
 

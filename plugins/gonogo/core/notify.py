@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from gonogo.core.clock import in_words
 from gonogo.core.model import EVENTS, Runbook
 
 Severity = Literal["info", "success", "warning", "failure"]
@@ -95,21 +96,6 @@ class Delivery:
 
     connection: str
     roles: tuple[str, ...]
-
-
-def in_words(delta: timedelta) -> str:
-    """``timedelta(minutes=84)`` is ``1 hour 24 minutes``: how a person says a wait."""
-    minutes = int(delta.total_seconds() // 60)
-    if minutes < 1:
-        return "less than a minute"
-    hours, minutes = divmod(minutes, 60)
-    days, hours = divmod(hours, 24)
-    parts = [
-        f"{n} {unit}{'s' if n != 1 else ''}"
-        for n, unit in ((days, "day"), (hours, "hour"), (minutes, "minute"))
-        if n
-    ]
-    return " ".join(parts[:2])
 
 
 def deadline_text(deadline: datetime, now: datetime, verb: str = "answer") -> str:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import shlex
 from datetime import timedelta
 
-from gonogo.core.clock import At, format_clock
-from gonogo.core.model import Activity, Gate, Runbook, format_duration
+from gonogo.core.clock import At, format_clock, format_duration
+from gonogo.core.model import Activity, Gate, Runbook
 from gonogo.core.rollback import rollback_if_last_fails
 from gonogo.core.timeplan import on_overrun, time_plan
 
@@ -27,7 +27,7 @@ def describe(activity: Activity) -> str:
 def _clock(runbook: Runbook, offset: timedelta) -> str:
     """A planned time: the clock time when T is known (the window start), else relative to T."""
     if runbook.window is None:
-        return format_clock(offset) if offset else "T+0"
+        return format_clock(offset)
     return (runbook.window.start + offset).strftime("%H:%M")
 
 

@@ -23,7 +23,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any, Literal
 
 from gonogo.core import naming, states, templating
-from gonogo.core.clock import At, format_clock, format_offset
+from gonogo.core.clock import At, format_clock, format_duration
 from gonogo.core.model import Activity, Gate, Runbook
 from gonogo.core.rollback import ForwardStep, plan_from_states
 from gonogo.core.rules import param_default_problem
@@ -127,7 +127,7 @@ def rehearse(
         raise RehearsalError("rehearse a NOGO at a gate or a failed step, not both")
     values = param_values(runbook, params or {})
     plan = time_plan(runbook)
-    t = planned_start(runbook.window, start, _ORIGIN)
+    t = planned_start(runbook.window, start, _ORIGIN, plan.begin)
     scenario = None
     gates = [g.gate for g in runbook.gates]
     steps = [s.id for _, s in runbook.steps()]
@@ -378,15 +378,15 @@ def _fits(r: Rehearsal, end: timedelta) -> str:
         return "the runbook has no window"
     spare = r.window_end - end
     if spare >= ZERO:
-        return f"inside the window, {format_offset(spare)} to spare"
-    return f"{format_offset(-spare)} AFTER the window ends"
+        return f"inside the window, {format_duration(spare)} to spare"
+    return f"{format_duration(-spare)} AFTER the window ends"
 
 
 def _row(r: Rehearsal, a: Planned) -> tuple[str, ...]:
     if a.kind == "step":
-        undo = f"undo {format_offset(a.undo)}" if a.undo is not None else ""
+        undo = f"undo {format_duration(a.undo)}" if a.undo is not None else ""
         what = f"step {a.phase}.{a.id}"
-        return (*_span(r, a.start, a.end), what, format_offset(a.duration), undo)
+        return (*_span(r, a.start, a.end), what, format_duration(a.duration), undo)
     gate = next(g for g in r.runbook.gates if g.gate == a.id)
     notes = [f"sign-off: {', '.join(gate.sign_off)}"]
     if a.not_before is not None:
@@ -422,7 +422,7 @@ def _scenario_lines(r: Rehearsal, s: Scenario) -> list[str]:
             f"{n}.",
             *_span(r, u.start, u.end),
             f"{u.id} (global rollback step)" if u.global_step else f"undo {u.id}",
-            format_offset(u.duration),
+            format_duration(u.duration),
         )
         for n, u in enumerate(s.undo, start=1)
     ]

@@ -14,7 +14,7 @@ from datetime import datetime
 
 from gonogo.core import naming, states
 from gonogo.core.model import Runbook
-from gonogo.core.schedule import schedule
+from gonogo.core.timeplan import time_plan
 
 
 @dataclass(frozen=True)
@@ -60,14 +60,14 @@ def plan_rollback(records: Sequence[StepRecord]) -> RollbackPlan:
 
 def rollback_if_last_fails(runbook: Runbook) -> RollbackPlan:
     """The rollback that would run if the last forward step failed, for the printed plan."""
-    slots = schedule(runbook)
+    slots = time_plan(runbook).by_id()
     base = datetime(2000, 1, 1)
     steps = runbook.steps()
     records = [
         StepRecord(
             step.id,
             states.SUCCESS if index < len(steps) - 1 else states.FAILED,
-            base + slots[step.id].offset + slots[step.id].duration,
+            base + slots[step.id].end,
             step.rollback is not None,
             index,
         )

@@ -22,8 +22,9 @@ from gonogo.core import naming, states
 from gonogo.core.decisions import Decision, decisions
 from gonogo.core.model import Gate, Runbook
 from gonogo.core.rollback import NOGO_BEFORE_START
-from gonogo.core.schedule import schedule
 from gonogo.core.status import Status, rollout_status
+from gonogo.core.timeplan import planned_start, time_plan
+from gonogo.errors import TimePlanError
 
 # -- the records --------------------------------------------------------------------------------
 
@@ -55,6 +56,7 @@ class RunRecord:
     plan: Mapping[str, Any] | None = None  # rollback.start's XCom
     events: Sequence[Mapping[str, Any]] = ()
     forecast: Mapping[str, Any] | None = None  # the forecast task's latest forecast
+    planned_start: str | None = None  # the trigger's planned_start param, as the run was given it
 
 
 # -- what it means ------------------------------------------------------------------------------
@@ -211,12 +213,11 @@ def progress(
 ) -> Progress:
     """What a run means against its runbook, at ``now``.
 
-    Planned times count from the window start when the runbook has a window,
-    else from the run's start. The forecast finish is, in this order: the one
-    given, the forecast task's latest (``record.forecast``), or the planned end
-    pushed back by how late the run is now.
+    Planned times count from the run's T (:func:`run_t`), as its tasks do. The
+    forecast finish is, in this order: the one given, the forecast task's latest
+    (``record.forecast``), or the planned end pushed back by how late the run is now.
     """
-    slots = schedule(runbook)
+    slots = time_plan(runbook).by_id()
     # Every time in the window's time zone (else UTC), so planned and actual read alike.
     zone = runbook.window.start.tzinfo if runbook.window is not None else UTC
 
@@ -224,7 +225,7 @@ def progress(
         return value.astimezone(zone) if value is not None and value.tzinfo else value
 
     record = _localised(record, local)
-    base = runbook.window.start if runbook.window is not None else record.start
+    base = local(run_t(runbook, record))
     owners = owners_by_task(runbook)
     activities: list[Activity] = []
     for item in runbook.phases:
@@ -239,8 +240,8 @@ def progress(
                     item.title or item.gate,
                     ", ".join(item.sign_off),
                     naming.gate_task(item.gate, naming.RESULT),
-                    base + slot.offset if base else None,
-                    base + slot.offset if base else None,
+                    base + slot.start if base else None,
+                    base + slot.end if base else None,
                     start,
                     end,
                     verdict,
@@ -259,8 +260,8 @@ def progress(
                     step.title or step.id,
                     step.owner or "",
                     task_id,
-                    base + slot.offset if base else None,
-                    base + slot.offset + slot.duration if base else None,
+                    base + slot.start if base else None,
+                    base + slot.end if base else None,
                     task.start if task else None,
                     task.end if task else None,
                     (task.state or "") if task else "",
@@ -337,6 +338,30 @@ def progress(
         events=tuple(record.events),
         status=status,
     )
+
+
+def given_start(conf: Any) -> str | None:
+    """The ``planned_start`` a run was triggered with (its conf), or None when it was left empty."""
+    value = conf.get(naming.PLANNED_START_PARAM) if isinstance(conf, Mapping) else None
+    return str(value) if value else None
+
+
+def run_t(runbook: Runbook, record: RunRecord) -> datetime | None:
+    """The run's T, by the rule its tasks follow (:func:`~gonogo.core.timeplan.planned_start`).
+
+    None for a queued run of a runbook without a window: it has no T yet. A
+    ``planned_start`` the run refused (outside the window) leaves the window
+    start, the T the refusal was measured against.
+    """
+    if runbook.window is None and record.start is None and not record.planned_start:
+        return None
+    # The run's start counts only without a window and a planned_start, so it is known here.
+    started = record.start or datetime.min.replace(tzinfo=UTC)
+    begin = time_plan(runbook).begin
+    try:
+        return planned_start(runbook.window, record.planned_start, started, begin)
+    except TimePlanError:
+        return planned_start(runbook.window, None, started, begin)
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -21,6 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from gonogo.core.clock import format_minutes
+
 GREEN, YELLOW, RED = "green", "yellow", "red"
 COLOURS = (GREEN, YELLOW, RED)
 
@@ -78,14 +80,8 @@ def rollout_status(
         return Status(RED, tuple(red))
     yellow: list[str] = []
     if late is not None and late > tolerance:
-        yellow.append(f"behind plan by {_minutes(late)}")
+        yellow.append(f"behind plan by {format_minutes(late)}")
     yellow += [f"gate {gate} waiting past its planned time" for gate in waiting_past_plan]
     if yellow:
         return Status(YELLOW, tuple(yellow))
     return Status(GREEN, ("on plan",))
-
-
-def _minutes(value: timedelta) -> str:
-    total = round(value.total_seconds() / 60)
-    hours, minutes = divmod(total, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m"

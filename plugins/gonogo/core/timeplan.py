@@ -4,13 +4,18 @@ A hospital go-live runs against the clock. GO/NOGO 2 is held before the planned
 start T, the technical work starts at T, every activity has a planned
 duration, and the status meetings ask two questions: will we finish inside the
 window, and if not, is there still time to roll back? This module answers them
-as pure functions over the model and plain data, so the forecast task, the
-printed plan and the tests share one arithmetic.
+as pure functions over the model and plain data: the one plan in time behind
+every view of it (the outline and the DAG's doc, the kjøreplan in every format,
+the rehearsal, the DAG's clock waits, the forecast, the board and the report),
+so a gate's ``opens`` time or ``planned`` meeting moves the same activities in
+all of them. ``tests/dag/test_one_time_plan.py`` pins that they agree.
 
 - :func:`time_plan` places every step and gate relative to T: phases in order,
   steps in parallel where ``depends_on`` allows (the critical path), a gate no
   earlier than its ``opens`` time, and technical work after a gate with an
   ``opens`` time no earlier than T.
+- :func:`planned_start` is T for a run, by the one rule every task, page and
+  document follows.
 - :func:`forecast` projects the finish from the actual times so far and the
   planned durations still ahead, the time a rollback started now would take,
   and the last safe moment: the latest start of a rollback that still ends
@@ -26,7 +31,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from gonogo.core.clock import At, format_clock, format_offset
+from gonogo.core.clock import At, format_clock, format_duration
 from gonogo.core.graph import phase_upstreams
 from gonogo.core.model import Gate, Phase, Runbook, Window
 from gonogo.core.naming import PLANNED_START_PARAM, RELEASE_MANAGER_ROLE
@@ -167,17 +172,24 @@ def time_plan(runbook: Runbook) -> TimePlan:
 
 
 def planned_start(
-    window: Window | None, value: str | datetime | None, started: datetime
+    window: Window | None,
+    value: str | datetime | None,
+    started: datetime,
+    begin: timedelta,
 ) -> datetime:
-    """T: the trigger's ``planned_start`` when given, else the window start, else ``started``.
+    """T, by the one rule every task, page and document uses.
 
-    A runbook without a window (a rehearsal, a standard change) starts when it
-    is triggered, so its clocked gates are simply due at once. A T outside the
-    window is refused: a rollout cannot be planned to start before the change
-    is approved to, or after its window has closed.
+    T is the trigger's ``planned_start`` when given, else the window start.
+    A run of a runbook without a window (a rehearsal, a standard change)
+    begins when it is triggered, ``started``, at its plan's ``begin``
+    (:attr:`TimePlan.begin`), so T is ``started - begin``: a gate that opens
+    at T-30m opens at once and the work after it starts 30 minutes after the
+    trigger, as the printed plan shows. A T outside the window is refused: a
+    rollout cannot be planned to start before the change is approved to, or
+    after its window has closed.
     """
     if value is None or (isinstance(value, str) and not value.strip()):
-        return window.start if window is not None else started
+        return window.start if window is not None else started - begin
     if isinstance(value, str):
         try:
             value = datetime.fromisoformat(value.strip())
@@ -334,14 +346,14 @@ def overrun(fc: Forecast, margin: timedelta) -> list[str]:
     if fc.finish > end:
         reasons.append(
             f"the work is forecast to end at {_clock_time(fc.finish, end)}, "
-            f"{format_offset(fc.finish - end)} after the window ends at {_clock_time(end, end)}"
+            f"{format_duration(fc.finish - end)} after the window ends at {_clock_time(end, end)}"
         )
     if fc.last_safe is not None and fc.finish > fc.last_safe and fc.at >= fc.last_safe - margin:
         left = fc.last_safe - fc.at
-        when = f"in {format_offset(left)}" if left > ZERO else f"{format_offset(-left)} ago"
+        when = f"in {format_duration(left)}" if left > ZERO else f"{format_duration(-left)} ago"
         reasons.append(
             f"the last safe moment to start a rollback is {_clock_time(fc.last_safe, end)} "
-            f"({when}); undoing what is done takes {format_offset(fc.rollback_budget)} by plan"
+            f"({when}); undoing what is done takes {format_duration(fc.rollback_budget)} by plan"
         )
     return reasons
 
@@ -351,9 +363,9 @@ def forecast_lines(fc: Forecast) -> list[str]:
     like = fc.window_end or fc.start
     late = fc.late
     behind = (
-        f"{format_offset(late)} behind plan"
+        f"{format_duration(late)} behind plan"
         if late > ZERO
-        else ("on plan" if late == ZERO else f"{format_offset(-late)} ahead of plan")
+        else ("on plan" if late == ZERO else f"{format_duration(-late)} ahead of plan")
     )
     lines = [
         f"- Planned start (T): {_clock_time(fc.start, like)}",
@@ -363,7 +375,7 @@ def forecast_lines(fc: Forecast) -> list[str]:
     if fc.window_end is not None:
         lines.append(f"- Window ends: {_clock_time(fc.window_end, like)}")
     lines.append(
-        f"- Rolling back what is done takes {format_offset(fc.rollback_budget)} by plan; "
+        f"- Rolling back what is done takes {format_duration(fc.rollback_budget)} by plan; "
         f"decided now it would end at {_clock_time(fc.rollback_finish, like)}"
     )
     if fc.last_safe is not None:

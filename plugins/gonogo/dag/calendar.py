@@ -115,7 +115,7 @@ def _verdict(runbook: Runbook, runbooks_dir: Path, context: Any) -> dict[str, An
     for note in skipped:
         log.warning("calendar: %s", note)
     try:
-        start = run_start(context, runbook.window)
+        start = run_start(context, runbook.window, time_plan(runbook).begin)
     except TimePlanError as exc:
         # The window wait refuses such a run with these words; nothing starts before it.
         log.warning("the calendar is checked once T is known: %s", exc)
@@ -234,6 +234,7 @@ def freeze_gate(runbook: Runbook, guard: Hook) -> tuple[BaseOperator, list[BaseO
             subject=literal(f"Freeze exception: {runbook.title}"),
             body="",
             window=runbook.window,
+            begin=time_plan(runbook).begin,
             pre_execute=guard,
             runbook_title=runbook.title,
             change_id=runbook.change.id,

@@ -18,18 +18,18 @@ from typing import Any
 
 from airflow.providers.standard.sensors.date_time import DateTimeSensorAsync
 
-from gonogo.core.clock import format_clock
+from gonogo.core.clock import format_clock, format_duration
 from gonogo.core.model import Gate, Phase, Runbook, Window
 from gonogo.core.naming import OPENS, PLANNED_START_PARAM, START_TASK
-from gonogo.core.timeplan import planned_start
+from gonogo.core.timeplan import planned_start, time_plan
 
 log = logging.getLogger(__name__)
 #: The placeholder T of a runbook without a window, fixed so the serialized DAG is stable.
 _NO_WINDOW = datetime(2000, 1, 1, tzinfo=UTC)
 
 
-def run_start(context: Mapping[str, Any], window: Window | None) -> datetime:
-    """T for this run: ``planned_start`` from the trigger, else the window start, else the run start.
+def run_start(context: Mapping[str, Any], window: Window | None, begin: timedelta) -> datetime:
+    """T for this run (:func:`~gonogo.core.timeplan.planned_start`), ``begin`` being the plan's.
 
     Every task computes the same T: the param and the run's start date are fixed
     for the run.
@@ -40,22 +40,28 @@ def run_start(context: Mapping[str, Any], window: Window | None) -> datetime:
     started = getattr(dag_run, "start_date", None) or datetime.now(UTC)
     if started.tzinfo is None:
         started = started.replace(tzinfo=UTC)
-    return planned_start(window, value, started)
+    return planned_start(window, value, started, begin)
 
 
 class ClockWaitSensor(DateTimeSensorAsync):
-    """Waits, deferred, until T + ``offset``; succeeds at once when that time has passed."""
+    """Waits, deferred, until T + ``offset``; succeeds at once when that time has passed.
 
-    def __init__(self, *, window: Window | None, offset: timedelta, **kwargs: Any) -> None:
+    ``begin`` is the plan's begin, which T is counted back from without a window.
+    """
+
+    def __init__(
+        self, *, window: Window | None, begin: timedelta, offset: timedelta, **kwargs: Any
+    ) -> None:
         # Only a placeholder: execute() reads T from the run. It must not change between
         # parses, or every parse would store a new DAG version.
         placeholder = (window.start if window is not None else _NO_WINDOW) + offset
         super().__init__(target_time=placeholder.isoformat(), **kwargs)
         self.window = window
+        self.begin = begin
         self.offset = offset
 
     def execute(self, context: Any) -> Any:
-        target = run_start(context, self.window) + self.offset
+        target = run_start(context, self.window, self.begin) + self.offset
         remaining = target - datetime.now(UTC)
         if remaining <= timedelta(0):
             log.info("%s (%s) has passed; going on", format_clock(self.offset), target.isoformat())
@@ -64,7 +70,7 @@ class ClockWaitSensor(DateTimeSensorAsync):
             "waiting until %s (%s), %s from now, without a worker slot",
             format_clock(self.offset),
             target.isoformat(),
-            str(remaining).split(".")[0],
+            format_duration(remaining),
         )
         self.target_time = target.isoformat()
         return super().execute(context)
@@ -91,7 +97,7 @@ def planned_start_param(window: Window | None) -> Any:
 
 
 def hold_until_open(
-    gate: Gate, window: Window | None, entries: list[Any], tasks: list[Any]
+    gate: Gate, runbook: Runbook, entries: list[Any], tasks: list[Any]
 ) -> list[Any]:
     """Put ``gate__<g>.opens`` in front of a gate with an ``opens`` time; returns the new entries.
 
@@ -103,7 +109,8 @@ def hold_until_open(
         return entries
     opener = ClockWaitSensor(
         task_id=OPENS,
-        window=window,
+        window=runbook.window,
+        begin=time_plan(runbook).begin,
         offset=gate.opens.offset,
         doc_md=f"The gate opens at {gate.opens}: its requests are not sent before then.",
     )
@@ -133,6 +140,7 @@ def hold_for_start(
     wait = ClockWaitSensor(
         task_id=START_TASK,
         window=runbook.window,
+        begin=time_plan(runbook).begin,
         offset=timedelta(0),
         doc_md="Technical work after the clocked gate does not start before the planned start T.",
     )

@@ -157,7 +157,7 @@ class ForecastOperator(Request):
         seen = len(ended)
         actuals = self._actuals(context, task_states, ended)
         now = datetime.now(UTC)
-        start = run_start(context, self.window)
+        start = run_start(context, self.window, self.plan.begin)
         fc = forecast(self.plan, start, actuals, now, self.window.end)
         if len(ended) > seen or not history:
             history.append(fc.as_dict())

@@ -38,6 +38,7 @@ from gonogo.core.fingerprint import SHORT
 from gonogo.core.gates import eligible, evidence, gate_body, gate_verdict, literal, summarize
 from gonogo.core.model import Gate, Window
 from gonogo.core.settings import EXPIRING_AT
+from gonogo.core.timeplan import time_plan
 from gonogo.dag.actions import Actions, Hook, run_action
 from gonogo.dag.clock import hold_until_open
 from gonogo.dag.hitl import Request, assignees
@@ -103,7 +104,8 @@ class GateRoleOperator(Request):
         evidence_steps: Sequence[tuple[str, str, float | None]],
         subject: str,
         body: str,
-        window: Window | None = None,
+        window: Window | None,
+        begin: timedelta,
         appendix: Callable[[], str] | None = None,
         **kwargs: Any,
     ) -> None:
@@ -118,6 +120,7 @@ class GateRoleOperator(Request):
         self.gate_timeout = gate.timeout
         self.decide_by = gate.decide_by
         self.window = window
+        self.begin = begin
         self.has_checks = bool(gate.checks)
         self.evidence_steps = list(evidence_steps)
         super().__init__(
@@ -186,7 +189,7 @@ class GateRoleOperator(Request):
         elif self.decide_by is not None:  # a moment relative to T
             from gonogo.dag.clock import run_start
 
-            limits.append(run_start(context, self.window) + self.decide_by.offset)
+            limits.append(run_start(context, self.window, self.begin) + self.decide_by.offset)
         return min(limits) if limits else None
 
     def _full_body(self, context: Any, previous: Mapping[str, Any] | None) -> str:
@@ -488,6 +491,7 @@ def build_gate(
                     users=actions.users(role),
                     round_no=number,
                     window=runbook.window,
+                    begin=time_plan(runbook).begin,
                     evidence_steps=evidence_steps,
                     subject=literal(f"{gate.title or gate.gate}: {runbook.title} ({role})"),
                     body=gate_body(runbook, gate, role),
@@ -520,7 +524,7 @@ def build_gate(
         )
         [t for t in tasks if isinstance(t, GateRoleOperator)] >> result
         tasks.append(result)
-        entries = hold_until_open(gate, runbook.window, entries, tasks)
+        entries = hold_until_open(gate, runbook, entries, tasks)
     # In stop mode every round is final, so the next phase waits for the requests
     # themselves: no extra scheduling hop after the last GO. Reask rounds that are
     # skipped need the result task to join them.

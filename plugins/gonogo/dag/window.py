@@ -21,6 +21,7 @@ def wait_for_window(window: Window, begin: timedelta = timedelta(0)) -> Any:
     return ClockWaitSensor(
         task_id=WINDOW_TASK,
         window=window,
+        begin=begin,
         offset=begin,
         doc_md="Waits, without a worker slot, until the change window (the planned begin) opens.",
     )

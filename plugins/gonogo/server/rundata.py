@@ -23,7 +23,7 @@ from typing import Any
 from gonogo.core.loader import load_file, runbook_files
 from gonogo.core.model import Runbook
 from gonogo.core.naming import XCOM_EVENTS, XCOM_FORECAST, XCOM_OUTCOME, approved_runbook
-from gonogo.core.run import RunRecord, TaskRecord
+from gonogo.core.run import RunRecord, TaskRecord, given_start
 from gonogo.core.settings import runbooks_dir
 from gonogo.dag.folder import head_id
 from gonogo.errors import RunbookError
@@ -213,6 +213,7 @@ def read_runs(session: Any, runs: Sequence[Any]) -> list[RunRecord]:
             outcome=outcomes.get((r.dag_id, r.run_id)),
             events=events[(r.dag_id, r.run_id)],
             forecast=forecasts.get((r.dag_id, r.run_id)),
+            planned_start=given_start(r.conf),
         )
         for r in runs
     ]

@@ -41,7 +41,8 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError, WithJsonSchema
 
 from gonogo.core.calendar.times import WEEKDAYS, Interval, Weekly, local_moment, zone_of
-from gonogo.core.model import ID_PATTERN, Duration
+from gonogo.core.clock import Duration
+from gonogo.core.model import ID_PATTERN
 from gonogo.core.source import Loc, Source, did_you_mean, parse_yaml
 from gonogo.errors import CalendarError, Problem, RunbookError
 

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from html import escape
+
+from gonogo.core.clock import format_clock
 
 ROW = 22
 LABEL_WIDTH = 260
@@ -125,9 +128,7 @@ def _tick(span: float) -> float:
 
 
 def _clock(minutes: float) -> str:
-    sign = "-" if minutes < 0 else "+"
-    total = abs(round(minutes))
-    return f"T{sign}{total // 60}:{total % 60:02d}"
+    return format_clock(timedelta(minutes=round(minutes)))
 
 
 def _short(label: str, limit: int = 42) -> str:

@@ -6,10 +6,12 @@ here, on first use, so ``gonogo validate`` does not pay for it.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
+
+from gonogo.core.clock import format_minutes
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -29,15 +31,10 @@ def clock(value: Any) -> str:
 
 
 def minutes(value: Any) -> str:
-    """Seconds as ``1h05m``, ``12m`` or, under a minute, ``40s``; ``-`` for none."""
+    """Seconds as ``1h5m``, ``12m`` or, under a minute, ``40s``; ``-`` for none."""
     if value is None or value == "":
         return "-"
-    if abs(float(value)) < 60:
-        return f"{round(float(value))}s"
-    total = round(float(value) / 60)
-    sign = "-" if total < 0 else ""
-    hours, rest = divmod(abs(total), 60)
-    return f"{sign}{hours}h{rest:02d}m" if hours else f"{sign}{rest}m"
+    return format_minutes(timedelta(seconds=float(value)))
 
 
 @cache

@@ -15,22 +15,18 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
+from gonogo.core.clock import format_clock, format_duration
 from gonogo.core.documents.gantt import Bar, gantt_svg
 from gonogo.core.documents.text import md_cell, md_text
-from gonogo.core.model import Activity, Gate, Runbook, format_duration
+from gonogo.core.model import Activity, Gate, Runbook
 from gonogo.core.outline import describe
 from gonogo.core.rollback import rollback_if_last_fails
-from gonogo.core.schedule import schedule
-
-
-def relative(offset: timedelta) -> str:
-    """``T+1:35``: a planned time when the runbook has no window to count from."""
-    total = int(offset.total_seconds() // 60)
-    return f"T+{total // 60}:{total % 60:02d}"
+from gonogo.core.timeplan import time_plan
 
 
 def _at(start: datetime | None, offset: timedelta) -> str:
-    return (start + offset).isoformat() if start is not None else relative(offset)
+    """A planned time: the clock time from the window start, else relative to T (``T+1h35m``)."""
+    return (start + offset).isoformat() if start is not None else format_clock(offset)
 
 
 def _does(activity: Activity) -> str:
@@ -39,7 +35,8 @@ def _does(activity: Activity) -> str:
 
 def plan_data(runbook: Runbook) -> dict[str, Any]:
     """The kjøreplan as plain data: the JSON format and the input of every rendering."""
-    slots = schedule(runbook)
+    plan = time_plan(runbook)
+    slots = plan.by_id()
     start = runbook.window.start if runbook.window is not None else None
 
     def users(role: str | None) -> list[str]:
@@ -57,8 +54,11 @@ def plan_data(runbook: Runbook) -> dict[str, Any]:
                     "number": number,
                     "id": item.gate,
                     "title": item.title or item.gate,
-                    "planned_at": _at(start, slot.offset),
-                    "offset_minutes": slot.offset.total_seconds() / 60,
+                    "opens": str(item.opens) if item.opens is not None else None,
+                    "planned_start": _at(start, slot.start),
+                    "planned_end": _at(start, slot.end),
+                    "offset_minutes": slot.start.total_seconds() / 60,
+                    "minutes": slot.duration.total_seconds() / 60,
                     "participants": [{"role": r, "users": users(r)} for r in item.sign_off],
                     "timeout": format_duration(item.timeout) if item.timeout else None,
                     "on_nogo": item.on_nogo,
@@ -87,17 +87,17 @@ def plan_data(runbook: Runbook) -> dict[str, Any]:
                     "owner": step.owner,
                     "users": users(step.owner),
                     "planned": format_duration(step.planned) if step.planned else None,
-                    "planned_start": _at(start, slot.offset),
-                    "planned_end": _at(start, slot.offset + slot.duration),
-                    "offset_minutes": slot.offset.total_seconds() / 60,
+                    "planned_start": _at(start, slot.start),
+                    "planned_end": _at(start, slot.end),
+                    "offset_minutes": slot.start.total_seconds() / 60,
                     "minutes": slot.duration.total_seconds() / 60,
                     "does": _does(step),
                     "undo": _does(step.rollback) if step.rollback is not None else None,
                     "read_only": step.read_only,
                 }
             )
-        first = min(slots[s.id].offset for s in item.steps)
-        last = max(slots[s.id].offset + slots[s.id].duration for s in item.steps)
+        first = min(slots[s.id].start for s in item.steps)
+        last = max(slots[s.id].end for s in item.steps)
         items.append(
             {
                 "kind": "phase",
@@ -109,16 +109,15 @@ def plan_data(runbook: Runbook) -> dict[str, Any]:
                 "steps": steps,
             }
         )
-    plan = rollback_if_last_fails(runbook)
+    undo = rollback_if_last_fails(runbook)
     by_id = {s.id: s for _, s in runbook.steps()}
     order = [
         {"id": s, "title": by_id[s].title or s, "does": _does(by_id[s].rollback)}  # type: ignore[arg-type]
-        for s in plan.compensate
+        for s in undo.compensate
     ]
     order += [
         {"id": g.id, "title": g.title or g.id, "does": _does(g)} for g in runbook.rollback.steps
     ]
-    total = max((s.offset + s.duration for s in slots.values()), default=timedelta(0))
     return {
         "document": "kjøreplan",
         "runbook": runbook.runbook,
@@ -132,7 +131,7 @@ def plan_data(runbook: Runbook) -> dict[str, Any]:
             if runbook.window is not None
             else None
         ),
-        "planned_end": _at(start, total),
+        "planned_end": _at(start, plan.finish),
         "contacts": [
             {
                 "role": name,
@@ -149,7 +148,7 @@ def plan_data(runbook: Runbook) -> dict[str, Any]:
             "approve": list(runbook.rollback.approve),
             "decide_by": list(runbook.rollback.decide_by),
             "order": order,
-            "not_undone": list(plan.not_undone),
+            "not_undone": list(undo.not_undone),
         },
         "communication": [
             {
@@ -184,6 +183,13 @@ def _people(users: list[str]) -> str:
     return ", ".join(users) if users else "(nobody)"
 
 
+def _span(item: dict[str, Any]) -> str:
+    """``start to end``, or only the start of a gate planned to take no time."""
+    if item["planned_end"] == item["planned_start"]:
+        return str(item["planned_start"])
+    return f"{item['planned_start']} to {item['planned_end']}"
+
+
 def plan_markdown(data: dict[str, Any]) -> str:
     """The kjøreplan as Markdown: headings per phase and gate, a table of activities."""
     t = md_text
@@ -197,7 +203,7 @@ def plan_markdown(data: dict[str, Any]) -> str:
     if data["window"]:
         lines.append(f"- **Window:** {data['window']['start']} to {data['window']['end']}")
     else:
-        lines.append("- **Window:** none set; times are relative to the start (T+0:00)")
+        lines.append("- **Window:** none set; times are relative to the planned start T")
     lines.append(f"- **Planned end:** {data['planned_end']}")
     if data["description"]:
         lines += ["", t(data["description"])]
@@ -216,12 +222,14 @@ def plan_markdown(data: dict[str, Any]) -> str:
         lines.append("")
         if item["kind"] == "gate":
             lines += [
-                f"## {item['number']}. GO/NOGO: {t(item['title'])} ({item['planned_at']})",
+                f"## {item['number']}. GO/NOGO: {t(item['title'])} ({_span(item)})",
                 "",
                 "- **Participants:** "
                 + "; ".join(f"{p['role']} ({_people(p['users'])})" for p in item["participants"]),
                 f"- **Timeout:** {item['timeout'] or 'none'}; no answer in time is NOGO",
             ]
+            if item["opens"]:
+                lines.append(f"- **Opens:** {item['opens']}, not before")
             if item["on_nogo"] == "reask":
                 lines.append("- **On NOGO:** the roles that said NOGO are asked again after a fix")
             if item["checklist"] or item["checks"]:
@@ -232,8 +240,7 @@ def plan_markdown(data: dict[str, Any]) -> str:
                     lines.append(f"- check {t(c['title'])} ({required}): `{md_cell(c['does'])}`")
             continue
         lines += [
-            f"## {item['number']}. {t(item['title'])} ({item['planned_start']} to "
-            f"{item['planned_end']})",
+            f"## {item['number']}. {t(item['title'])} ({_span(item)})",
             "",
             "| # | start | end | activity | owner | does | rollback |",
             "|---|---|---|---|---|---|---|",

@@ -13,11 +13,12 @@ JSON endpoint returns to ``gonogo report``); Markdown and HTML render it.
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
 from gonogo.core import naming, states
+from gonogo.core.clock import format_duration
 from gonogo.core.documents.gantt import Bar, gantt_svg
 from gonogo.core.documents.text import md_cell, md_text
 from gonogo.core.run import Progress
@@ -139,11 +140,7 @@ def _clock(value: str | None) -> str:
 
 
 def _took(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    total = round(seconds)
-    minutes, secs = divmod(total, 60)
-    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+    return format_duration(timedelta(seconds=round(seconds))) if seconds is not None else "-"
 
 
 def report_markdown(data: dict[str, Any], ui_base: str = "") -> str:
