@@ -10,7 +10,6 @@ import pytest
 from gonogo.core import naming
 from gonogo.core import rollback as rb
 from gonogo.core.decisions import (
-    Answer,
     Decision,
     comment_schema,
     decisions,
@@ -21,6 +20,7 @@ from gonogo.core.decisions import (
 )
 from gonogo.core.expect import check_response
 from gonogo.core.gates import evidence, literal, summarize
+from gonogo.core.records import Answer, Request
 from gonogo.core.shell import env_name
 from gonogo.server.rules import (
     form_refusal,
@@ -154,12 +154,14 @@ def test_an_answer_reads_the_same_from_an_event_and_a_detail() -> None:
     assert Answer.from_detail({"chosen_options": ["GO"], "response_received": False}).timed_out
 
 
-def detail(task_id: str, created: str, **extra: object) -> dict[str, object]:
-    return {
-        "task_instance": {"task_id": task_id, "state": extra.pop("state", "success")},
-        "created_at": created,
-        **extra,
-    }
+def detail(task_id: str, created: str, **extra: object) -> Request:
+    return Request.from_detail(
+        {
+            "task_instance": {"task_id": task_id, "state": extra.pop("state", "success")},
+            "created_at": created,
+            **extra,
+        }
+    )
 
 
 def test_the_decision_log_reads_gates_rounds_and_manual_steps() -> None:
