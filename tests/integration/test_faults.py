@@ -256,7 +256,9 @@ def test_the_worker_running_an_undo_dies_and_a_person_confirms_it_completed(
 
     request = faulty.admin.wait_pending(dag, run_id, "rollback.undo_1", timeout=240)
     assert "**the undo of first** was cut off" in request["body"]
-    assert started(faulty, run_id, "undo_first") >= 1  # it ran, and failed every try, "the cut-off undo ran again by itself"
+    assert (
+        started(faulty, run_id, "undo_first") >= 1
+    )  # it ran, and failed every try, "the cut-off undo ran again by itself"
     faulty.client("relman").answer_or_raise(
         dag, run_id, "rollback.undo_1", "Done", "the old version is back"
     )
