@@ -94,11 +94,16 @@ def run_record(
 
 
 def owners(client: AirflowClient, dag_id: str) -> dict[str, str]:
-    """Each step task's runbook role: the builder makes it the task's Airflow ``owner``."""
+    """Each forward step's runbook role, by task id, as the pages read it from the runbook.
+
+    The builder makes it the step task's Airflow ``owner``
+    (:func:`gonogo.core.run.owners_by_task` is the pages' side).
+    """
     return {
         t["task_id"]: str(t["owner"])
         for t in client.tasks(dag_id)
         if t.get("owner")
         and t["owner"] != DEFAULT_OWNER
         and not naming.parse_gate_task(t["task_id"])
+        and not naming.is_rollback_task(t["task_id"])
     }

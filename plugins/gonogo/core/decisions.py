@@ -296,7 +296,7 @@ def note(
             again = f" (round {r.round})" if r.round > 1 else ""
             lines.append(f"- {where}{again}: {r.answer}{who}{why}")
     for event in events:
-        lines.append(f"- {event.get('event') or 'notice'}: {event_line(event)}")
+        lines.append(f"- {event.get('event')}: {event_line(event)}")
     if len(lines) == 1:
         lines.append("No decisions.")
     return _fit(lines, limit)

@@ -124,15 +124,15 @@ class Request:
 
 @dataclass(frozen=True)
 class Event:
-    """One thing a task recorded for people to read, as its task recorded it."""
+    """One thing a task recorded for people to read, as its task recorded it, named."""
 
     task_id: str
     recorded_at: datetime | None  # when its task pushed it (the XCom's timestamp)
-    data: Mapping[str, Any]
+    data: Mapping[str, Any]  # always with an "event": a failed notice is named NOTICE
 
     @property
     def name(self) -> str:
-        return str(self.data.get("event") or NOTICE)
+        return str(self.data["event"])
 
 
 def events_in_order(pushed: Iterable[tuple[str, Any, Any]]) -> tuple[Event, ...]:
@@ -140,14 +140,15 @@ def events_in_order(pushed: Iterable[tuple[str, Any, Any]]) -> tuple[Event, ...]
 
     Each value is a list of events. They come in the order their tasks recorded
     them (then by task, then as listed), whichever order the database or the
-    REST API returned the XComs in.
+    REST API returned the XComs in. A failed notification, recorded without a
+    name, is named :data:`NOTICE`, so every view calls it the same.
     """
     found = [
         (
             moment(at) or datetime.min.replace(tzinfo=UTC),
             task_id,
             index,
-            Event(task_id, moment(at), e),
+            Event(task_id, moment(at), e if e.get("event") else {"event": NOTICE, **e}),
         )
         for task_id, at, value in pushed
         if isinstance(value, list)
