@@ -182,7 +182,6 @@ class RunRecord:
     tasks: Mapping[str, TaskRecord] = field(default_factory=dict)
     requests: Sequence[Request] = ()
     outcome: Mapping[str, Any] | None = None  # the outcome task's XCom
-    plan: Mapping[str, Any] | None = None  # rollback.start's XCom
     events: Sequence[Event] = ()
     forecast: Mapping[str, Any] | None = None  # the forecast task's latest forecast
 
