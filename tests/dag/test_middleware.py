@@ -18,6 +18,7 @@ from fastapi import FastAPI, Request
 from starlette.testclient import TestClient
 
 from gonogo.core import naming, stamp
+from gonogo.core.records import Request as Asked
 from gonogo.server import middleware, records
 from gonogo.server.middleware import GonogoMiddleware
 
@@ -87,7 +88,7 @@ def gonogo_dag(monkeypatch: pytest.MonkeyPatch) -> None:
         records,
         "hitl_request",
         lambda *a: records.RequestRecord(
-            a[2], opened, form, False, "operator", None, "awaiting_input"
+            Asked(a[2], "awaiting_input", created_at=opened, form=form), "operator", None
         ),
     )
     monkeypatch.setattr(records, "gate_answers", lambda *a: [])
@@ -126,7 +127,9 @@ def test_an_answer_to_a_request_that_no_longer_waits_is_refused(
 ) -> None:
     from datetime import UTC, datetime
 
-    closed = records.RequestRecord("gate__g.rm", datetime.now(UTC), {}, False, "op", None, state)
+    closed = records.RequestRecord(
+        Asked("gate__g.rm", state, created_at=datetime.now(UTC)), "op", None
+    )
     monkeypatch.setattr(records, "hitl_request", lambda *a: closed)
     body = {"chosen_options": ["GO"], "params_input": {"comment": "late"}}
     response = answer(client, "ours", "-1", body)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from gonogo.core.run import RunRecord, TaskRecord
+from gonogo.core.records import Request, RunRecord, TaskRecord
 
 START = datetime(2026, 12, 5, 21, 0, tzinfo=UTC)
 
@@ -83,7 +83,7 @@ def rolled_back() -> RunRecord:
         end=at(73.5),
         triggered_by="operator",
         tasks={t.task_id: t for t in tasks},
-        details=details,
+        requests=[Request.from_detail(d) for d in details],
         outcome={
             "outcome": "rolled_back",
             "failed": ["install.migrate_db"],
@@ -121,7 +121,7 @@ def waiting_at_gate() -> RunRecord:
         start=START,
         triggered_by="operator",
         tasks={t.task_id: t for t in tasks},
-        details=details,
+        requests=[Request.from_detail(d) for d in details],
     )
 
 
@@ -152,8 +152,10 @@ def succeeded() -> RunRecord:
         end=at(41),
         triggered_by="operator",
         tasks={t.task_id: t for t in tasks},
-        details=[
-            detail(f"gate__go_nogo_2.{r}", "success", 10, users, "GO", by, m, "ready")
+        requests=[
+            Request.from_detail(
+                detail(f"gate__go_nogo_2.{r}", "success", 10, users, "GO", by, m, "ready")
+            )
             for r, users, by, m in GATE_2
         ],
         outcome={"outcome": "succeeded", "failed": [], "reasons": []},

@@ -90,6 +90,8 @@ def test_params_are_read_as_their_type_and_only_the_given_ones_are_sent(hotfix: 
         ([("queue_sise", "800")], "unknown param 'queue_sise'; did you mean 'queue_size'?"),
         ([("queue_sise", "800")], "(its params: queue_size, fail_step)"),
         ([("queue_size", "50")], "param queue_size='50': Airflow would refuse it"),
+        ([("queue_size", "null")], "the value must be of type integer, got null"),
+        ([("queue_size", "true")], "the value must be of type integer, got bool"),
         ([("queue_size", "800"), ("queue_size", "900")], "queue_size given more than once"),
         ([("rehearsal", "true")], "use --rehearsal instead"),
     ],

@@ -17,7 +17,8 @@ from gonogo.core import naming
 from gonogo.core.decisions import WITHDRAWN, decisions, note, table
 from gonogo.core.documents.report import report_data, report_markdown
 from gonogo.core.loader import load_file
-from gonogo.core.run import RunRecord, progress
+from gonogo.core.records import Request, RunRecord
+from gonogo.core.run import progress
 
 GATE = "gate__go_nogo_2"
 RUNBOOK = Path(__file__).parent / "golden" / "ehr.yaml"
@@ -26,6 +27,11 @@ RUNBOOK = Path(__file__).parent / "golden" / "ehr.yaml"
 def rest(minutes: float) -> str:
     """A time as the REST API writes it."""
     return at(minutes).isoformat().replace("+00:00", "Z")
+
+
+def iso(minutes: float) -> str:
+    """A time as the decision log writes it."""
+    return at(minutes).isoformat()
 
 
 def detail(
@@ -60,6 +66,10 @@ def detail(
         "responded_at": rest(answered) if answered is not None else None,
         "params_input": {"comment": comment} if comment else {},
     }
+
+
+def requests(details: list[dict[str, Any]]) -> list[Request]:
+    return [Request.from_detail(d) for d in details]
 
 
 def stopped_at_gate_2() -> list[dict[str, Any]]:
@@ -103,14 +113,14 @@ def stopped_at_gate_2() -> list[dict[str, Any]]:
 
 
 def test_a_withdrawn_request_comes_right_after_the_nogo_that_withdrew_it() -> None:
-    rows = decisions(stopped_at_gate_2(), {"preflight.announce_start": "release_manager"})
+    rows = decisions(requests(stopped_at_gate_2()), {"preflight.announce_start": "release_manager"})
     assert [(r.role, r.answer) for r in rows] == [
         ("release_manager", "Done"),
         ("release_manager", "GO"),
         ("hospital", "NOGO"),
         ("service_owner", WITHDRAWN),
     ]
-    assert rows[3].at == rows[2].at == rest(31)
+    assert rows[3].at == rows[2].at == iso(31)
 
 
 def test_the_withdrawal_follows_its_nogo_even_when_another_answer_has_the_same_time() -> None:
@@ -119,7 +129,7 @@ def test_the_withdrawal_follows_its_nogo_even_when_another_answer_has_the_same_t
         # Another gate's answer stored in the same instant as the NOGO, under a lower task id.
         detail("gate__a_gate.aaa", "success", 9, ["dba"], answer="GO", by="dba", answered=31),
     ]
-    order = [r.task_id for r in decisions(records)]
+    order = [r.task_id for r in decisions(requests(records))]
     assert order.index(f"{GATE}.service_owner") == order.index(f"{GATE}.hospital") + 1
 
 
@@ -137,10 +147,10 @@ def test_a_withdrawal_without_a_nogo_is_placed_when_its_task_ended() -> None:
             answered=20,
         ),
     ]
-    rows = decisions(records)
+    rows = decisions(requests(records))
     assert [(r.role, r.answer, r.at) for r in rows] == [
-        ("release_manager", "GO", rest(20)),
-        ("service_owner", WITHDRAWN, rest(40)),
+        ("release_manager", "GO", iso(20)),
+        ("service_owner", WITHDRAWN, iso(40)),
     ]
 
 
@@ -159,8 +169,8 @@ def test_a_nogo_that_is_asked_again_withdraws_nothing() -> None:
         ),
         detail(f"{GATE}.service_owner", "skipped", 10, ["svcowner"], ended=50),
     ]
-    withdrawn = decisions(records)[-1]
-    assert (withdrawn.answer, withdrawn.at) == (WITHDRAWN, rest(50))
+    withdrawn = decisions(requests(records))[-1]
+    assert (withdrawn.answer, withdrawn.at) == (WITHDRAWN, iso(50))
 
 
 def test_a_timeout_is_placed_when_its_task_ended() -> None:
@@ -176,10 +186,10 @@ def test_a_timeout_is_placed_when_its_task_ended() -> None:
             answered=20,
         ),
     ]
-    rows = decisions(records)
+    rows = decisions(requests(records))
     assert [(r.role, r.answer, r.at) for r in rows] == [
-        ("release_manager", "GO", rest(20)),
-        ("hospital", "NOGO (timeout)", rest(40)),
+        ("release_manager", "GO", iso(20)),
+        ("hospital", "NOGO (timeout)", iso(40)),
     ]
 
 
@@ -188,7 +198,10 @@ def test_an_open_request_without_any_time_is_placed_when_it_opened() -> None:
         detail(f"{GATE}.hospital", "awaiting_input", 10, ["wardrep"]),
         detail("preflight.announce_start", "success", 4, ["relman"], answer="Done", answered=11),
     ]
-    assert [(r.answer, r.at) for r in decisions(records)] == [("waiting", ""), ("Done", rest(11))]
+    assert [(r.answer, r.at) for r in decisions(requests(records))] == [
+        ("waiting", ""),
+        ("Done", iso(11)),
+    ]
 
 
 def test_times_in_other_zones_are_compared_as_times() -> None:
@@ -196,16 +209,16 @@ def test_times_in_other_zones_are_compared_as_times() -> None:
     early = detail(f"{GATE}.hospital", "success", 10, ["wardrep"], answer="GO", answered=12)
     late = detail(f"{GATE}.release_manager", "success", 10, ["relman"], answer="GO")
     late["responded_at"] = "2026-12-05T22:11:00+01:00"
-    assert [r.role for r in decisions([early, late])] == ["release_manager", "hospital"]
+    assert [r.role for r in decisions(requests([early, late]))] == ["release_manager", "hospital"]
 
 
 @pytest.mark.parametrize("view", ["note", "table", "report"])
 def test_every_view_lists_the_withdrawal_after_the_nogo(view: str) -> None:
     details = stopped_at_gate_2()
     if view == "note":
-        lines = note(decisions(details), {"outcome": "rolled_back"}).splitlines()
+        lines = note(decisions(requests(details)), {"outcome": "rolled_back"}).splitlines()
     elif view == "table":
-        lines = table(decisions(details)).splitlines()
+        lines = table(decisions(requests(details))).splitlines()
     else:
         runbook = load_file(RUNBOOK)[0]
         record = RunRecord(
@@ -222,7 +235,7 @@ def test_every_view_lists_the_withdrawal_after_the_nogo(view: str) -> None:
                     task(f"{GATE}.release_manager", "success", 10.1, 12.01),
                 )
             },
-            details=details,
+            requests=requests(details),
         )
         text = report_markdown(report_data(progress(runbook, record, at(40)), at(40)))
         lines = text.partition("## Decisions")[2].splitlines()

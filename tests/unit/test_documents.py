@@ -21,6 +21,7 @@ from gonogo.core.documents.board import board_html, run_html, sort_rows
 from gonogo.core.documents.kjoreplan import plan_data, plan_html, plan_json, plan_markdown
 from gonogo.core.documents.report import report_data, report_html, report_json, report_markdown
 from gonogo.core.loader import load_file, load_text
+from gonogo.core.records import Request
 from gonogo.core.run import owners_by_task, progress
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -292,7 +293,7 @@ def test_an_empty_board_says_so() -> None:
 
 
 def test_decisions_are_listed_in_the_order_they_were_given() -> None:
-    rows = decisions(rolled_back().details)
+    rows = decisions(rolled_back().requests)
     assert [(r.role, r.at) for r in rows] == [
         ("hospital", at(11).isoformat()),
         ("release_manager", at(12).isoformat()),
@@ -311,7 +312,7 @@ def test_a_manual_step_decision_shows_the_role_not_the_user(runbook: Any) -> Non
         "params_input": {"comment": "lists load"},
         "created_at": at(50).isoformat(),
     }
-    (row,) = decisions([detail], owners_by_task(runbook))
+    (row,) = decisions([Request.from_detail(detail)], owners_by_task(runbook))
     assert (row.gate, row.role, row.by, row.answer) == (
         "step:ward_view_works",
         "hospital",

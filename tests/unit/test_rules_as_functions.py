@@ -10,7 +10,6 @@ import pytest
 from gonogo.core import naming
 from gonogo.core import rollback as rb
 from gonogo.core.decisions import (
-    Answer,
     Decision,
     comment_schema,
     decisions,
@@ -20,7 +19,16 @@ from gonogo.core.decisions import (
     table,
 )
 from gonogo.core.expect import check_response
-from gonogo.core.gates import evidence, literal, summarize
+from gonogo.core.gates import (
+    eligible,
+    evidence,
+    four_eyes_refusal,
+    literal,
+    started_the_run,
+    summarize,
+)
+from gonogo.core.records import Answer, Request
+from gonogo.core.rules import is_json_type
 from gonogo.core.shell import env_name
 from gonogo.server.rules import (
     form_refusal,
@@ -116,6 +124,52 @@ def test_params_input_must_be_exactly_the_requests_form() -> None:
     assert form_refusal({}, form) is None
     assert "comment must be string or null" in str(form_refusal({"comment": 5}, form))
     assert "no field extra" in str(form_refusal({"extra": 1}, form))
+    assert "comment must be string, got NoneType" in str(
+        form_refusal({"comment": None}, {"comment": {"schema": {"type": "string"}}})
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "types", "ok"),
+    [
+        (None, ["string", "null"], True),
+        (None, ["string"], False),
+        (None, ["integer"], False),
+        (True, ["integer"], False),
+        (True, ["number", "boolean"], True),
+        (1, ["number"], True),
+        (1.5, ["integer"], False),
+        ("x", ["null"], False),
+    ],
+)
+def test_null_is_a_json_value_only_where_the_schema_names_it(
+    value: object, types: list[str], ok: bool
+) -> None:
+    assert is_json_type(value, types) is ok
+
+
+@pytest.mark.parametrize(
+    ("user_id", "user_name", "trigger_id", "trigger_name", "refused"),
+    [
+        ("7", "kari", "7", "kari", True),
+        ("7", "kari", "7", None, True),  # by id: what the API server signed
+        ("7", "kari", None, "kari", True),  # by name: what Airflow records on the run
+        ("kari", "kari", "7", "kari", True),  # an auth manager whose ids are names
+        ("8", "ola", "7", "kari", False),
+        ("8", "ola", None, None, False),
+    ],
+)
+def test_the_task_and_the_api_server_apply_one_four_eyes_rule(
+    user_id: str, user_name: str, trigger_id: str | None, trigger_name: str | None, refused: bool
+) -> None:
+    reason = four_eyes_refusal(user_id, user_name, trigger_id, trigger_name)
+    assert (reason is not None) is refused
+    assert started_the_run([user_id, user_name], trigger_id, trigger_name) is refused
+    if refused:
+        assert "four-eyes rule" in str(reason)
+    # The task asks only users the API server would let answer.
+    if user_id == user_name:
+        assert (eligible([user_id], trigger_id, trigger_name) == []) is refused
 
 
 def test_one_person_counts_for_one_role_per_gate() -> None:
@@ -154,12 +208,14 @@ def test_an_answer_reads_the_same_from_an_event_and_a_detail() -> None:
     assert Answer.from_detail({"chosen_options": ["GO"], "response_received": False}).timed_out
 
 
-def detail(task_id: str, created: str, **extra: object) -> dict[str, object]:
-    return {
-        "task_instance": {"task_id": task_id, "state": extra.pop("state", "success")},
-        "created_at": created,
-        **extra,
-    }
+def detail(task_id: str, created: str, **extra: object) -> Request:
+    return Request.from_detail(
+        {
+            "task_instance": {"task_id": task_id, "state": extra.pop("state", "success")},
+            "created_at": created,
+            **extra,
+        }
+    )
 
 
 def test_the_decision_log_reads_gates_rounds_and_manual_steps() -> None:

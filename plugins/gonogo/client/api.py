@@ -130,6 +130,15 @@ class AirflowClient:
             raise ClientError(f"xcom {task_id}/{key}: {response.status_code} {_detail(response)}")
         return response.json().get("value")
 
+    def xcom_entries(self, dag_id: str, run_id: str, key: str) -> list[dict[str, Any]]:
+        """Every task's XCom ``key`` of one run: task id, map index and timestamp, no value."""
+        found = self.call(
+            "GET",
+            f"/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}/taskInstances/~/xcomEntries",
+            params={"xcom_key": key, "limit": 1000},
+        )
+        return found["xcom_entries"]  # type: ignore[no-any-return]
+
     def tasks(self, dag_id: str) -> list[dict[str, Any]]:
         """The DAG's tasks; a gonogo step's ``owner`` is its runbook role."""
         return self.call("GET", f"/dags/{_q(dag_id)}/tasks")["tasks"]  # type: ignore[no-any-return]

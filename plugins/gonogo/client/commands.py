@@ -35,15 +35,13 @@ from urllib.parse import quote
 
 from gonogo.client.api import UNREACHABLE_PATIENCE, AirflowClient
 from gonogo.client.arguments import load_runbook, param_pair
+from gonogo.client.runs import owners, read_run
 from gonogo.core import naming
 from gonogo.core.decisions import decisions, table, to_json
 from gonogo.core.documents.board import RUN_ROUTE
 from gonogo.core.model import Runbook
 from gonogo.core.settings import LOCK_POOL
 from gonogo.errors import ApprovalRefused, ClientError, RehearsalError, Unreachable
-
-#: Airflow's ``[operators] default_owner``: a task without a runbook owner has it.
-DEFAULT_OWNER = "airflow"
 
 
 def _settings() -> tuple[str, str, str]:
@@ -72,25 +70,6 @@ def _settings() -> tuple[str, str, str]:
 
 def _client() -> AirflowClient:
     return AirflowClient(*_settings())
-
-
-def _events(client: AirflowClient, dag_id: str, run_id: str) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = []
-    for task_id in client.task_instances(dag_id, run_id):
-        if task_id.endswith(f".{naming.WATCH}"):
-            found += client.xcom(dag_id, run_id, task_id, key=naming.XCOM_EVENTS) or []
-    return found
-
-
-def _owners(client: AirflowClient, dag_id: str) -> dict[str, str]:
-    """Each step task's runbook role: the builder makes it the task's Airflow ``owner``."""
-    return {
-        t["task_id"]: str(t["owner"])
-        for t in client.tasks(dag_id)
-        if t.get("owner")
-        and t["owner"] != DEFAULT_OWNER
-        and not naming.parse_gate_task(t["task_id"])
-    }
 
 
 def run_link(base_url: str, dag_id: str, run_id: str) -> str:
@@ -199,9 +178,11 @@ def _every(text: str) -> float:
 
 
 def _decisions(args: argparse.Namespace) -> int:
+    """The run's decision log and events, read as the pages and the run note read them."""
     client = _client()
-    rows = decisions(client.hitl_details(args.dag_id, args.run_id), _owners(client, args.dag_id))
-    events = _events(client, args.dag_id, args.run_id)
+    record = read_run(client, args.dag_id, args.run_id)
+    rows = decisions(record.requests, owners(client, args.dag_id))
+    events = [e.data for e in record.events]
     preflight = client.xcom(args.dag_id, args.run_id, naming.PREFLIGHT_TASK) or {}
     show = to_json if args.format == "json" else table
     print(show(rows, events, preflight))

@@ -1,11 +1,10 @@
-"""Answers and the decision log, as plain data.
+"""The decision log, and the rules an answer is read by, as plain data.
 
-:class:`Answer` is one person's answer to one request (who, which option,
-which comment), read the same way from a resumed task's event, a REST HITL
-detail or a database row. The decision log is every answer at every gate and
-manual step of a run, built from Airflow's own records (HITL details and task
-states), never from a second store, so the CLI (from REST JSON) and the
-run-note listener (from the database) share it.
+The decision log is every answer at every gate and manual step of a run,
+built from Airflow's own records (its requests,
+:class:`~gonogo.core.records.Request`, and their tasks' states), never from a
+second store, so the CLI (from the REST API), the run note and the pages (from
+the database) share it.
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gonogo.core import naming, states
+from gonogo.core.records import Request, moment
 
 COLUMNS = ("gate", "role", "round", "answer", "by", "at", "comment")
 
@@ -89,48 +89,6 @@ def recorded_trigger(conf: Any) -> dict[str, str] | None:
 
 
 @dataclass(frozen=True)
-class Answer:
-    """One answer to one HITL request."""
-
-    option: str | None  # None: nobody answered (a timeout)
-    by: str  # the user's name, as Airflow recorded it
-    by_id: str  # the user's id, which assignments use
-    comment: str
-
-    @property
-    def timed_out(self) -> bool:
-        return self.option is None
-
-    @classmethod
-    def from_event(cls, event: Mapping[str, Any]) -> Answer:
-        """From the event a resumed HITL task receives in ``execute_complete``."""
-        if event.get("error_type") == "timeout":
-            return cls(None, "", "", "")
-        chosen = event.get("chosen_options") or [None]
-        return cls._make(chosen[0], event.get("responded_by_user"), event.get("params_input"))
-
-    @classmethod
-    def from_detail(cls, detail: Mapping[str, Any]) -> Answer:
-        """From a HITL detail, as the REST API returns it."""
-        chosen = (
-            (detail.get("chosen_options") or [None]) if detail.get("response_received") else [None]
-        )
-        return cls._make(chosen[0], detail.get("responded_by_user"), detail.get("params_input"))
-
-    @classmethod
-    def _make(cls, option: Any, user: Any, params: Any) -> Answer:
-        user = user if isinstance(user, Mapping) else {}
-        params = params if isinstance(params, Mapping) else {}
-        comment = params.get(naming.COMMENT)
-        return cls(
-            option=str(option) if option is not None else None,
-            by=str(user.get("name") or ""),
-            by_id=str(user.get("id") or ""),
-            comment=comment.strip() if isinstance(comment, str) else "",
-        )
-
-
-@dataclass(frozen=True)
 class Decision:
     """One request and what became of it."""
 
@@ -156,53 +114,44 @@ def _split(task_id: str) -> tuple[str, str, int]:
     return f"step:{part or group}", "", 1
 
 
-def decision_from_detail(
-    detail: Mapping[str, Any], owners: Mapping[str, str] | None = None
-) -> Decision:
-    """A decision from one HITL detail, in the shape the REST API returns.
+def decision_of(request: Request, owners: Mapping[str, str] | None = None) -> Decision:
+    """A decision from one request.
 
     ``owners`` maps a manual step's task id to its owner role: its task id does
     not name the role the way a gate's does, and the row should show the role
     that answered, not only the user. An answer is at the time it was given; a
     timeout or a withdrawn request at its task's end, when Airflow has one.
     """
-    ti = detail.get("task_instance") or {}
-    task_id = ti.get("task_id", "")
-    gate, role, number = _split(task_id)
-    role = role or (owners or {}).get(task_id, "")
-    given = Answer.from_detail(detail)
-    state = ti.get("state")
-    at = detail.get("responded_at")
-    if given.option is not None:
+    gate, role, number = _split(request.task_id)
+    role = role or (owners or {}).get(request.task_id, "")
+    given = request.answer
+    at = request.answered_at
+    if given is not None and given.option is not None:
         answer = given.option
-    elif state == states.FAILED:
+    elif request.state == states.FAILED:
         answer = TIMEOUT_NOGO if gate and not gate.startswith("step:") else "timeout"
-        at = ti.get("end_date")
-    elif state == states.SKIPPED:
+        at = request.ended_at
+    elif request.state == states.SKIPPED:
         answer = WITHDRAWN
-        at = ti.get("end_date")
+        at = request.ended_at
     else:
         answer = "waiting"
     return Decision(
         gate=gate,
-        role=role or ", ".join(u.get("name", "") for u in detail.get("assigned_users") or []),
+        role=role or ", ".join(name for _, name in request.assignees),
         round=number,
         answer=answer,
-        by=given.by,
-        at=str(at or ""),
-        comment=given.comment,
-        try_number=int(ti.get("try_number") or 1),
-        task_id=task_id,
+        by=given.by if given else "",
+        at=at.isoformat() if at else "",
+        comment=given.comment if given else "",
+        try_number=request.try_number,
+        task_id=request.task_id,
     )
 
 
 def _moment(value: Any) -> datetime:
-    """An ISO 8601 time, comparable with any other (no zone: UTC; unreadable: the earliest)."""
-    try:
-        found = datetime.fromisoformat(str(value))
-    except ValueError:
-        return datetime.min.replace(tzinfo=UTC)
-    return found if found.tzinfo else found.replace(tzinfo=UTC)
+    """A time, comparable with any other (unreadable or none: the earliest)."""
+    return moment(value) or datetime.min.replace(tzinfo=UTC)
 
 
 def _withdrawing(row: Decision) -> bool:
@@ -219,7 +168,7 @@ def _withdrawing(row: Decision) -> bool:
 
 
 def decisions(
-    details: Iterable[Mapping[str, Any]], owners: Mapping[str, str] | None = None
+    requests: Iterable[Request], owners: Mapping[str, str] | None = None
 ) -> list[Decision]:
     """Every decision of a run in the order it happened.
 
@@ -231,20 +180,20 @@ def decisions(
     late answers before another gate's early ones, and withdrawals before the
     NOGO that caused them.
     """
-    found = [(decision_from_detail(d, owners), d) for d in details]
+    found = [(decision_of(r, owners), r) for r in requests]
 
-    def when(row: Decision, detail: Mapping[str, Any]) -> datetime:
-        return _moment(row.at or detail.get("created_at") or "")
+    def when(row: Decision, request: Request) -> datetime:
+        return _moment(row.at or request.created_at)
 
     causes: dict[str, Decision] = {}
     for row, _ in sorted(found, key=lambda pair: when(*pair)):
         if _withdrawing(row):
             causes.setdefault(row.gate, row)  # the first: once it is in, nothing else is open
     placed: list[tuple[tuple[datetime, str, int, str], Decision]] = []
-    for row, detail in found:
+    for row, request in found:
         cause = causes.get(row.gate) if row.answer == WITHDRAWN else None
         if cause is None:
-            placed.append(((when(row, detail), row.task_id, 0, row.task_id), row))
+            placed.append(((when(row, request), row.task_id, 0, row.task_id), row))
         else:
             placed.append(
                 ((_moment(cause.at), cause.task_id, 1, row.task_id), replace(row, at=cause.at))
@@ -347,7 +296,7 @@ def note(
             again = f" (round {r.round})" if r.round > 1 else ""
             lines.append(f"- {where}{again}: {r.answer}{who}{why}")
     for event in events:
-        lines.append(f"- {event.get('event') or 'notice'}: {event_line(event)}")
+        lines.append(f"- {event.get('event')}: {event_line(event)}")
     if len(lines) == 1:
         lines.append("No decisions.")
     return _fit(lines, limit)

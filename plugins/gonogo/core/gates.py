@@ -7,7 +7,7 @@ call them directly.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -107,13 +107,32 @@ def summarize(
     return True, f"gate {gate}: GO from " + ", ".join(go)
 
 
-def eligible(users: Sequence[str], trigger_id: str | None, trigger_name: str | None) -> list[str]:
-    """A role's users who may answer: everyone but the person who started the rollout.
+def started_the_run(names: Iterable[str], trigger_id: str | None, trigger_name: str | None) -> bool:
+    """The four-eyes rule's one test: whether a person, known by any of ``names``, started the run.
 
     The trigger is compared by id (what assignments use) and by name (what Airflow
     records on the run), so the rule holds whichever auth manager names the users.
+    The tasks (who is asked) and the API server (who may answer) both apply it.
     """
-    return [u for u in users if u not in (trigger_id, trigger_name)]
+    starter = {str(t) for t in (trigger_id, trigger_name) if t}
+    return any(name in starter for name in names if name)
+
+
+def eligible(users: Sequence[str], trigger_id: str | None, trigger_name: str | None) -> list[str]:
+    """A role's users who may answer: everyone but the person who started the rollout."""
+    return [u for u in users if not started_the_run([u], trigger_id, trigger_name)]
+
+
+def four_eyes_refusal(
+    user_id: str, user_name: str, trigger_id: str | None, trigger_name: str | None
+) -> str | None:
+    """Why this person may not answer a gate of the rollout (they started it), or None."""
+    if not started_the_run([user_id, user_name], trigger_id, trigger_name):
+        return None
+    return (
+        f"{user_name} started this rollout and may not answer for it (four-eyes rule); "
+        "another member of the role must answer"
+    )
 
 
 def gate_verdict(

@@ -26,7 +26,7 @@ from gonogo.core import naming, states, templating
 from gonogo.core.clock import At, format_clock, format_duration
 from gonogo.core.model import Activity, Gate, Runbook
 from gonogo.core.rollback import ForwardStep, plan_from_states
-from gonogo.core.rules import param_default_problem
+from gonogo.core.rules import param_value_problem
 from gonogo.core.shell import param_variable, shquote
 from gonogo.core.source import did_you_mean
 from gonogo.core.timeplan import ZERO, Planned, TimePlan, planned_start, time_plan
@@ -156,9 +156,8 @@ def param_values(runbook: Runbook, given: Mapping[str, str]) -> dict[str, Any]:
         if param.type != "string":
             with suppress(ValueError):  # text that is no JSON is refused just below
                 value = json.loads(text)
-        reason = param_default_problem(param.model_copy(update={"default": value}))
+        reason = param_value_problem(param, value)
         if reason is not None:
-            reason = reason.replace("the default", "the value", 1)
             raise RehearsalError(f"param {name}={text!r}: Airflow would refuse it: {reason}")
         values[name] = value
     return values

@@ -346,8 +346,12 @@ def _python_callables(runbook: Runbook, source: Source) -> list[Problem]:
     return problems
 
 
-_JSON_TYPES: dict[str, tuple[type, ...]] = {
+#: JSON-schema type names and the Python values JSON gives for each, as Airflow's jsonschema
+#: checks them. ``null`` is a type of its own: None is a value only where a schema names it
+#: (a request's comment is ``["string", "null"]``; a runbook param never is).
+JSON_TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,),
+    "null": (type(None),),
     "integer": (int,),
     "number": (int, float),
     "boolean": (bool,),
@@ -356,25 +360,38 @@ _JSON_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
-def param_default_problem(param: Param) -> str | None:
-    """Why Airflow would refuse this param's default at parse time, or None."""
-    value = param.default
-    if value is None:
-        return None
-    if isinstance(value, bool) and param.type in ("integer", "number"):
-        return f"the default must be of type {param.type}"
-    if not isinstance(value, _JSON_TYPES[param.type]):
-        return f"the default must be of type {param.type}, got {type(value).__name__}"
+def is_json_type(value: Any, types: Sequence[str]) -> bool:
+    """Whether ``value`` is of one of the JSON-schema ``types``: a bool is no integer or number."""
+    allowed = tuple(t for name in types for t in JSON_TYPES.get(name, ()))
+    return isinstance(value, allowed) and not (isinstance(value, bool) and "boolean" not in types)
+
+
+def param_value_problem(param: Param, value: Any) -> str | None:
+    """Why Airflow would refuse ``value`` for this param, as its default or given at trigger, or None."""
+    if not is_json_type(value, [param.type]):
+        got = "null" if value is None else type(value).__name__
+        return f"the value must be of type {param.type}, got {got}"
     if param.enum is not None and value not in param.enum:
-        return f"the default {value!r} is not one of the enum values"
+        return f"the value {value!r} is not one of the enum values"
     if param.pattern is not None and isinstance(value, str) and not re.search(param.pattern, value):
-        return f"the default {value!r} does not match the pattern {param.pattern!r}"
+        return f"the value {value!r} does not match the pattern {param.pattern!r}"
     if isinstance(value, int | float) and not isinstance(value, bool):
         if param.minimum is not None and value < param.minimum:
-            return f"the default {value} is below the minimum {param.minimum}"
+            return f"the value {value} is below the minimum {param.minimum}"
         if param.maximum is not None and value > param.maximum:
-            return f"the default {value} is above the maximum {param.maximum}"
+            return f"the value {value} is above the maximum {param.maximum}"
     return None
+
+
+def param_default_problem(param: Param) -> str | None:
+    """Why Airflow would refuse this param's default, or None.
+
+    No default (None) is not a null value: the person who triggers gives one.
+    """
+    if param.default is None:
+        return None
+    problem = param_value_problem(param, param.default)
+    return problem.replace("the value", "the default", 1) if problem else None
 
 
 def _param_defaults(runbook: Runbook, source: Source) -> list[Problem]:

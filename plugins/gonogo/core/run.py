@@ -1,9 +1,10 @@
 """One run of a runbook, as Airflow recorded it, and what it means: one shape for every page.
 
-:class:`RunRecord` is Airflow's own records of a run as plain data: the run, its
-task instances, its HITL details (in the shape the REST API returns them) and the
-XComs gonogo writes (outcome, rollback plan, events). The server fills it from
-the metadata database; tests fill it from fixtures. Nothing else is stored.
+:class:`~gonogo.core.records.RunRecord` is Airflow's own records of a run as
+typed data: the run, its task instances, its requests and their answers, and
+the XComs gonogo writes (outcome, events, forecast). The server fills it from
+the metadata database, the client from the REST API, tests from fixtures.
+Nothing else is stored.
 
 :func:`progress` reads a record against its runbook into a :class:`Progress`:
 every activity with planned against actual times, who is awaited at an open
@@ -14,50 +15,18 @@ run view and the report are all renderings of it, so they cannot disagree.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from gonogo.core import naming, states
 from gonogo.core.decisions import Decision, decisions
 from gonogo.core.model import Gate, Runbook
+from gonogo.core.records import RunRecord, TaskRecord, moment
 from gonogo.core.rollback import NOGO_BEFORE_START
 from gonogo.core.status import Status, rollout_status
 from gonogo.core.timeplan import planned_start, time_plan
 from gonogo.errors import TimePlanError
-
-# -- the records --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TaskRecord:
-    """One task instance: what the report needs of it."""
-
-    task_id: str
-    state: str | None
-    start: datetime | None = None
-    end: datetime | None = None
-    try_number: int = 1
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    """Airflow's records of one DAG run, as plain data."""
-
-    dag_id: str
-    run_id: str
-    state: str
-    start: datetime | None = None
-    end: datetime | None = None
-    triggered_by: str = ""
-    tasks: Mapping[str, TaskRecord] = field(default_factory=dict)
-    details: Sequence[Mapping[str, Any]] = ()  # HITL details, REST-shaped
-    outcome: Mapping[str, Any] | None = None  # the outcome task's XCom
-    plan: Mapping[str, Any] | None = None  # rollback.start's XCom
-    events: Sequence[Mapping[str, Any]] = ()
-    forecast: Mapping[str, Any] | None = None  # the forecast task's latest forecast
-    planned_start: str | None = None  # the trigger's planned_start param, as the run was given it
-
 
 # -- what it means ------------------------------------------------------------------------------
 
@@ -143,36 +112,23 @@ _OPEN = frozenset({states.AWAITING_INPUT})
 
 def _awaited(record: RunRecord, owners: Mapping[str, str]) -> list[Awaited]:
     found = []
-    for detail in record.details:
-        ti = detail.get("task_instance") or {}
-        task_id = str(ti.get("task_id", ""))
-        state = (record.tasks.get(task_id) or TaskRecord(task_id, ti.get("state"))).state
-        if detail.get("response_received") or state not in _OPEN:
+    for request in record.requests:
+        task = record.tasks.get(request.task_id)
+        state = task.state if task is not None else request.state
+        if request.answer is not None or state not in _OPEN:
             continue
-        gate = naming.parse_gate_task(task_id)
-        users = tuple(str(u.get("name") or u.get("id")) for u in detail.get("assigned_users") or [])
+        gate = naming.parse_gate_task(request.task_id)
         found.append(
             Awaited(
-                gate=gate.gate if gate else f"step:{task_id.rpartition('.')[2]}",
-                role=(gate.role if gate and gate.role else owners.get(task_id, "")),
-                users=users,
-                task_id=task_id,
-                since=_when(detail.get("created_at")),
-                subject=str(detail.get("subject") or ""),
+                gate=gate.gate if gate else f"step:{request.task_id.rpartition('.')[2]}",
+                role=(gate.role if gate and gate.role else owners.get(request.task_id, "")),
+                users=tuple(name for _, name in request.assignees),
+                task_id=request.task_id,
+                since=request.created_at,
+                subject=request.subject,
             )
         )
     return found
-
-
-def _when(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value
-    if isinstance(value, str) and value:
-        try:
-            return datetime.fromisoformat(value)
-        except ValueError:
-            return None
-    return None
 
 
 def _gate_result(record: RunRecord, gate: Gate) -> tuple[str, datetime | None, datetime | None]:
@@ -270,7 +226,7 @@ def progress(
     planned_end = max((a.planned_end for a in activities if a.planned_end), default=None)
     late = _lateness(activities, now)
     if forecast_finish is None and record.forecast:
-        forecast_finish = local(_when(record.forecast.get("finish")))
+        forecast_finish = local(moment(record.forecast.get("finish")))
     if forecast_finish is None and planned_end is not None and record.end is None:
         forecast_finish = planned_end + max(late or timedelta(0), timedelta(0))
     awaited = [replace(w, since=local(w.since)) for w in _awaited(record, owners)]
@@ -330,20 +286,14 @@ def progress(
         activities=tuple(activities),
         awaited=tuple(awaited),
         decisions=tuple(
-            replace(d, at=_iso(local(_when(d.at))) or d.at)
-            for d in decisions(record.details, owners)
+            replace(d, at=_iso(local(moment(d.at))) or d.at)
+            for d in decisions(record.requests, owners)
         ),
         rollback=rollback,
         outcome=record.outcome,
-        events=tuple(record.events),
+        events=tuple(e.data for e in record.events),
         status=status,
     )
-
-
-def given_start(conf: Any) -> str | None:
-    """The ``planned_start`` a run was triggered with (its conf), or None when it was left empty."""
-    value = conf.get(naming.PLANNED_START_PARAM) if isinstance(conf, Mapping) else None
-    return str(value) if value else None
 
 
 def run_t(runbook: Runbook, record: RunRecord) -> datetime | None:

@@ -3,7 +3,7 @@
 Every request gonogo opens (a gate role's sign-off, a manual step, a manual
 undo, a guided-failure decision, a rollback approval) has the same form (one
 ``comment`` field), builds its assignees the same way, and reads the answer
-into one :class:`~gonogo.core.decisions.Answer`.
+into one :class:`~gonogo.core.records.Answer`.
 
 Approvals are written and checked by Airflow's HITL API: an answer from a user
 who is not assigned is refused with 403 on the server, never in this code.
@@ -20,8 +20,9 @@ from airflow.sdk import Param
 from airflow.sdk.exceptions import AirflowFailException
 from airflow.sdk.execution_time.hitl import HITLUser
 
-from gonogo.core.decisions import Answer, comment_schema
+from gonogo.core.decisions import comment_schema
 from gonogo.core.naming import COMMENT, DONE, FAILED
+from gonogo.core.records import Answer
 from gonogo.dag.notify import RequestNotifier
 from gonogo.dag.states import Rehearsable
 

@@ -40,8 +40,8 @@ from airflow.sdk.exceptions import (
 
 from gonogo.core import naming, states
 from gonogo.core import rollback as plan
-from gonogo.core.decisions import Answer
 from gonogo.core.model import Runbook
+from gonogo.core.records import Answer
 from gonogo.core.rules import is_read_only
 from gonogo.core.settings import DEFAULT_DECIDE_TIMEOUT, ROLLBACK_WAIT
 from gonogo.dag.actions import ActionRunner, Actions, Hook, rehearse_instead

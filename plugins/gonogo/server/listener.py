@@ -15,57 +15,10 @@ from typing import Any
 from airflow.listeners import hookimpl
 
 from gonogo.core.decisions import decisions, note
-from gonogo.core.naming import DAG_MARKER_TAG, XCOM_EVENTS, XCOM_NOTICES, XCOM_OUTCOME
+from gonogo.core.naming import DAG_MARKER_TAG
+from gonogo.core.run import owners_by_task
 
 log = logging.getLogger(__name__)
-
-
-def _details(session: Any, dag_id: str, run_id: str) -> list[dict[str, Any]]:
-    from airflow.models.hitl import HITLDetail
-    from airflow.models.taskinstance import TaskInstance
-    from sqlalchemy import select
-
-    rows = session.execute(
-        select(
-            HITLDetail,
-            TaskInstance.task_id,
-            TaskInstance.state,
-            TaskInstance.try_number,
-            TaskInstance.end_date,
-        )
-        .join(TaskInstance, HITLDetail.ti_id == TaskInstance.id)
-        .where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id)
-    ).all()
-    return [
-        {
-            "task_instance": {
-                "task_id": task_id,
-                "state": str(getattr(state, "value", state)),
-                "try_number": tries,
-                "end_date": ended.isoformat() if ended else None,
-            },
-            "chosen_options": detail.chosen_options,
-            "responded_by_user": detail.responded_by,
-            "responded_at": detail.responded_at.isoformat() if detail.responded_at else None,
-            "params_input": detail.params_input,
-            "response_received": detail.response_received,
-            "created_at": detail.created_at.isoformat(),
-            "assigned_users": detail.assignees,
-        }
-        for detail, task_id, state, tries, ended in rows
-    ]
-
-
-def _xcoms(session: Any, dag_id: str, run_id: str, key: str) -> list[Any]:
-    from airflow.models.xcom import XComModel
-    from sqlalchemy import select
-
-    values = session.scalars(
-        select(XComModel.value).where(
-            XComModel.dag_id == dag_id, XComModel.run_id == run_id, XComModel.key == key
-        )
-    ).all()
-    return [XComModel.deserialize_value(type("R", (), {"value": v})()) for v in values]
 
 
 def _is_gonogo_dag(session: Any, dag_id: str) -> bool:
@@ -81,22 +34,22 @@ def _is_gonogo_dag(session: Any, dag_id: str) -> bool:
 
 
 def write_note(dag_run: Any) -> None:
+    """The note from the run's records, read by the pages' reader: the same decisions and events."""
     from sqlalchemy.orm import object_session
+
+    from gonogo.server import rundata
 
     session = object_session(dag_run)
     if session is None:
         return
-    dag_id, run_id = dag_run.dag_id, dag_run.run_id
     with session.no_autoflush:
-        if not _is_gonogo_dag(session, dag_id):
+        if not _is_gonogo_dag(session, dag_run.dag_id):
             return  # another team's DAG: not ours to annotate
-        outcomes = _xcoms(session, dag_id, run_id, XCOM_OUTCOME)
-        details = _details(session, dag_id, run_id)
-        events = [e for batch in _xcoms(session, dag_id, run_id, XCOM_EVENTS) for e in batch or []]
-        events += [
-            e for batch in _xcoms(session, dag_id, run_id, XCOM_NOTICES) for e in batch or []
-        ]
-    dag_run.note = note(decisions(details), outcomes[0] if outcomes else None, events)
+        (record,) = rundata.read_runs(session, [dag_run])
+    runbook = rundata.runbooks().get(dag_run.dag_id)
+    owners = owners_by_task(runbook) if runbook is not None else {}
+    rows = decisions(record.requests, owners)
+    dag_run.note = note(rows, record.outcome, [e.data for e in record.events])
 
 
 def _safely(dag_run: Any) -> None:

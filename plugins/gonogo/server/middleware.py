@@ -60,6 +60,7 @@ from typing import Any
 
 from gonogo.core import naming, stamp, states
 from gonogo.core.decisions import missing_reason
+from gonogo.core.gates import four_eyes_refusal
 from gonogo.core.settings import SETTLE_SECONDS
 from gonogo.dag.stamp import SETTING, stamp_secret
 from gonogo.server import records, rules
@@ -423,17 +424,18 @@ async def on_answer(request: Incoming) -> Refuse | Forward:
     record = await asyncio.to_thread(records.hitl_request, dag_id, run_id, task_id, index)
     if record is None:
         return Forward()  # Airflow answers 404
-    if record.state not in WAITING_STATES:
+    asked = record.request
+    if asked.state not in WAITING_STATES:
         return Refuse(
             409,
-            f"this request is closed (its task is {record.state or 'not running'}): the gate "
+            f"this request is closed (its task is {asked.state or 'not running'}): the gate "
             "was decided, withdrawn or timed out; nothing was recorded",
         )
     comment = answer["params_input"].get(naming.COMMENT)
-    reason = missing_reason(answer["chosen_options"], comment, record.form)
+    reason = missing_reason(answer["chosen_options"], comment, asked.form)
     if reason:
         return Refuse(422, reason)
-    reason = rules.form_refusal(answer["params_input"], record.form)
+    reason = rules.form_refusal(answer["params_input"], asked.form)
     if reason:
         return Refuse(422, reason)
     who = await _who(request.scope)
@@ -441,15 +443,16 @@ async def on_answer(request: Incoming) -> Refuse | Forward:
         return who
     gate = naming.parse_gate_task(task_id)
     if who is not None and gate is not None and gate.role is not None:
-        reason = rules.four_eyes_refusal(who.id, who.name, record.trigger, record.triggered_by)
+        trigger_id = (record.trigger or {}).get("id")
+        reason = four_eyes_refusal(who.id, who.name, trigger_id, record.triggered_by)
         if reason:
             return Refuse(403, reason)
         answered = await asyncio.to_thread(records.gate_answers, dag_id, run_id, gate.gate)
         reason = rules.second_role_refusal(who.id, task_id, answered)
         if reason:
             return Refuse(409, reason)
-    if not record.response_received:
-        age = (datetime.now(UTC) - record.created_at).total_seconds()
+    if asked.answer is None and asked.created_at is not None:
+        age = (datetime.now(UTC) - asked.created_at).total_seconds()
         if age < SETTLE_SECONDS:
             wait = max(1, round(SETTLE_SECONDS - age + 0.5))
             return Refuse(

@@ -10,7 +10,7 @@ not, 403, and the board and the calendar list only the DAGs the user may read
 to every logged-in user).
 
 The pages render the pure documents of :mod:`gonogo.core.documents` over
-:class:`~gonogo.core.run.RunRecord` read by :mod:`gonogo.server.rundata`.
+:class:`~gonogo.core.records.RunRecord` read by :mod:`gonogo.server.rundata`.
 """
 
 from __future__ import annotations

@@ -10,11 +10,11 @@ import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from gonogo.core import naming
 from gonogo.core.decisions import recorded_trigger
+from gonogo.core.records import Request
 from gonogo.core.settings import LOCK_POOL
 
 log = logging.getLogger(__name__)
@@ -48,15 +48,11 @@ def is_gonogo_dag(dag_id: str) -> bool:
 
 @dataclass(frozen=True)
 class RequestRecord:
-    """One HITL request as the middleware needs it."""
+    """One HITL request, read as the pages read it, and who started its run."""
 
-    task_id: str
-    created_at: datetime
-    form: dict[str, Any]
-    response_received: bool
+    request: Request
     triggered_by: str | None  # the run's triggering_user_name
     trigger: dict[str, Any] | None  # the identity gonogo recorded when the run was triggered
-    state: str | None = None  # the task's state: an answer counts only while it waits
 
 
 def hitl_request(dag_id: str, run_id: str, task_id: str, map_index: int) -> RequestRecord | None:
@@ -66,15 +62,17 @@ def hitl_request(dag_id: str, run_id: str, task_id: str, map_index: int) -> Requ
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
+    from gonogo.server.rundata import request_of
+
     with create_session() as session:
         row = session.execute(
             select(
-                HITLDetail.created_at,
-                HITLDetail.params,
-                HITLDetail.responded_at,
+                HITLDetail,
+                TaskInstance.state,
+                TaskInstance.try_number,
+                TaskInstance.end_date,
                 DagRun.triggering_user_name,
                 DagRun.conf,
-                TaskInstance.state,
             )
             .join(TaskInstance, HITLDetail.ti_id == TaskInstance.id)
             .join(
@@ -88,20 +86,11 @@ def hitl_request(dag_id: str, run_id: str, task_id: str, map_index: int) -> Requ
                 TaskInstance.map_index == map_index,
             )
         ).first()
-    if row is None:
-        return None
-    created, form, responded_at, triggered_by, conf, state = row
-    if created.tzinfo is None:
-        created = created.replace(tzinfo=UTC)
-    return RequestRecord(
-        task_id,
-        created,
-        dict(form or {}),
-        responded_at is not None,
-        triggered_by,
-        recorded_trigger(conf),
-        None if state is None else str(getattr(state, "value", state)),
-    )
+        if row is None:
+            return None
+        detail, state, tries, ended, triggered_by, conf = row
+        request = request_of(detail, task_id, state, tries, ended)
+    return RequestRecord(request, triggered_by, recorded_trigger(conf))
 
 
 def gate_answers(dag_id: str, run_id: str, gate_id: str) -> list[tuple[str, str | None]]:

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from gonogo.core import naming
+from gonogo.core.rules import is_json_type
 
 #: Task types whose state is a person's decision or gonogo's own bookkeeping.
 PROTECTED_TYPES = frozenset(
@@ -58,17 +59,6 @@ def parse_answer(body: bytes) -> dict[str, Any]:
     return {"chosen_options": chosen, "params_input": params}
 
 
-_JSON_TYPES: dict[str, tuple[type, ...]] = {
-    "string": (str,),
-    "null": (type(None),),
-    "integer": (int,),
-    "number": (int, float),
-    "boolean": (bool,),
-    "array": (list,),
-    "object": (dict,),
-}
-
-
 def form_refusal(params_input: Mapping[str, Any], form: Mapping[str, Any] | None) -> str | None:
     """Why ``params_input`` is not exactly what the request's form asked for, or None.
 
@@ -88,27 +78,11 @@ def form_refusal(params_input: Mapping[str, Any], form: Mapping[str, Any] | None
         types = [wanted] if isinstance(wanted, str) else list(wanted or [])
         if not types:
             continue
-        allowed = tuple(t for name_ in types for t in _JSON_TYPES.get(name_, ()))
-        ok = isinstance(value, allowed) and not (isinstance(value, bool) and "boolean" not in types)
-        if not ok:
+        if not is_json_type(value, types):
             return (
                 f"{name} must be {' or '.join(types)}, got {type(value).__name__}; "
                 "nothing was recorded"
             )
-    return None
-
-
-def four_eyes_refusal(
-    user_id: str, user_name: str, trigger: Mapping[str, Any] | None, triggered_by: str | None
-) -> str | None:
-    """The person who started the rollout may not approve any part of it."""
-    same_id = bool(trigger) and str((trigger or {}).get("id")) == user_id
-    same_name = bool(triggered_by) and triggered_by == user_name
-    if same_id or same_name:
-        return (
-            f"{user_name} started this rollout and may not answer for it (four-eyes rule); "
-            "another member of the role must answer"
-        )
     return None
 
 

@@ -1,9 +1,13 @@
-"""Reading runs from Airflow's metadata database into :class:`~gonogo.core.run.RunRecord`.
+"""The server's one reader of runs: Airflow's metadata database into :class:`~gonogo.core.records.RunRecord`.
 
-The pages run inside the API server, which has the database; reading it
-directly costs four queries for a whole page of runs (runs, task instances, HITL
-details, XComs), where the REST API would cost several calls per run. Nothing is
-stored besides what Airflow stores.
+The pages, the run note (:mod:`gonogo.server.listener`) and the middleware's
+checks of an answer (:mod:`gonogo.server.records`) all read a run's records
+here, so they see the same requests, answers and events; the CLI reads the
+same records from the REST API (:mod:`gonogo.client.runs`). The pages and the
+note run where the database is (the API server, the scheduler); reading it
+directly costs four queries for a whole page of runs (runs, task instances,
+HITL details, XComs), where the REST API would cost several calls per run.
+Nothing is stored besides what Airflow stores.
 
 The runbook of a DAG is read from the runbooks folder (``GONOGO_RUNBOOKS_DIR``),
 which the API server sees like every other Airflow component, and cached per
@@ -22,8 +26,16 @@ from typing import Any
 
 from gonogo.core.loader import load_file, runbook_files
 from gonogo.core.model import Runbook
-from gonogo.core.naming import XCOM_EVENTS, XCOM_FORECAST, XCOM_OUTCOME, approved_runbook
-from gonogo.core.run import RunRecord, TaskRecord, given_start
+from gonogo.core.naming import XCOM_FORECAST, XCOM_OUTCOME, approved_runbook
+from gonogo.core.records import (
+    EVENT_KEYS,
+    Request,
+    RunRecord,
+    TaskRecord,
+    events_in_order,
+    given_start,
+    latest_forecast,
+)
 from gonogo.core.settings import runbooks_dir
 from gonogo.dag.folder import head_id
 from gonogo.errors import RunbookError
@@ -125,12 +137,31 @@ def _xcom_value(raw: Any) -> Any:
     return XComModel.deserialize_value(type("Row", (), {"value": raw})())
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
+def request_of(detail: Any, task_id: str, state: Any, tries: Any, ended: Any) -> Request:
+    """One request from its HITLDetail row and its task's, read as the REST API reads it."""
+    return Request.from_detail(
+        {
+            "task_instance": {
+                "task_id": task_id,
+                "state": _state(state),
+                "try_number": tries,
+                "end_date": ended,
+            },
+            "subject": detail.subject,
+            "params": detail.params,
+            "chosen_options": detail.chosen_options,
+            "responded_by_user": detail.responded_by,
+            "responded_at": detail.responded_at,
+            "params_input": detail.params_input,
+            "response_received": detail.response_received,
+            "created_at": detail.created_at,
+            "assigned_users": detail.assignees,
+        }
+    )
 
 
 def read_runs(session: Any, runs: Sequence[Any]) -> list[RunRecord]:
-    """Airflow's records of ``runs`` (DagRun rows): four queries, whatever their number."""
+    """Airflow's records of ``runs`` (DagRun rows): three queries, whatever their number."""
     from airflow.models.hitl import HITLDetail
     from airflow.models.taskinstance import TaskInstance as TI
     from airflow.models.xcom import XComModel
@@ -138,68 +169,73 @@ def read_runs(session: Any, runs: Sequence[Any]) -> list[RunRecord]:
 
     if not runs:
         return []
-    keys = [(r.dag_id, r.run_id) for r in runs]
-    dag_ids = {k[0] for k in keys}
-    run_ids = {k[1] for k in keys}
-    wanted = set(keys)  # IN on dag_ids and run_ids separately, exact pairs in Python
-    tasks: dict[tuple[str, str], dict[str, TaskRecord]] = {k: {} for k in keys}
-    for row in session.execute(
+    dag_ids = {r.dag_id for r in runs}
+    run_ids = {r.run_id for r in runs}
+    task_rows = session.execute(
         select(
             TI.dag_id, TI.run_id, TI.task_id, TI.state, TI.start_date, TI.end_date, TI.try_number
         ).where(TI.dag_id.in_(dag_ids), TI.run_id.in_(run_ids), TI.map_index == -1)
-    ):
-        key = (row.dag_id, row.run_id)
-        if key in wanted:
-            tasks[key][row.task_id] = TaskRecord(
-                row.task_id, _state(row.state), row.start_date, row.end_date, row.try_number or 1
-            )
-    details: dict[tuple[str, str], list[dict[str, Any]]] = {k: [] for k in keys}
-    for detail, dag_id, run_id, task_id, state, tries, ended in session.execute(
+    )
+    request_rows = session.execute(
         select(HITLDetail, TI.dag_id, TI.run_id, TI.task_id, TI.state, TI.try_number, TI.end_date)
         .join(TI, HITLDetail.ti_id == TI.id)
         .where(TI.dag_id.in_(dag_ids), TI.run_id.in_(run_ids))
-    ):
-        if (dag_id, run_id) not in wanted:
-            continue
-        details[(dag_id, run_id)].append(
-            {
-                "task_instance": {
-                    "task_id": task_id,
-                    "state": _state(state),
-                    "try_number": tries,
-                    "end_date": _iso(ended),
-                },
-                "subject": detail.subject,
-                "chosen_options": detail.chosen_options,
-                "responded_by_user": detail.responded_by,
-                "responded_at": _iso(detail.responded_at),
-                "params_input": detail.params_input,
-                "response_received": detail.response_received,
-                "created_at": _iso(detail.created_at),
-                "assigned_users": detail.assignees or [],
-            }
-        )
-    outcomes: dict[tuple[str, str], Any] = {}
-    forecasts: dict[tuple[str, str], Any] = {}
-    events: dict[tuple[str, str], list[Any]] = {k: [] for k in keys}
-    for dag_id, run_id, key, value in session.execute(
-        select(XComModel.dag_id, XComModel.run_id, XComModel.key, XComModel.value).where(
+    )
+    xcom_rows = session.execute(
+        select(
+            XComModel.dag_id,
+            XComModel.run_id,
+            XComModel.task_id,
+            XComModel.key,
+            XComModel.timestamp,
+            XComModel.value,
+        ).where(
             XComModel.dag_id.in_(dag_ids),
             XComModel.run_id.in_(run_ids),
-            XComModel.key.in_([XCOM_OUTCOME, XCOM_EVENTS, XCOM_FORECAST]),
+            XComModel.key.in_([XCOM_OUTCOME, XCOM_FORECAST, *EVENT_KEYS]),
         )
-    ):
-        if (dag_id, run_id) not in wanted:
+    )
+    return records_of(
+        runs,
+        list(task_rows),
+        list(request_rows),
+        [(*row[:5], _xcom_value(row[5])) for row in xcom_rows],
+    )
+
+
+def records_of(
+    runs: Sequence[Any],
+    task_rows: Iterable[Sequence[Any]],
+    request_rows: Iterable[Sequence[Any]],
+    xcom_rows: Iterable[Sequence[Any]],
+) -> list[RunRecord]:
+    """The records of ``runs`` from the rows :func:`read_runs` queries, XCom values deserialized.
+
+    The queries filter on dag ids and run ids separately; exact pairs are kept here.
+    """
+    keys = [(r.dag_id, r.run_id) for r in runs]
+    tasks: dict[tuple[str, str], dict[str, TaskRecord]] = {k: {} for k in keys}
+    for dag_id, run_id, task_id, state, start, end, tries in task_rows:
+        if (dag_id, run_id) in tasks:
+            tasks[(dag_id, run_id)][task_id] = TaskRecord(
+                task_id, _state(state), start, end, tries or 1
+            )
+    requests: dict[tuple[str, str], list[Request]] = {k: [] for k in keys}
+    for detail, dag_id, run_id, task_id, state, tries, ended in request_rows:
+        if (dag_id, run_id) in requests:
+            requests[(dag_id, run_id)].append(request_of(detail, task_id, state, tries, ended))
+    outcomes: dict[tuple[str, str], Any] = {}
+    forecasts: dict[tuple[str, str], Any] = {}
+    pushed: dict[tuple[str, str], list[tuple[str, Any, Any]]] = {k: [] for k in keys}
+    for dag_id, run_id, task_id, key, at, value in xcom_rows:
+        if (dag_id, run_id) not in pushed:
             continue
-        found = _xcom_value(value)
-        if key == XCOM_OUTCOME and isinstance(found, dict):
-            outcomes[(dag_id, run_id)] = found
-        elif key == XCOM_EVENTS and isinstance(found, list):
-            events[(dag_id, run_id)] += [e for e in found if isinstance(e, dict)]
-        elif key == XCOM_FORECAST and isinstance(found, list):
-            made = [e for e in found if isinstance(e, dict) and e.get("finish")]
-            if made:
-                forecasts[(dag_id, run_id)] = max(made, key=lambda e: str(e.get("at", "")))
+        if key == XCOM_OUTCOME and isinstance(value, dict):
+            outcomes[(dag_id, run_id)] = value
+        elif key == XCOM_FORECAST:
+            forecasts[(dag_id, run_id)] = latest_forecast(value)
+        elif key in EVENT_KEYS:
+            pushed[(dag_id, run_id)].append((task_id, at, value))
     return [
         RunRecord(
             dag_id=r.dag_id,
@@ -209,9 +245,9 @@ def read_runs(session: Any, runs: Sequence[Any]) -> list[RunRecord]:
             end=r.end_date,
             triggered_by=getattr(r, "triggering_user_name", None) or "",
             tasks=tasks[(r.dag_id, r.run_id)],
-            details=details[(r.dag_id, r.run_id)],
+            requests=requests[(r.dag_id, r.run_id)],
             outcome=outcomes.get((r.dag_id, r.run_id)),
-            events=events[(r.dag_id, r.run_id)],
+            events=events_in_order(pushed[(r.dag_id, r.run_id)]),
             forecast=forecasts.get((r.dag_id, r.run_id)),
             planned_start=given_start(r.conf),
         )
