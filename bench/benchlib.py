@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gonogo.core.parsed import CACHE_ENV as PARSE_CACHE_ENV
+from gonogo.core.runbook.parsed import CACHE_ENV as PARSE_CACHE_ENV
 from gonogo.core.settings import POLICY_ENV
 
 HERE = Path(__file__).resolve().parent

@@ -22,8 +22,8 @@ from datetime import UTC, datetime, timedelta
 from benchlib import Row, print_table, ratio, summary, write_result
 from gen import generate_runbook  # bench/ is on sys.path when this runs as a script
 from gonogo import load_text
-from gonogo.core.model import Runbook
-from gonogo.core.timeplan import Actual, forecast, overrun, time_plan
+from gonogo.core.runbook.model import Runbook
+from gonogo.core.timing.timeplan import Actual, forecast, overrun, time_plan
 
 TARGET_MS = 5.0
 T = datetime(2026, 12, 5, 21, 0, tzinfo=UTC)

@@ -35,7 +35,7 @@ rotating order:
   processor does after every parse.
 
 The targets apply to the cold fill: a/b <= 0.75 and a/c <= 0.4, with the parse
-cache (``gonogo.core.parsed``) as the DAG processor has it after its first pass
+cache (``gonogo.core.runbook.parsed``) as the DAG processor has it after its first pass
 (an untimed parse fills it first, as ``__pycache__`` is filled for case b); and
 a0/b <= 1.2 for the first parse after a change, with an empty parse cache.
 """
@@ -370,7 +370,7 @@ def prepare(root: Path, count: int, steps: int, gates: int, with_factory: bool) 
     """Write the runbooks and the three dags folders; returns what each case needs."""
     import yaml
 
-    from gonogo.core.loader import load_file
+    from gonogo.core.runbook.loader import load_file
     from gonogo.dag.builder import build_dag
 
     runbooks = root / "runbooks"
@@ -564,7 +564,7 @@ def main(argv: list[str] | None = None) -> int:
             c: {"fill": [], "warm": [], "serialize": []} for c in cases
         }
         # As the DAG processor's first pass does, an untimed parse fills the parse cache
-        # (gonogo.core.parsed) that case a then reads; a0 starts each time with none.
+        # (gonogo.core.runbook.parsed) that case a then reads; a0 starts each time with none.
         run_child("a", prepared, home)
         for rep in range(args.repeat):
             order = cases[rep % len(cases) :] + cases[: rep % len(cases)]

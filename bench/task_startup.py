@@ -240,8 +240,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _first_step(folder: Path) -> str:
-    from gonogo.core.loader import load_file
-    from gonogo.core.model import Phase
+    from gonogo.core.runbook.loader import load_file
+    from gonogo.core.runbook.model import Phase
 
     runbook, _ = load_file(next(folder.iterdir()))
     phase = next(p for p in runbook.phases if isinstance(p, Phase))

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from gen import generate_runbook  # bench/ is on sys.path when this runs as a script
 from gonogo import load_file, load_text
-from gonogo.core.source import _LIBYAML
+from gonogo.core.runbook.source import _LIBYAML
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "validate.json"

@@ -14,7 +14,7 @@ EHR = RUNBOOKS / "ehr-upgrade.yaml"
 EXAMPLES = sorted(p for p in RUNBOOKS.glob("*.yaml") if p.name != "calendar.yaml")
 
 
-# The loader's parse cache (gonogo.core.parsed) goes to a folder of this test run, not the
+# The loader's parse cache (gonogo.core.runbook.parsed) goes to a folder of this test run, not the
 # user's ~/airflow; an Airflow the tests start inherits it, and its keys keep runs apart.
 os.environ.setdefault("GONOGO_PARSE_CACHE", tempfile.mkdtemp(prefix="gonogo-parsed-"))
 

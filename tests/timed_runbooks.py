@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from gonogo.core.clock import format_clock
+from gonogo.core.timing.clock import format_clock
 
 #: Some window starts: on the hour and off it, in two UTC offsets.
 WINDOW_STARTS = (

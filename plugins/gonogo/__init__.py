@@ -9,10 +9,10 @@ API below comes from the core and does not import Airflow.
 
 from __future__ import annotations
 
-from gonogo.core.loader import load_file, load_text, runbook_files
-from gonogo.core.model import Gate, Phase, Runbook, Step
-from gonogo.core.outline import render_outline
-from gonogo.core.rollback import RollbackPlan, StepRecord, plan_rollback
+from gonogo.core.documents.outline import render_outline
+from gonogo.core.runbook.loader import load_file, load_text, runbook_files
+from gonogo.core.runbook.model import Gate, Phase, Runbook, Step
+from gonogo.core.runs.rollback import RollbackPlan, StepRecord, plan_rollback
 from gonogo.errors import (
     ApprovalRefused,
     ClientError,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from airflow.utils.state import TaskInstanceState
 
-from gonogo.core import states
+from gonogo.core.runs import states
 from gonogo.dag.import_errors import add_import_error
 
 
@@ -41,7 +41,7 @@ def test_a_task_gets_the_trigger_forms_params_from_its_dag_at_run_time() -> None
     from airflow.sdk.definitions.param import process_params
     from tests.conftest import ROOT
 
-    from gonogo.core.loader import load_file
+    from gonogo.core.runbook.loader import load_file
     from gonogo.dag.builder import build_dag
 
     runbook, _ = load_file(ROOT / "runbooks" / "ehr-upgrade.yaml")

@@ -21,7 +21,7 @@ from starlette.testclient import TestClient
 
 from gonogo.core import naming
 from gonogo.core.documents.kjoreplan import plan_data
-from gonogo.core.loader import load_text
+from gonogo.core.runbook.loader import load_text
 from gonogo.dag.approval import needs_approval_dag
 from gonogo.dag.builder import build_dags
 from gonogo.dag.gates import GateRoleOperator, gate_result

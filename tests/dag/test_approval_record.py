@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from gonogo.core import naming, stamp
-from gonogo.core.approval import HISTORY, broken_link
-from gonogo.core.loader import load_text
+from gonogo.core import naming
+from gonogo.core.change.approval import HISTORY, broken_link
+from gonogo.core.runbook.loader import load_text
+from gonogo.core.runs import stamp
 from gonogo.dag import approval
 from gonogo.dag.approval import LedgerEdited, Plan, approval_of, approvers_of, plan_check
 

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
-from gonogo.core import naming, stamp
+from gonogo.core import naming
+from gonogo.core.runs import stamp
 from gonogo.dag.preflight import preflight
 
 SECRET = "the installation's secret"
@@ -100,7 +101,7 @@ def test_a_gonogo_dag_is_never_scheduled_so_every_run_is_a_persons_trigger() -> 
     """A scheduled run would have no stamp: ``before_start`` would refuse every one."""
     from tests.conftest import EXAMPLES, RUNBOOKS
 
-    from gonogo.core.loader import load_file
+    from gonogo.core.runbook.loader import load_file
     from gonogo.dag.builder import build_dags
 
     built = [dag for path in EXAMPLES for dag in build_dags(load_file(path)[0], RUNBOOKS)]

@@ -14,9 +14,10 @@ from typing import Any
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
-from gonogo.core import naming, stamp
-from gonogo.core.loader import load_text
-from gonogo.core.model import Runbook
+from gonogo.core import naming
+from gonogo.core.runbook.loader import load_text
+from gonogo.core.runbook.model import Runbook
+from gonogo.core.runs import stamp
 from gonogo.core.settings import CALENDAR_ENV
 from gonogo.dag.builder import build_dag
 from gonogo.dag.calendar import calendar_check, freeze_granted

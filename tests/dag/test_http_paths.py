@@ -17,8 +17,8 @@ from typing import Any, ClassVar
 
 import pytest
 
-from gonogo.core.loader import load_text
-from gonogo.core.model import Http
+from gonogo.core.runbook.loader import load_text
+from gonogo.core.runbook.model import Http
 from gonogo.dag.actions import Actions, http_spec, run_action, run_http
 from gonogo.dag.builder import build_dag
 from gonogo.errors import StepError

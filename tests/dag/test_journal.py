@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from airflow.sdk.exceptions import AirflowFailException, AirflowTaskTimeout
 
-from gonogo.core.decisions import event_line
-from gonogo.core.loader import load_text
 from gonogo.core.naming import STEP_INTERRUPTED
-from gonogo.core.records import Answer
+from gonogo.core.runbook.loader import load_text
+from gonogo.core.runs.decisions import event_line
+from gonogo.core.runs.records import Answer
 from gonogo.dag.builder import build_dag
 from gonogo.dag.journal import MARK, RESERVED_TRIES, earlier_mark, final_failure, run_marked
 from gonogo.dag.rollback import UndoFailed

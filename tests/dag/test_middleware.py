@@ -17,8 +17,9 @@ import pytest
 from fastapi import FastAPI, Request
 from starlette.testclient import TestClient
 
-from gonogo.core import naming, stamp
-from gonogo.core.records import Request as Asked
+from gonogo.core import naming
+from gonogo.core.runs import stamp
+from gonogo.core.runs.records import Request as Asked
 from gonogo.server import middleware, records
 from gonogo.server.middleware import GonogoMiddleware
 

@@ -26,12 +26,12 @@ from tests.conftest import RUNBOOKS
 from tests.timed_runbooks import timed_runbook
 
 from gonogo.core import naming
-from gonogo.core.clock import parse_clock
 from gonogo.core.documents.kjoreplan import plan_data
-from gonogo.core.loader import load_text
-from gonogo.core.model import Gate, Runbook
-from gonogo.core.outline import render_outline
-from gonogo.core.rehearse import rehearsal_text, rehearse
+from gonogo.core.documents.outline import render_outline
+from gonogo.core.runbook.loader import load_text
+from gonogo.core.runbook.model import Gate, Runbook
+from gonogo.core.runs.rehearse import rehearsal_text, rehearse
+from gonogo.core.timing.clock import parse_clock
 
 Times = dict[str, tuple[float, float | None]]  # activity id -> (start, end or None), minutes from T
 

@@ -1,6 +1,6 @@
 """The parse cache: an unchanged runbook file is not read again, and nothing else is ever served.
 
-The DAG processor runs the loader file every 30 s; :mod:`gonogo.core.parsed`
+The DAG processor runs the loader file every 30 s; :mod:`gonogo.core.runbook.parsed`
 keeps what each runbook validated to under a key of everything it depends on.
 These tests show that a hit builds the very DAG the YAML builds, and that every
 change of input is a miss.
@@ -17,8 +17,8 @@ import pytest
 from tests.conftest import EXAMPLES, RUNBOOKS
 from tests.dag.test_stable_parse import GATE_OPENS
 
-from gonogo.core.loader import load_file, load_files
-from gonogo.core.parsed import CACHE_ENV, ParseCache
+from gonogo.core.runbook.loader import load_file, load_files
+from gonogo.core.runbook.parsed import CACHE_ENV, ParseCache
 from gonogo.dag.builder import build_dags
 from gonogo.dag.folder import build_all
 
@@ -169,7 +169,7 @@ def test_other_code_is_a_miss(
     tmp_path: Path, cache: ParseCache, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An upgrade or an edit of gonogo (its code stamp) never reads what older code kept."""
-    from gonogo.core import parsed
+    from gonogo.core.runbook import parsed
 
     path = _runbook(tmp_path / "runbooks")
     load_files([path], cache)

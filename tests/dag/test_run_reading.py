@@ -16,8 +16,8 @@ from types import SimpleNamespace
 from typing import Any
 
 from gonogo.client.runs import run_record
-from gonogo.core.decisions import decisions, note, to_json
-from gonogo.core.records import RunRecord
+from gonogo.core.runs.decisions import decisions, note, to_json
+from gonogo.core.runs.records import RunRecord
 from gonogo.server.rundata import records_of
 
 DAG, RUN = "fault-reader", "manual__2026-12-05T21:00:00+00:00"

@@ -22,7 +22,7 @@ import pytest
 from tests.conftest import EXAMPLES, RUNBOOKS
 from tests.timed_runbooks import timed_runbook
 
-from gonogo.core.loader import load_text
+from gonogo.core.runbook.loader import load_text
 from gonogo.dag.builder import build_dags
 
 GATE_OPENS = """

@@ -16,7 +16,7 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
 from gonogo.core import naming
-from gonogo.core.loader import load_text
+from gonogo.core.runbook.loader import load_text
 from gonogo.dag.builder import build_dag
 
 RUNBOOK = """\

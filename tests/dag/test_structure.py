@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from tests.conftest import EHR, RUNBOOKS
 
-from gonogo.core.loader import load_file, load_text
+from gonogo.core.runbook.loader import load_file, load_text
 from gonogo.dag.builder import build_dag
 from gonogo.dag.gates import GateChecksOperator, GateRoleOperator
 from gonogo.dag.guided import GuidedStepOperator

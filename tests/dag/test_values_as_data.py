@@ -18,8 +18,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gonogo.core.loader import load_text
-from gonogo.core.templating import joined_url
+from gonogo.core.runbook.loader import load_text
+from gonogo.core.runbook.templating import joined_url
 from gonogo.dag.actions import Actions, _run_bash, run_exec
 from gonogo.dag.builder import build_dag
 

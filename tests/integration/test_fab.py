@@ -20,7 +20,7 @@ from tests.integration.conftest import dags_folder
 from tests.integration.test_trust import raw
 
 from gonogo.client.api import AirflowClient
-from gonogo.core import stamp
+from gonogo.core.runs import stamp
 from gonogo.dev.stack import AirflowStack, User, running
 
 pytestmark = [pytest.mark.integration, pytest.mark.long]

@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 from tests.integration.conftest import USERS, Airflow, cli, dags_folder
 
-from gonogo.core.decisions import Decision, note
+from gonogo.core.runs.decisions import Decision, note
 from gonogo.dev.stack import AirflowStack, ancestors, kill_tree, running
 
 pytestmark = pytest.mark.long

@@ -17,7 +17,7 @@ import requests
 from tests.integration.conftest import Airflow, cli
 
 from gonogo.core.documents.kjoreplan import plan_data
-from gonogo.core.loader import load_file
+from gonogo.core.runbook.loader import load_file
 
 pytestmark = [pytest.mark.integration, pytest.mark.long]
 

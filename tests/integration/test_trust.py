@@ -20,7 +20,7 @@ import pytest
 from tests.integration.conftest import Airflow, cli
 from tests.integration.test_gates import open_gate, states
 
-from gonogo.core import stamp
+from gonogo.core.runs import stamp
 
 pytestmark = pytest.mark.integration
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from gonogo.core.records import Request, RunRecord, TaskRecord
+from gonogo.core.runs.records import Request, RunRecord, TaskRecord
 
 START = datetime(2026, 12, 5, 21, 0, tzinfo=UTC)
 

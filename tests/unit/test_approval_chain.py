@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from gonogo.core.approval import (
+from gonogo.core.change.approval import (
     HISTORY,
     BrokenLedger,
     RevokedFingerprint,
@@ -24,7 +24,7 @@ from gonogo.core.approval import (
     with_approval,
     with_revocation,
 )
-from gonogo.core.fingerprint import Fingerprint
+from gonogo.core.change.fingerprint import Fingerprint
 
 T0 = datetime(2030, 3, 1, 9, 0, tzinfo=UTC)
 P1 = Fingerprint("a" * 64, "w" * 64, {"step:deploy": "d1"})

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from gonogo.core.approval import (
+from gonogo.core.change.approval import (
     approved,
     latest,
     not_approved,
@@ -18,7 +18,7 @@ from gonogo.core.approval import (
     with_approval,
     with_revocation,
 )
-from gonogo.core.fingerprint import Fingerprint
+from gonogo.core.change.fingerprint import Fingerprint
 
 T0 = datetime(2030, 3, 1, 9, 0, tzinfo=UTC)
 DAG = "demo.approval"

@@ -26,7 +26,7 @@ from gonogo.core.calendar.rules import (
     window_findings,
 )
 from gonogo.core.calendar.times import Interval, Weekly, merge, overlapping_pairs
-from gonogo.core.loader import load_files
+from gonogo.core.runbook.loader import load_files
 from gonogo.errors import CalendarError
 
 OSLO = ZoneInfo("Europe/Oslo")
@@ -597,7 +597,7 @@ def test_the_calendar_file_format_is_yaml_gonogo_reads_safely() -> None:
 
 
 def test_the_calendar_beside_the_runbooks_is_not_read_as_a_runbook(tmp_path: Path) -> None:
-    from gonogo.core.loader import runbook_files
+    from gonogo.core.runbook.loader import runbook_files
 
     (tmp_path / "team").mkdir()
     for name in ("calendar.yaml", "a.yaml", "team/calendar.yaml"):

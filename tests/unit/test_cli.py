@@ -13,8 +13,8 @@ import pytest
 from tests.conftest import EHR, EXAMPLES, ROOT, RUNBOOKS
 
 from gonogo.client.cli import main
-from gonogo.core.schema import schema_text
-from gonogo.core.source import parse_yaml
+from gonogo.core.runbook.schema import schema_text
+from gonogo.core.runbook.source import parse_yaml
 
 SCHEMA = ROOT / "schema" / "runbook.schema.json"
 MODELINE = "# yaml-language-server: $schema=../schema/runbook.schema.json"

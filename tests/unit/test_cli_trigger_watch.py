@@ -1,6 +1,6 @@
 """``gonogo trigger`` and ``gonogo watch`` without Airflow: arguments, conf, frames, exit codes.
 
-The frames are rendered from a :class:`~gonogo.core.run.Progress` of the EHR
+The frames are rendered from a :class:`~gonogo.core.runs.run.Progress` of the EHR
 example, through the JSON the run view serves. The commands end to end talk to a
 real HTTP server on 127.0.0.1 that answers as Airflow's API server would.
 """
@@ -23,8 +23,8 @@ from gonogo.client.commands import run_link, trigger_conf
 from gonogo.core.documents.report import report_data
 from gonogo.core.documents.watch import finished, shown, watch_frame
 from gonogo.core.documents.watch import succeeded as ended_well
-from gonogo.core.loader import load_file
-from gonogo.core.run import RunRecord, progress
+from gonogo.core.runbook.loader import load_file
+from gonogo.core.runs.run import RunRecord, progress
 from gonogo.errors import RehearsalError
 
 EHR = Path(__file__).parent / "golden" / "ehr.yaml"

@@ -14,11 +14,11 @@ import pytest
 from tests.unit.run_fixtures import START, at, task
 
 from gonogo.core import naming
-from gonogo.core.decisions import WITHDRAWN, decisions, note, table
 from gonogo.core.documents.report import report_data, report_markdown
-from gonogo.core.loader import load_file
-from gonogo.core.records import Request, RunRecord
-from gonogo.core.run import progress
+from gonogo.core.runbook.loader import load_file
+from gonogo.core.runs.decisions import WITHDRAWN, decisions, note, table
+from gonogo.core.runs.records import Request, RunRecord
+from gonogo.core.runs.run import progress
 
 GATE = "gate__go_nogo_2"
 RUNBOOK = Path(__file__).parent / "golden" / "ehr.yaml"

@@ -16,13 +16,13 @@ from typing import Any
 import pytest
 from tests.unit.run_fixtures import at, rolled_back, succeeded, waiting_at_gate
 
-from gonogo.core.decisions import decisions
 from gonogo.core.documents.board import board_html, run_html, sort_rows
 from gonogo.core.documents.kjoreplan import plan_data, plan_html, plan_json, plan_markdown
 from gonogo.core.documents.report import report_data, report_html, report_json, report_markdown
-from gonogo.core.loader import load_file, load_text
-from gonogo.core.records import Request
-from gonogo.core.run import owners_by_task, progress
+from gonogo.core.runbook.loader import load_file, load_text
+from gonogo.core.runs.decisions import decisions
+from gonogo.core.runs.records import Request
+from gonogo.core.runs.run import owners_by_task, progress
 
 GOLDEN = Path(__file__).parent / "golden"
 RUNBOOK = GOLDEN / "ehr.yaml"

@@ -2,7 +2,7 @@
 
 A runbooks folder is built under ``tmp_path`` with a ``scripts/`` folder and a
 ``steps/`` package, and runbooks are loaded with the real loader, so every
-test goes through :func:`gonogo.core.fingerprint.fingerprint` as the DAGs do.
+test goes through :func:`gonogo.core.change.fingerprint.fingerprint` as the DAGs do.
 """
 
 from __future__ import annotations
@@ -16,15 +16,15 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gonogo.core.fingerprint import (
+from gonogo.core.change.fingerprint import (
     SHORT,
     Fingerprint,
     changes,
     fingerprint,
     referenced_files,
 )
-from gonogo.core.loader import load_text
-from gonogo.core.model import Runbook
+from gonogo.core.runbook.loader import load_text
+from gonogo.core.runbook.model import Runbook
 from gonogo.core.settings import POLICY_ENV, PYTHON_PREFIXES_ENV
 
 BASE = """\

@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from tests.conftest import EXAMPLES
 
 import gonogo
-from gonogo.core import source
-from gonogo.core.rollback import StepRecord, plan_rollback
+from gonogo.core.runbook import source
+from gonogo.core.runs.rollback import StepRecord, plan_rollback
 
 FILE = "rb.yaml"
 TEXTS = {path.name: path.read_text() for path in EXAMPLES}

@@ -15,8 +15,8 @@ from typing import Any
 import jinja2.sandbox
 import pytest
 
-from gonogo.core.loader import load_text
-from gonogo.core.templating import joined_url, url, url_parts
+from gonogo.core.runbook.loader import load_text
+from gonogo.core.runbook.templating import joined_url, url, url_parts
 from gonogo.errors import RunbookError, StepError
 
 HEAD = """\

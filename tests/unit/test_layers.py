@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from tests.conftest import EHR, ROOT
 
-from gonogo.core.graph import find_cycle
+from gonogo.core.runbook.graph import find_cycle
 
 PACKAGE = ROOT / "plugins" / "gonogo"
 

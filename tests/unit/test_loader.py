@@ -9,7 +9,7 @@ import pytest
 from tests.conftest import EHR, EXAMPLES, with_window
 
 from gonogo import RunbookError, load_file, load_text
-from gonogo.core.clock import format_duration, parse_duration
+from gonogo.core.timing.clock import format_duration, parse_duration
 
 
 def problems_of(text: str) -> list[str]:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from tests.conftest import RUNBOOKS
 
-from gonogo.core.loader import load_file, load_files, load_text
+from gonogo.core.runbook.loader import load_file, load_files, load_text
 from gonogo.core.settings import MAX_RUNBOOK_BYTES
 from gonogo.errors import RunbookError
 

@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from tests.conftest import EHR
 
-from gonogo.core.clock import in_words
-from gonogo.core.loader import load_file
-from gonogo.core.model import EVENTS
-from gonogo.core.notify import RunFacts, deadline_text, deliveries, recipients, render
+from gonogo.core.messages.notify import RunFacts, deadline_text, deliveries, recipients, render
+from gonogo.core.runbook.loader import load_file
+from gonogo.core.runbook.model import EVENTS
+from gonogo.core.timing.clock import in_words
 
 NOW = datetime(2026, 12, 5, 14, 6, tzinfo=UTC)
 

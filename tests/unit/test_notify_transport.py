@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from gonogo.core.notify import Message
+from gonogo.core.messages.notify import Message
 from gonogo.dag.notify import _send_apprise
 from gonogo.dev.receivers import WebhookReceiver
 

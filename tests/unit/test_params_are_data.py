@@ -1,7 +1,7 @@
 """Param values and other template values reach commands only as data.
 
 Shell text runs as written: a template anywhere in it is refused with the
-spelling to use (:mod:`gonogo.core.shell`); values reach bash as environment
+spelling to use (:mod:`gonogo.core.runbook.shell`); values reach bash as environment
 variables and ``exec:`` as single arguments. These tests pin the located
 errors and warnings, and (with hypothesis and a real bash) that no value
 ever runs as code and no template in shell text ever validates.
@@ -19,12 +19,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gonogo.core.gates import gate_body, literal
-from gonogo.core.loader import load_text
-from gonogo.core.model import Phase
-from gonogo.core.rules import code_arguments
-from gonogo.core.shell import as_written, evaluated, templates_in
-from gonogo.core.templating import json_body, quoted_in_json, url
+from gonogo.core.runbook.loader import load_text
+from gonogo.core.runbook.model import Phase
+from gonogo.core.runbook.rules import code_arguments
+from gonogo.core.runbook.shell import as_written, evaluated, templates_in
+from gonogo.core.runbook.templating import json_body, quoted_in_json, url
+from gonogo.core.runs.gates import gate_body, literal
 from gonogo.errors import RunbookError
 
 HEAD = """\
@@ -433,8 +433,8 @@ def test_a_role_name_with_a_space_is_refused_at_its_key() -> None:
 
 
 def test_validate_reports_shellcheck_findings_located_on_the_command(tmp_path: Path) -> None:
-    from gonogo.core.loader import load_files
-    from gonogo.core.shellcheck import shellcheck_problems
+    from gonogo.core.runbook.loader import load_files
+    from gonogo.core.runbook.shellcheck import shellcheck_problems
 
     file = tmp_path / "r.yaml"
     file.write_text(steps("'cd /srv && rm -rf \"$dir\"/*'", "'echo fine'"))

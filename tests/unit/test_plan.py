@@ -11,10 +11,10 @@ from tests.conftest import EHR, EXAMPLES, with_window
 
 from gonogo import StepRecord, load_file, load_text, plan_rollback, render_outline
 from gonogo.core.documents.kjoreplan import plan_data
-from gonogo.core.graph import phase_leaves, phase_upstreams
-from gonogo.core.model import Phase
-from gonogo.core.rollback import rollback_if_last_fails
-from gonogo.core.timeplan import time_plan
+from gonogo.core.runbook.graph import phase_leaves, phase_upstreams
+from gonogo.core.runbook.model import Phase
+from gonogo.core.runs.rollback import rollback_if_last_fails
+from gonogo.core.timing.timeplan import time_plan
 
 
 def phase(*steps: dict[str, Any]) -> Phase:

@@ -11,8 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gonogo import RunbookError
-from gonogo.core.loader import load_text
-from gonogo.core.policy import (
+from gonogo.core.change.policy import (
     CHANGE_TYPES,
     DEFAULTS,
     ApprovalNeed,
@@ -21,6 +20,7 @@ from gonogo.core.policy import (
     current_policy,
     parse_policy,
 )
+from gonogo.core.runbook.loader import load_text
 from gonogo.core.settings import POLICY_ENV, PYTHON_PREFIXES_ENV
 
 NEEDS: tuple[ApprovalNeed, ...] = ("required", "retrospective", "none")

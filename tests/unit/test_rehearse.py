@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 
 from gonogo import load_file
 from gonogo.client.cli import main
-from gonogo.core import states
-from gonogo.core.model import Runbook
-from gonogo.core.rehearse import Command, Rehearsal, rehearsal_text, rehearse
-from gonogo.core.rollback import StepRecord, plan_rollback
+from gonogo.core.runbook.model import Runbook
+from gonogo.core.runs import states
+from gonogo.core.runs.rehearse import Command, Rehearsal, rehearsal_text, rehearse
+from gonogo.core.runs.rollback import StepRecord, plan_rollback
 from gonogo.errors import RehearsalError, TimePlanError
 
 #: Not imported from tests.conftest, so that a bare `pytest` (no rootdir on sys.path) runs this too.

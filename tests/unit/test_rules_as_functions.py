@@ -8,8 +8,11 @@ from datetime import UTC, datetime
 import pytest
 
 from gonogo.core import naming
-from gonogo.core import rollback as rb
-from gonogo.core.decisions import (
+from gonogo.core.runbook.expect import check_response
+from gonogo.core.runbook.rules import is_json_type
+from gonogo.core.runbook.shell import env_name
+from gonogo.core.runs import rollback as rb
+from gonogo.core.runs.decisions import (
     Decision,
     comment_schema,
     decisions,
@@ -18,8 +21,7 @@ from gonogo.core.decisions import (
     note,
     table,
 )
-from gonogo.core.expect import check_response
-from gonogo.core.gates import (
+from gonogo.core.runs.gates import (
     eligible,
     evidence,
     four_eyes_refusal,
@@ -27,9 +29,7 @@ from gonogo.core.gates import (
     started_the_run,
     summarize,
 )
-from gonogo.core.records import Answer, Request
-from gonogo.core.rules import is_json_type
-from gonogo.core.shell import env_name
+from gonogo.core.runs.records import Answer, Request
 from gonogo.server.rules import (
     form_refusal,
     parse_answer,
@@ -373,7 +373,7 @@ def test_the_record_says_exactly_what_was_and_was_not_undone() -> None:
 
 
 def test_a_long_run_note_is_cut_to_what_airflow_stores_keeping_the_outcome() -> None:
-    from gonogo.core.decisions import NOTE_LIMIT
+    from gonogo.core.runs.decisions import NOTE_LIMIT
 
     rows = [
         Decision("g", f"role{n}", 1, "GO", "kari", "t", "x" * 80, 1, f"gate__g.role{n}")
@@ -386,7 +386,7 @@ def test_a_long_run_note_is_cut_to_what_airflow_stores_keeping_the_outcome() -> 
 
 
 def test_the_recorded_trigger_is_read_from_the_run_conf_and_only_with_an_id() -> None:
-    from gonogo.core.decisions import recorded_trigger
+    from gonogo.core.runs.decisions import recorded_trigger
 
     conf = {"version": "1", naming.CONF_TRIGGER: {"id": 7, "name": "kari"}}
     assert recorded_trigger(conf) == {"id": "7", "name": "kari"}
@@ -396,7 +396,7 @@ def test_the_recorded_trigger_is_read_from_the_run_conf_and_only_with_an_id() ->
 
 
 def test_a_gate_is_go_only_by_records_of_different_eligible_members() -> None:
-    from gonogo.core.gates import gate_verdict
+    from gonogo.core.runs.gates import gate_verdict
 
     users = {"rm": ["a", "b"], "so": ["b", "c"]}
     go_a = {"answer": "GO", "by": "a", "by_id": "a"}
@@ -422,7 +422,7 @@ def test_a_gate_is_go_only_by_records_of_different_eligible_members() -> None:
 
 
 def test_the_decision_log_starts_with_the_plan_its_run_was_checked_against() -> None:
-    from gonogo.core.decisions import plan_line
+    from gonogo.core.runs.decisions import plan_line
 
     assert plan_line({}) is None  # refused before the fingerprint was taken
     assert plan_line({"fingerprint": "abc123def456"}) == "plan fingerprint abc123def456"

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from gonogo.core.itsm import refusal, work_note
+from gonogo.core.messages.itsm import refusal, work_note
 from gonogo.dag.itsm.servicenow import ServiceNow
 from gonogo.dev.servicenow import FakeServiceNow
 from gonogo.errors import ItsmError

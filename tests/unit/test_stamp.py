@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gonogo.core import stamp
+from gonogo.core.runs import stamp
 
 
 @pytest.mark.parametrize(

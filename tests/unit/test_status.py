@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from gonogo.core.status import GREEN, RED, YELLOW, rollout_status
+from gonogo.core.runs.status import GREEN, RED, YELLOW, rollout_status
 
 END = datetime(2026, 12, 6, 4, 0, tzinfo=UTC)
 
@@ -53,7 +53,7 @@ def test_a_run_refused_before_start_is_red_with_the_refusals_own_words() -> None
 
 def test_the_rollback_plan_carries_the_refusals_own_words() -> None:
     from gonogo.core import naming
-    from gonogo.core.rollback import reasons_for
+    from gonogo.core.runs.rollback import reasons_for
 
     said = {naming.PREFLIGHT_TASK: "role hospital has nobody left to answer"}
     assert reasons_for([naming.PREFLIGHT_TASK], said) == [

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from tests.timed_runbooks import timed_runbook
 
 from gonogo import RunbookError, load_text, render_outline
-from gonogo.core.clock import (
+from gonogo.core.runbook.model import Runbook
+from gonogo.core.timing.clock import (
     At,
     format_clock,
     format_minutes,
@@ -20,8 +21,7 @@ from gonogo.core.clock import (
     parse_decide_by,
     parse_duration,
 )
-from gonogo.core.model import Runbook
-from gonogo.core.timeplan import (
+from gonogo.core.timing.timeplan import (
     Actual,
     TimePlan,
     forecast,

@@ -10,8 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from gonogo.core.loader import load_file
-from gonogo.core.model import Runbook
+from gonogo.core.runbook.loader import load_file
+from gonogo.core.runbook.model import Runbook
 from gonogo.errors import RunbookError
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from gonogo.core.calendar.model import Calendar, load_calendar
 from gonogo.core.calendar.rules import Planned, calendar_problems
-from gonogo.core.loader import Loaded
+from gonogo.core.runbook.loader import Loaded
 from gonogo.core.settings import calendar_file
 from gonogo.errors import CalendarError, Problem
 
@@ -90,7 +90,7 @@ def calendar_command(args: argparse.Namespace) -> int:
     from gonogo.core.calendar.listing import calendar_data, period_of
     from gonogo.core.calendar.rules import Change
     from gonogo.core.documents import calendar as documents
-    from gonogo.core.loader import load_files, runbook_files
+    from gonogo.core.runbook.loader import load_files, runbook_files
 
     paths = args.paths or ["runbooks"]
     missing = [p for p in paths if not Path(p).exists()]

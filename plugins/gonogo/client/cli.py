@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gonogo.client.arguments import load_runbook, param_pair
-from gonogo.core.loader import Loaded, load_files, runbook_files
+from gonogo.core.runbook.loader import Loaded, load_files, runbook_files
 from gonogo.errors import GonogoError, Problem, RehearsalError, TimePlanError
 
 
@@ -80,7 +80,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _shellcheck(loaded: list[Loaded]) -> list[Problem]:
     """ShellCheck's warnings over the valid runbooks' bash commands (a note when it is missing)."""
-    from gonogo.core.shellcheck import shellcheck_problems
+    from gonogo.core.runbook.shellcheck import shellcheck_problems
 
     valid = [(i.runbook, i.source) for i in loaded if i.runbook is not None and i.source]
     try:
@@ -94,14 +94,14 @@ def _shellcheck(loaded: list[Loaded]) -> list[Problem]:
 
 
 def _schema(args: argparse.Namespace) -> int:
-    from gonogo.core.schema import schema_text
+    from gonogo.core.runbook.schema import schema_text
 
     print(schema_text(), end="")
     return 0
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from gonogo.core.outline import render_outline
+    from gonogo.core.documents.outline import render_outline
 
     runbook = load_runbook(args.file, "plan")
     if isinstance(runbook, int):
@@ -122,7 +122,7 @@ def _plan(args: argparse.Namespace) -> int:
 
 
 def _rehearse(args: argparse.Namespace) -> int:
-    from gonogo.core.rehearse import rehearsal_text, rehearse
+    from gonogo.core.runs.rehearse import rehearsal_text, rehearse
 
     runbook = load_runbook(args.file, "rehearse")
     if isinstance(runbook, int):

@@ -37,9 +37,9 @@ from gonogo.client.api import UNREACHABLE_PATIENCE, AirflowClient
 from gonogo.client.arguments import load_runbook, param_pair
 from gonogo.client.runs import owners, read_run
 from gonogo.core import naming
-from gonogo.core.decisions import decisions, table, to_json
 from gonogo.core.documents.board import RUN_ROUTE
-from gonogo.core.model import Runbook
+from gonogo.core.runbook.model import Runbook
+from gonogo.core.runs.decisions import decisions, table, to_json
 from gonogo.core.settings import LOCK_POOL
 from gonogo.errors import ApprovalRefused, ClientError, RehearsalError, Unreachable
 
@@ -86,7 +86,7 @@ def trigger_conf(runbook: Runbook, given: list[tuple[str, str]], rehearsal: bool
     :class:`RehearsalError` for an unknown param, one given twice or a value the
     param refuses.
     """
-    from gonogo.core.rehearse import param_values
+    from gonogo.core.runs.rehearse import param_values
 
     names = [name for name, _ in given]
     twice = sorted({n for n in names if names.count(n) > 1})

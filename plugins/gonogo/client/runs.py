@@ -1,9 +1,9 @@
-"""The client's one mapper of a run: Airflow's REST API into :class:`~gonogo.core.records.RunRecord`.
+"""The client's one mapper of a run: Airflow's REST API into :class:`~gonogo.core.runs.records.RunRecord`.
 
 ``gonogo decisions`` reads a run here. The pages, the report and the run note
 read the same records from the database (:mod:`gonogo.server.rundata`); both
-sides read requests with :meth:`~gonogo.core.records.Request.from_detail` and
-events with :func:`~gonogo.core.records.events_in_order`, so the decision log
+sides read requests with :meth:`~gonogo.core.runs.records.Request.from_detail` and
+events with :func:`~gonogo.core.runs.records.events_in_order`, so the decision log
 and the events the CLI prints are the ones the pages and the note show: every
 task's events (gate_expiring, step_interrupted, forecast_overrun,
 rollback_failed) and the notifications that failed.
@@ -16,7 +16,7 @@ from typing import Any
 
 from gonogo.client.api import AirflowClient
 from gonogo.core import naming
-from gonogo.core.records import (
+from gonogo.core.runs.records import (
     EVENT_KEYS,
     Request,
     RunRecord,
@@ -99,7 +99,7 @@ def owners(client: AirflowClient, dag_id: str) -> dict[str, str]:
     """Each forward step's runbook role, by task id, as the pages read it from the runbook.
 
     The builder makes it the step task's Airflow ``owner``
-    (:func:`gonogo.core.run.owners_by_task` is the pages' side).
+    (:func:`gonogo.core.runs.run.owners_by_task` is the pages' side).
     """
     return {
         t["task_id"]: str(t["owner"])

@@ -15,7 +15,7 @@ RUNBOOKS_DIR_ENV = "GONOGO_RUNBOOKS_DIR"
 #: Comma-separated module prefixes python steps may import from.
 PYTHON_PREFIXES_ENV = "GONOGO_PYTHON_PREFIXES"
 DEFAULT_PYTHON_PREFIXES = ("steps",)
-#: The installation's change-type policy (gonogo.core.policy): a YAML file, or the YAML itself.
+#: The installation's change-type policy (gonogo.core.change.policy): a YAML file, or the YAML itself.
 POLICY_ENV = "GONOGO_POLICY"
 #: The change calendar (gonogo.core.calendar): this file, else CALENDAR_FILE in the runbooks folder.
 CALENDAR_ENV = "GONOGO_CALENDAR"

@@ -39,12 +39,12 @@ from airflow.providers.standard.operators.bash import BashOperator
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk.bases.operator import BaseOperator
 
-from gonogo.core import templating
-from gonogo.core.expect import check_response
-from gonogo.core.gates import literal
-from gonogo.core.model import Activity, Http, Runbook
+from gonogo.core.runbook import templating
+from gonogo.core.runbook.expect import check_response
+from gonogo.core.runbook.model import Activity, Http, Runbook
+from gonogo.core.runbook.shell import as_written, param_variable
+from gonogo.core.runs.gates import literal
 from gonogo.core.settings import DEFAULT_DECIDE_TIMEOUT, python_prefixes
-from gonogo.core.shell import as_written, param_variable
 from gonogo.dag.hitl import ManualStepOperator
 from gonogo.dag.journal import (
     ENDED,
@@ -317,7 +317,7 @@ def http_spec(http: Http) -> dict[str, Any]:
     The spec is rendered as a template just before the request: URL templates
     are URL-encoded, body templates JSON-encoded, and every other string
     (headers, expectations) keeps its templates as plain strings with the
-    text around them literal (:mod:`gonogo.core.templating`).
+    text around them literal (:mod:`gonogo.core.runbook.templating`).
     """
     spec: dict[str, Any] = _literal_strings(
         http.model_dump(by_alias=True, exclude_none=True, mode="json")
@@ -545,7 +545,7 @@ def _request_url(spec: Mapping[str, Any], base: str) -> str:
     """The URL to request: a connection's credentials go only to its own host.
 
     Raises :class:`~gonogo.errors.StepError` when a value would choose the host
-    or leave its path segment (:func:`gonogo.core.templating.joined_url`).
+    or leave its path segment (:func:`gonogo.core.runbook.templating.joined_url`).
     """
     url = templating.joined_url(spec["url"])
     connection = spec.get("connection")

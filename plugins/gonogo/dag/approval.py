@@ -1,6 +1,6 @@
 """What was approved is what runs: the plan's fingerprint, its approval DAG, the promotion guard.
 
-For every runbook whose change type needs plan approval (:mod:`gonogo.core.policy`)
+For every runbook whose change type needs plan approval (:mod:`gonogo.core.change.policy`)
 gonogo builds a second DAG, ``<runbook>.approval``. A run of it computes the
 fingerprint of the runbook and the files it runs, asks the CAB roles
 (``approval.sign_off``, else the first gate's roles) to approve it, with the
@@ -20,7 +20,7 @@ The ledgers are Airflow Variables (written here, by tasks only: the API server
 refuses REST edits of them). An approval entry is trusted only when the run it
 names is a successful run of the approval DAG whose record task recorded that
 same fingerprint, so an entry typed in by hand approves nothing. The approvals
-ledger is an append-only chain (:mod:`gonogo.core.approval`): a ledger that does
+ledger is an append-only chain (:mod:`gonogo.core.change.approval`): a ledger that does
 not verify was edited outside gonogo, and nothing in it is trusted or written
 to. A revoked fingerprint stays revoked: re-running an approval run's ``record``
 task after a revocation fails and writes nothing.
@@ -39,12 +39,12 @@ from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG, Param, Variable
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from gonogo.core import approval as ledger
 from gonogo.core import naming
+from gonogo.core.change import approval as ledger
+from gonogo.core.change.fingerprint import Fingerprint, changes, fingerprint
+from gonogo.core.change.policy import current_policy
 from gonogo.core.documents.kjoreplan import plan_data, plan_markdown
-from gonogo.core.fingerprint import Fingerprint, changes, fingerprint
-from gonogo.core.model import Gate, Runbook
-from gonogo.core.policy import current_policy
+from gonogo.core.runbook.model import Gate, Runbook
 from gonogo.dag.actions import Actions, Hook
 from gonogo.dag.gates import build_gate, verify_gates
 from gonogo.dag.notify import attach

@@ -28,12 +28,12 @@ from airflow.sdk import DAG, Param, TaskGroup
 from airflow.sdk.bases.operator import BaseOperator
 
 from gonogo.core import naming
-from gonogo.core.graph import phase_leaves, phase_upstreams
-from gonogo.core.model import Gate, Phase, Runbook, Step
-from gonogo.core.outline import render_outline
+from gonogo.core.documents.outline import render_outline
+from gonogo.core.runbook.graph import phase_leaves, phase_upstreams
+from gonogo.core.runbook.model import Gate, Phase, Runbook, Step
+from gonogo.core.runbook.shell import shquote
 from gonogo.core.settings import LOCK_POOL
-from gonogo.core.shell import shquote
-from gonogo.core.timeplan import time_plan
+from gonogo.core.timing.timeplan import time_plan
 from gonogo.dag.actions import Actions, Hook, chain, rehearse_instead, step_doc
 from gonogo.dag.approval import (
     Plan,

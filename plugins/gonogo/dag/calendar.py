@@ -37,10 +37,10 @@ from gonogo.core import naming
 from gonogo.core.calendar.model import Calendar, load_calendar
 from gonogo.core.calendar.rules import Change, at_trigger
 from gonogo.core.calendar.times import Interval, span_text
-from gonogo.core.gates import eligible, gate_verdict, literal
-from gonogo.core.model import Gate, Runbook
+from gonogo.core.runbook.model import Gate, Runbook
+from gonogo.core.runs.gates import eligible, gate_verdict, literal
 from gonogo.core.settings import calendar_file
-from gonogo.core.timeplan import time_plan
+from gonogo.core.timing.timeplan import time_plan
 from gonogo.dag.actions import Hook
 from gonogo.dag.clock import run_start
 from gonogo.dag.gates import GateRoleOperator

@@ -2,7 +2,7 @@
 
 Every wait is relative to the planned start T, which is known only when the run
 starts (the window start, or the trigger's ``planned_start`` inside the
-window; see :func:`gonogo.core.timeplan.planned_start`). So each wait reads T
+window; see :func:`gonogo.core.timing.timeplan.planned_start`). So each wait reads T
 from the run when it executes, then defers on Airflow's DateTimeTrigger and
 holds no worker slot while it waits, like the window wait always did. A time
 already past does not defer at all: a deferral that resumes at once is exactly
@@ -18,10 +18,10 @@ from typing import Any
 
 from airflow.providers.standard.sensors.date_time import DateTimeSensorAsync
 
-from gonogo.core.clock import format_clock, format_duration
-from gonogo.core.model import Gate, Phase, Runbook, Window
 from gonogo.core.naming import OPENS, PLANNED_START_PARAM, START_TASK
-from gonogo.core.timeplan import planned_start, time_plan
+from gonogo.core.runbook.model import Gate, Phase, Runbook, Window
+from gonogo.core.timing.clock import format_clock, format_duration
+from gonogo.core.timing.timeplan import planned_start, time_plan
 
 log = logging.getLogger(__name__)
 #: The placeholder T of a runbook without a window, fixed so the serialized DAG is stable.
@@ -29,7 +29,7 @@ _NO_WINDOW = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 def run_start(context: Mapping[str, Any], window: Window | None, begin: timedelta) -> datetime:
-    """T for this run (:func:`~gonogo.core.timeplan.planned_start`), ``begin`` being the plan's.
+    """T for this run (:func:`~gonogo.core.timing.timeplan.planned_start`), ``begin`` being the plan's.
 
     Every task computes the same T: the param and the run's start date are fixed
     for the run.

@@ -35,8 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from gonogo.core import naming
-from gonogo.core.loader import SUFFIXES, load_files, read_bytes, runbook_names
-from gonogo.core.parsed import ParseCache
+from gonogo.core.runbook.loader import SUFFIXES, load_files, read_bytes, runbook_names
+from gonogo.core.runbook.parsed import ParseCache
 from gonogo.core.settings import state_home
 from gonogo.dag.import_errors import add_import_error, importing_dagbag, remember
 from gonogo.errors import Problem, RunbookError

@@ -3,12 +3,12 @@
 One task, ``forecast``, runs beside the forward work from the moment the lock
 is held. It wakes every few seconds, deferred in between (no worker slot),
 reads the run's task states (one call), and computes the forecast with
-:func:`gonogo.core.timeplan.forecast`. Each time an activity has ended it
+:func:`gonogo.core.timing.timeplan.forecast`. Each time an activity has ended it
 appends the forecast to its ``forecast`` XCom, the history the board and the
 report read. A deferral keeps the task's XComs and carries what it has seen
 in its resume arguments, so nothing is re-read.
 
-When :func:`gonogo.core.timeplan.overrun` gives a reason, the task emits the
+When :func:`gonogo.core.timing.timeplan.overrun` gives a reason, the task emits the
 ``forecast_overrun`` event and acts on ``window.on_overrun``:
 
 - ``continue``: it warns and ends.
@@ -31,10 +31,11 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from gonogo.core import naming, states
-from gonogo.core.gates import literal
-from gonogo.core.model import Gate, Runbook
-from gonogo.core.timeplan import (
+from gonogo.core import naming
+from gonogo.core.runbook.model import Gate, Runbook
+from gonogo.core.runs import states
+from gonogo.core.runs.gates import literal
+from gonogo.core.timing.timeplan import (
     Actual,
     forecast,
     forecast_lines,

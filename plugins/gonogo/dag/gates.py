@@ -33,12 +33,13 @@ from airflow.sdk import BaseSensorOperator, TaskGroup
 from airflow.sdk.bases.operator import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from gonogo.core import naming, states
-from gonogo.core.fingerprint import SHORT
-from gonogo.core.gates import eligible, evidence, gate_body, gate_verdict, literal, summarize
-from gonogo.core.model import Gate, Window
+from gonogo.core import naming
+from gonogo.core.change.fingerprint import SHORT
+from gonogo.core.runbook.model import Gate, Window
+from gonogo.core.runs import states
+from gonogo.core.runs.gates import eligible, evidence, gate_body, gate_verdict, literal, summarize
 from gonogo.core.settings import EXPIRING_AT
-from gonogo.core.timeplan import time_plan
+from gonogo.core.timing.timeplan import time_plan
 from gonogo.dag.actions import Actions, Hook, run_action
 from gonogo.dag.clock import hold_until_open
 from gonogo.dag.hitl import Request, assignees

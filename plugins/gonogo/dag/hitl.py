@@ -3,7 +3,7 @@
 Every request gonogo opens (a gate role's sign-off, a manual step, a manual
 undo, a guided-failure decision, a rollback approval) has the same form (one
 ``comment`` field), builds its assignees the same way, and reads the answer
-into one :class:`~gonogo.core.records.Answer`.
+into one :class:`~gonogo.core.runs.records.Answer`.
 
 Approvals are written and checked by Airflow's HITL API: an answer from a user
 who is not assigned is refused with 403 on the server, never in this code.
@@ -20,9 +20,9 @@ from airflow.sdk import Param
 from airflow.sdk.exceptions import AirflowFailException
 from airflow.sdk.execution_time.hitl import HITLUser
 
-from gonogo.core.decisions import comment_schema
 from gonogo.core.naming import COMMENT, DONE, FAILED
-from gonogo.core.records import Answer
+from gonogo.core.runs.decisions import comment_schema
+from gonogo.core.runs.records import Answer
 from gonogo.dag.notify import RequestNotifier
 from gonogo.dag.states import Rehearsable
 
@@ -34,7 +34,7 @@ def comment_form(
 ) -> dict[str, Any]:
     """The request's form: only a comment field, not the DAG params Airflow passes in.
 
-    The field declares which options need a reason (:func:`gonogo.core.decisions.reason_for`).
+    The field declares which options need a reason (:func:`gonogo.core.runs.decisions.reason_for`).
     """
     kwargs.pop("params", None)
     return {COMMENT: Param("", description=description, **comment_schema(reason_for))}
@@ -48,7 +48,7 @@ def assignees(users: Iterable[str]) -> list[HITLUser]:
 class Request(HITLOperator):
     """A gonogo HITL request: a comment form, and the answer read as one :class:`Answer`."""
 
-    #: The event told once the request is open (gonogo.core.model.Event), if any.
+    #: The event told once the request is open (gonogo.core.runbook.model.Event), if any.
     event: str | None = None
 
     # No __init__ of its own: Airflow merges default arguments (deep-copying the DAG's

@@ -30,7 +30,6 @@ from airflow.sdk import Param
 from airflow.sdk.exceptions import AirflowFailException, AirflowTaskTimeout, TaskAwaitingInput
 from airflow.sdk.execution_time.hitl import upsert_hitl_detail
 
-from gonogo.core.decisions import comment_schema
 from gonogo.core.naming import (
     COMMENT,
     CONTINUE,
@@ -40,7 +39,8 @@ from gonogo.core.naming import (
     XCOM_DECISIONS,
     XCOM_EVENTS,
 )
-from gonogo.core.records import Answer
+from gonogo.core.runs.decisions import comment_schema
+from gonogo.core.runs.records import Answer
 from gonogo.dag.hitl import assignees
 from gonogo.dag.notify import request_link, tell
 

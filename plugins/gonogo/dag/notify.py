@@ -3,7 +3,7 @@
 One entry point, :func:`tell`, is called where something happens (a run starts,
 a gate opens, a step fails, the outcome is known). It never raises: delivery
 must not break the rollout. For each ``notify`` rule that carries the event it
-renders the message (:mod:`gonogo.core.notify`, pure) and sends it with the
+renders the message (:mod:`gonogo.core.messages.notify`, pure) and sends it with the
 Apprise provider's hook (chat, SMS gateways, webhooks) or the SMTP provider's
 notifier (e-mail), whichever type the rule's connection has. With an ``itsm:``
 section it also writes the work note, closes the change or raises the incident.
@@ -37,9 +37,9 @@ from urllib.parse import quote, urlparse
 from airflow.sdk.bases.notifier import BaseNotifier
 
 from gonogo.core import naming
-from gonogo.core.itsm import CLOSE_CODES, ChangeRecord, refusal, work_note
-from gonogo.core.model import Runbook
-from gonogo.core.notify import Delivery, Message, RunFacts, deliveries, recipients, render
+from gonogo.core.messages.itsm import CLOSE_CODES, ChangeRecord, refusal, work_note
+from gonogo.core.messages.notify import Delivery, Message, RunFacts, deliveries, recipients, render
+from gonogo.core.runbook.model import Runbook
 
 log = logging.getLogger(__name__)
 
@@ -476,7 +476,7 @@ def asking(
     context: Mapping[str, Any], gate: str, rounds: Mapping[str, list[str]], silent: list[str]
 ) -> dict[str, Any]:
     """For ``gate_expiring``: the gate's deadline and a link to each silent role's open request."""
-    from gonogo.core import states
+    from gonogo.core.runs import states
     from gonogo.dag.states import run_states
 
     task_states = run_states(context)

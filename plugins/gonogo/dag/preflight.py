@@ -17,9 +17,9 @@ from typing import Any
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-from gonogo.core.gates import eligible
-from gonogo.core.model import Runbook
 from gonogo.core.naming import PREFLIGHT_TASK, XCOM_REFUSAL
+from gonogo.core.runbook.model import Runbook
+from gonogo.core.runs.gates import eligible
 from gonogo.dag.states import run_trigger, stamp_problem
 
 log = logging.getLogger(__name__)

@@ -4,7 +4,7 @@
 one_failed). Forward tasks check before they start, so nothing new starts once
 something failed; ``rollback.start`` waits, rescheduled and holding no worker
 slot, until steps already running in parallel have finished, then computes the
-plan once (:func:`gonogo.core.rollback.plan_from_states`) and pushes it as the
+plan once (:func:`gonogo.core.runs.rollback.plan_from_states`) and pushes it as the
 ``plan`` XCom. In a good run it is skipped, and so is everything after it.
 
 The compensations are a fixed chain of slots, ``undo_1`` (the newest completed
@@ -38,11 +38,12 @@ from airflow.sdk.exceptions import (
     AirflowSkipException,
 )
 
-from gonogo.core import naming, states
-from gonogo.core import rollback as plan
-from gonogo.core.model import Runbook
-from gonogo.core.records import Answer
-from gonogo.core.rules import is_read_only
+from gonogo.core import naming
+from gonogo.core.runbook.model import Runbook
+from gonogo.core.runbook.rules import is_read_only
+from gonogo.core.runs import rollback as plan
+from gonogo.core.runs import states
+from gonogo.core.runs.records import Answer
 from gonogo.core.settings import DEFAULT_DECIDE_TIMEOUT, ROLLBACK_WAIT
 from gonogo.dag.actions import ActionRunner, Actions, Hook, rehearse_instead
 from gonogo.dag.approval import LedgerEdited, Plan, approval_of, record_success

@@ -1,4 +1,4 @@
-"""The secret the trigger stamp is signed with, from Airflow's config (see gonogo.core.stamp)."""
+"""The secret the trigger stamp is signed with, from Airflow's config (see gonogo.core.runs.stamp)."""
 
 from __future__ import annotations
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from gonogo.core import stamp
-from gonogo.core.decisions import recorded_trigger
 from gonogo.core.naming import CONF_TRIGGER, REHEARSAL_PARAM
+from gonogo.core.runs import stamp
+from gonogo.core.runs.decisions import recorded_trigger
 from gonogo.dag.stamp import SETTING, stamp_secret
 
 
@@ -17,7 +17,7 @@ def run_states(context: Mapping[str, Any]) -> dict[str, str]:
     Task code cannot reach the metadata database; ``get_task_states`` asks the
     Execution API. States come back as ``TaskInstanceState`` (a ``str`` enum) or
     plain strings, depending on the path; both compare equal to the values in
-    :mod:`gonogo.core.states`.
+    :mod:`gonogo.core.runs.states`.
     """
     found = context["ti"].get_task_states(dag_id=context["dag"].dag_id, run_ids=[context["run_id"]])
     return {
@@ -30,7 +30,7 @@ def run_trigger(context: Mapping[str, Any]) -> tuple[str | None, str | None]:
     """Who triggered the run: (user id, user name) as the API server recorded and signed them.
 
     The id comes from the run's conf, written and signed by gonogo's middleware
-    from the caller's token (:mod:`gonogo.core.stamp`); the name from Airflow's own
+    from the caller's token (:mod:`gonogo.core.runs.stamp`); the name from Airflow's own
     ``triggering_user_name``. A run started another way (the CLI, another DAG, a
     conf written by hand) has no valid stamp, and so no id.
     """

@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from gonogo.core.model import Window
 from gonogo.core.naming import WINDOW_TASK
+from gonogo.core.runbook.model import Window
 
 
 def wait_for_window(window: Window, begin: timedelta = timedelta(0)) -> Any:

@@ -70,7 +70,7 @@ class AirflowStack:
     #: users created in the database at start; their ids are numbers, see :meth:`user_ids`).
     auth_manager: str = "simple"
     extra_env: dict[str, str] = field(default_factory=dict)
-    #: The change policy (gonogo.core.policy) unless GONOGO_POLICY is set; None: the defaults.
+    #: The change policy (gonogo.core.change.policy) unless GONOGO_POLICY is set; None: the defaults.
     policy: str | None = TEST_POLICY
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     pgid: int | None = None

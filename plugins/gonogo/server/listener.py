@@ -14,9 +14,9 @@ from typing import Any
 
 from airflow.listeners import hookimpl
 
-from gonogo.core.decisions import decisions, note
 from gonogo.core.naming import DAG_MARKER_TAG
-from gonogo.core.run import owners_by_task
+from gonogo.core.runs.decisions import decisions, note
+from gonogo.core.runs.run import owners_by_task
 
 log = logging.getLogger(__name__)
 

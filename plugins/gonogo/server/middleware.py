@@ -19,7 +19,7 @@ carries gonogo's marker tag, only these writes pass:
   a final NOGO it withdraws the gate's other open requests.
 - **triggers**: refused while the lock pool is missing or has more than one slot,
   or when the conf sets one of gonogo's own keys; the API server records who
-  triggered (user id and name from the token), signed (:mod:`gonogo.core.stamp`),
+  triggered (user id and name from the token), signed (:mod:`gonogo.core.runs.stamp`),
   and ``before_start`` refuses a run without a valid stamp.
 - **pausing** by an admin (one who may change Airflow's configuration).
 - **reads** sent as POST, and **dry runs** (as Airflow reads ``dry_run``).
@@ -58,9 +58,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from gonogo.core import naming, stamp, states
-from gonogo.core.decisions import missing_reason
-from gonogo.core.gates import four_eyes_refusal
+from gonogo.core import naming
+from gonogo.core.runs import stamp, states
+from gonogo.core.runs.decisions import missing_reason
+from gonogo.core.runs.gates import four_eyes_refusal
 from gonogo.core.settings import SETTLE_SECONDS
 from gonogo.dag.stamp import SETTING, stamp_secret
 from gonogo.server import records, rules

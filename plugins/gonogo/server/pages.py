@@ -10,7 +10,7 @@ not, 403, and the board and the calendar list only the DAGs the user may read
 to every logged-in user).
 
 The pages render the pure documents of :mod:`gonogo.core.documents` over
-:class:`~gonogo.core.records.RunRecord` read by :mod:`gonogo.server.rundata`.
+:class:`~gonogo.core.runs.records.RunRecord` read by :mod:`gonogo.server.rundata`.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from gonogo.core.documents.report import (
     report_html,
     report_markdown,
 )
-from gonogo.core.run import progress
+from gonogo.core.runs.run import progress
 from gonogo.server import records, rundata
 
 #: Where the app is mounted in the API server.

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from gonogo.core import naming
-from gonogo.core.decisions import recorded_trigger
-from gonogo.core.records import Request
+from gonogo.core.runs.decisions import recorded_trigger
+from gonogo.core.runs.records import Request
 from gonogo.core.settings import LOCK_POOL
 
 log = logging.getLogger(__name__)
@@ -197,7 +197,7 @@ def approved_afterwards(dag_id: str, short: str) -> str | None:
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
-    from gonogo.core.approval import approved
+    from gonogo.core.change.approval import approved
 
     ledger = Variable.get(naming.approvals_key(dag_id), default_var=None, deserialize_json=True)
     if not isinstance(ledger, dict):

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from gonogo.core import naming
-from gonogo.core.rules import is_json_type
+from gonogo.core.runbook.rules import is_json_type
 
 #: Task types whose state is a person's decision or gonogo's own bookkeeping.
 PROTECTED_TYPES = frozenset(

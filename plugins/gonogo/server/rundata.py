@@ -1,4 +1,4 @@
-"""The server's one reader of runs: Airflow's metadata database into :class:`~gonogo.core.records.RunRecord`.
+"""The server's one reader of runs: Airflow's metadata database into :class:`~gonogo.core.runs.records.RunRecord`.
 
 The pages, the run note (:mod:`gonogo.server.listener`) and the middleware's
 checks of an answer (:mod:`gonogo.server.records`) all read a run's records
@@ -24,10 +24,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from gonogo.core.loader import load_file, runbook_files
-from gonogo.core.model import Runbook
 from gonogo.core.naming import XCOM_FORECAST, XCOM_OUTCOME, approved_runbook
-from gonogo.core.records import (
+from gonogo.core.runbook.loader import load_file, runbook_files
+from gonogo.core.runbook.model import Runbook
+from gonogo.core.runs.records import (
     EVENT_KEYS,
     Request,
     RunRecord,

@@ -41,9 +41,9 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError, WithJsonSchema
 
 from gonogo.core.calendar.times import WEEKDAYS, Interval, Weekly, local_moment, zone_of
-from gonogo.core.clock import Duration
-from gonogo.core.model import ID_PATTERN
-from gonogo.core.source import Loc, Source, did_you_mean, parse_yaml
+from gonogo.core.runbook.model import ID_PATTERN
+from gonogo.core.runbook.source import Loc, Source, did_you_mean, parse_yaml
+from gonogo.core.timing.clock import Duration
 from gonogo.errors import CalendarError, Problem, RunbookError
 
 _NAME = r"^[A-Za-z0-9_.-]+$"
@@ -241,7 +241,7 @@ def applies(entry: Maintenance | Freeze, service: str, environment: str) -> bool
 
 def load_calendar(path: str | os.PathLike[str]) -> Calendar:
     """Read and check the calendar file; raises :class:`CalendarError` with every problem."""
-    from gonogo.core.loader import read_bytes
+    from gonogo.core.runbook.loader import read_bytes
 
     shown = str(path)
     try:

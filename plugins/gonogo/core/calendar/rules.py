@@ -28,8 +28,8 @@ from typing import Literal
 
 from gonogo.core.calendar.model import Calendar, Freeze, Maintenance, applies
 from gonogo.core.calendar.times import Interval, covered, merge, overlapping_pairs, span_text
-from gonogo.core.model import Runbook
-from gonogo.core.source import Source, did_you_mean
+from gonogo.core.runbook.model import Runbook
+from gonogo.core.runbook.source import Source, did_you_mean
 from gonogo.errors import Problem, Severity
 
 Kind = Literal["outside_maintenance", "in_freeze", "collision"]

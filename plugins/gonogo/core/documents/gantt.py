@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from html import escape
 
-from gonogo.core.clock import format_clock
+from gonogo.core.timing.clock import format_clock
 
 ROW = 22
 LABEL_WIDTH = 260

@@ -11,7 +11,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from gonogo.core.clock import format_minutes
+from gonogo.core.timing.clock import format_minutes
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 

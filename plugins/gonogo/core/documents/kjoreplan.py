@@ -15,13 +15,13 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from gonogo.core.clock import format_clock, format_duration
 from gonogo.core.documents.gantt import Bar, gantt_svg
+from gonogo.core.documents.outline import describe
 from gonogo.core.documents.text import md_cell, md_text
-from gonogo.core.model import Activity, Gate, Runbook
-from gonogo.core.outline import describe
-from gonogo.core.rollback import rollback_if_last_fails
-from gonogo.core.timeplan import time_plan
+from gonogo.core.runbook.model import Activity, Gate, Runbook
+from gonogo.core.runs.rollback import rollback_if_last_fails
+from gonogo.core.timing.clock import format_clock, format_duration
+from gonogo.core.timing.timeplan import time_plan
 
 
 def _at(start: datetime | None, offset: timedelta) -> str:

@@ -17,11 +17,12 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
-from gonogo.core import naming, states
-from gonogo.core.clock import format_duration
+from gonogo.core import naming
 from gonogo.core.documents.gantt import Bar, gantt_svg
 from gonogo.core.documents.text import md_cell, md_text
-from gonogo.core.run import Progress
+from gonogo.core.runs import states
+from gonogo.core.runs.run import Progress
+from gonogo.core.timing.clock import format_duration
 
 
 def _q(value: str) -> str:

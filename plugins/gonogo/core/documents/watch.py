@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from gonogo.core.documents.html import clock, minutes
-from gonogo.core.rollback import SUCCEEDED
+from gonogo.core.runs.rollback import SUCCEEDED
 
 #: A run's result when it ended without an outcome record (Airflow's own state).
 _SUCCESS_STATE = "success"

@@ -1,6 +1,6 @@
 """Adapters to ITSM tools, and the one function that picks one for a runbook.
 
-Each adapter is one module implementing :class:`gonogo.core.itsm.ChangeSystem`
+Each adapter is one module implementing :class:`gonogo.core.messages.itsm.ChangeSystem`
 over plain HTTP (requests), with its base URL and credentials from an Airflow
 connection. A second adapter (a generic webhook, Jira Service Management,
 TOPdesk) is a new module and one line in :data:`KINDS`.
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 
-from gonogo.core.itsm import ChangeSystem
+from gonogo.core.messages.itsm import ChangeSystem
 
 #: The module of each ``itsm.kind``; each has ``from_connection(conn_id) -> ChangeSystem``.
 KINDS = {"servicenow": "gonogo.dag.itsm.servicenow"}

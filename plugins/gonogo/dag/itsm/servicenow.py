@@ -22,7 +22,7 @@ from typing import Any
 import requests
 
 from gonogo.core.calendar.schedules import Schedule, Span
-from gonogo.core.itsm import ChangeRecord
+from gonogo.core.messages.itsm import ChangeRecord
 from gonogo.errors import ItsmError
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """One run of a runbook, as Airflow recorded it, and what it means: one shape for every page.
 
-:class:`~gonogo.core.records.RunRecord` is Airflow's own records of a run as
+:class:`~gonogo.core.runs.records.RunRecord` is Airflow's own records of a run as
 typed data: the run, its task instances, its requests and their answers, and
 the XComs gonogo writes (outcome, events, forecast). The server fills it from
 the metadata database, the client from the REST API, tests from fixtures.
@@ -19,13 +19,14 @@ from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from gonogo.core import naming, states
-from gonogo.core.decisions import Decision, decisions
-from gonogo.core.model import Gate, Runbook
-from gonogo.core.records import RunRecord, TaskRecord, moment
-from gonogo.core.rollback import NOGO_BEFORE_START
-from gonogo.core.status import Status, rollout_status
-from gonogo.core.timeplan import planned_start, time_plan
+from gonogo.core import naming
+from gonogo.core.runbook.model import Gate, Runbook
+from gonogo.core.runs import states
+from gonogo.core.runs.decisions import Decision, decisions
+from gonogo.core.runs.records import RunRecord, TaskRecord, moment
+from gonogo.core.runs.rollback import NOGO_BEFORE_START
+from gonogo.core.runs.status import Status, rollout_status
+from gonogo.core.timing.timeplan import planned_start, time_plan
 from gonogo.errors import TimePlanError
 
 # -- what it means ------------------------------------------------------------------------------
@@ -297,7 +298,7 @@ def progress(
 
 
 def run_t(runbook: Runbook, record: RunRecord) -> datetime | None:
-    """The run's T, by the rule its tasks follow (:func:`~gonogo.core.timeplan.planned_start`).
+    """The run's T, by the rule its tasks follow (:func:`~gonogo.core.timing.timeplan.planned_start`).
 
     None for a queued run of a runbook without a window: it has no T yet. A
     ``planned_start`` the run refused (outside the window) leaves the window

@@ -29,8 +29,8 @@ from pathlib import Path
 import pydantic
 from pydantic import ValidationError
 
-from gonogo.core.model import Runbook
-from gonogo.core.policy import PolicyError, current_policy
+from gonogo.core.change.policy import PolicyError, current_policy
+from gonogo.core.runbook.model import Runbook
 from gonogo.errors import Problem
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ rendered into a JSON body could close a string and add fields. So each
 URL, ``tojson`` in a body; header values are plain strings already. The text
 around the templates is made Jinja-literal, so a ``{#`` in a body or an
 expected text is sent as written. Shell commands have their own, stricter
-treatment in :mod:`gonogo.core.shell`.
+treatment in :mod:`gonogo.core.runbook.shell`.
 
 A URL's scheme, host and port are never a template's: with a ``connection``
 the url is a path and the host is the connection's, otherwise the runbook
@@ -23,7 +23,7 @@ import re
 from typing import Any
 from urllib.parse import unquote
 
-from gonogo.core.gates import literal
+from gonogo.core.runs.gates import literal
 from gonogo.errors import StepError
 
 _TEMPLATE = re.compile(r"{{-?(.*?)-?}}", re.S)

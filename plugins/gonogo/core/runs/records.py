@@ -1,7 +1,7 @@
 """A run as Airflow recorded it, as typed data: its tasks, its requests and answers, its events.
 
 Every view of a run reads these types and nothing else: the pages, the board
-and the report (:func:`gonogo.core.run.progress`), the run note, the decision
+and the report (:func:`gonogo.core.runs.run.progress`), the run note, the decision
 log of ``gonogo decisions``, and the middleware's checks of an answer. Two
 places fill them, each from its own side of Airflow: the server's reader from
 the metadata database (:mod:`gonogo.server.rundata`) and the client's mapper

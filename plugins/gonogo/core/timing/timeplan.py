@@ -31,11 +31,11 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from gonogo.core.clock import At, format_clock, format_duration
-from gonogo.core.graph import phase_upstreams
-from gonogo.core.model import Gate, Phase, Runbook, Window
 from gonogo.core.naming import PLANNED_START_PARAM, RELEASE_MANAGER_ROLE
-from gonogo.core.source import Source
+from gonogo.core.runbook.graph import phase_upstreams
+from gonogo.core.runbook.model import Gate, Phase, Runbook, Window
+from gonogo.core.runbook.source import Source
+from gonogo.core.timing.clock import At, format_clock, format_duration
 from gonogo.errors import Problem, TimePlanError
 
 ZERO = timedelta(0)

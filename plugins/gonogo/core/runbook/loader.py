@@ -1,7 +1,7 @@
-"""A runbook file or text to a validated :class:`~gonogo.core.model.Runbook`, every problem located.
+"""A runbook file or text to a validated :class:`~gonogo.core.runbook.model.Runbook`, every problem located.
 
-:mod:`gonogo.core.source` parses the YAML with positions, pydantic checks the
-shape of each piece (:mod:`gonogo.core.model`), and :mod:`gonogo.core.rules`
+:mod:`gonogo.core.runbook.source` parses the YAML with positions, pydantic checks the
+shape of each piece (:mod:`gonogo.core.runbook.model`), and :mod:`gonogo.core.runbook.rules`
 checks what needs the whole runbook. Every problem is collected before the
 file is refused, so a user fixes them in one pass.
 """
@@ -17,12 +17,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from gonogo.core.model import Runbook
-from gonogo.core.parsed import ParseCache
-from gonogo.core.rules import check
+from gonogo.core.runbook.model import Runbook
+from gonogo.core.runbook.parsed import ParseCache
+from gonogo.core.runbook.rules import check
+from gonogo.core.runbook.source import Loc, Source, did_you_mean, parse_yaml
 from gonogo.core.settings import CALENDAR_FILE
 from gonogo.core.settings import MAX_RUNBOOK_BYTES as MAX_BYTES
-from gonogo.core.source import Loc, Source, did_you_mean, parse_yaml
 from gonogo.errors import Problem, RunbookError
 
 SUFFIXES = (".yaml", ".yml")
@@ -74,7 +74,7 @@ def _model_fields_at(source: Source, loc: Loc) -> list[str]:
     """The keys the schema allows at ``loc``, for "did you mean" hints."""
     from typing import get_args, get_origin
 
-    from gonogo.core import model as m
+    from gonogo.core.runbook import model as m
 
     current: Any = m.Runbook
     data: Any = source.data

@@ -5,7 +5,7 @@ and a moment as an offset from the planned start T: ``T``, ``T-30m``,
 ``T+1h35m``. A gate says when it opens (``opens: T-30m``) and by when it must
 be decided (``decide_by: T-5m``, or a duration counted from when it opens, like
 ``timeout``). T is known only when a run starts, so the model keeps the offset
-and the run adds T (:func:`gonogo.core.timeplan.planned_start`).
+and the run adds T (:func:`gonogo.core.timing.timeplan.planned_start`).
 
 Every output (the outline, the kjøreplan, the rehearsal, the board, the report,
 messages and logs) writes durations and offsets with the functions here, in the

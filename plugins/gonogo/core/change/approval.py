@@ -45,8 +45,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from gonogo.core.clock import format_duration
-from gonogo.core.fingerprint import Fingerprint, changes
+from gonogo.core.change.fingerprint import Fingerprint, changes
+from gonogo.core.timing.clock import format_duration
 from gonogo.errors import GonogoError
 
 Ledger = dict[str, Any]

@@ -2,7 +2,7 @@
 
 The decision log is every answer at every gate and manual step of a run,
 built from Airflow's own records (its requests,
-:class:`~gonogo.core.records.Request`, and their tasks' states), never from a
+:class:`~gonogo.core.runs.records.Request`, and their tasks' states), never from a
 second store, so the CLI (from the REST API), the run note and the pages (from
 the database) share it.
 """
@@ -16,8 +16,9 @@ from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from gonogo.core import naming, states
-from gonogo.core.records import Request, moment
+from gonogo.core import naming
+from gonogo.core.runs import states
+from gonogo.core.runs.records import Request, moment
 
 COLUMNS = ("gate", "role", "round", "answer", "by", "at", "comment")
 

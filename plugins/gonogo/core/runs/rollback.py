@@ -12,9 +12,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from gonogo.core import naming, states
-from gonogo.core.model import Runbook
-from gonogo.core.timeplan import time_plan
+from gonogo.core import naming
+from gonogo.core.runbook.model import Runbook
+from gonogo.core.runs import states
+from gonogo.core.timing.timeplan import time_plan
 
 
 @dataclass(frozen=True)

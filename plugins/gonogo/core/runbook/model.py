@@ -3,7 +3,7 @@
 Pure: no Airflow import. Every model forbids unknown keys so that a typo such as
 ``titel`` is an error with a location, not a silently ignored line. Checks that
 need the whole runbook (unique ids, known roles, cycles…) live in
-:mod:`gonogo.core.rules`; this module checks the shape of each piece.
+:mod:`gonogo.core.runbook.rules`; this module checks the shape of each piece.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from gonogo.core.clock import Clock, DecideBy, Duration
+from gonogo.core.timing.clock import Clock, DecideBy, Duration
 
 #: Airflow task and DAG ids allow letters, digits, ``_``, ``-`` and ``.``; gonogo
 #: keeps ``.`` for TaskGroup prefixes, so runbook ids use the rest.
@@ -42,7 +42,7 @@ Event = Literal[
     "forecast_overrun",
 ]
 #: Every event a ``notify`` rule may name, in one place: the ``Event`` type above.
-#: What each one means for the reader is in :mod:`gonogo.core.notify`.
+#: What each one means for the reader is in :mod:`gonogo.core.messages.notify`.
 EVENTS: tuple[str, ...] = get_args(Event)
 
 

@@ -11,8 +11,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from gonogo.core import naming
-from gonogo.core.graph import find_cycle, phase_upstreams
-from gonogo.core.model import (
+from gonogo.core.change.policy import PolicyError, current_policy
+from gonogo.core.runbook.graph import find_cycle, phase_upstreams
+from gonogo.core.runbook.model import (
     ID_PATTERN,
     Gate,
     GlobalStep,
@@ -21,9 +22,7 @@ from gonogo.core.model import (
     Runbook,
     Step,
 )
-from gonogo.core.policy import PolicyError, current_policy
-from gonogo.core.settings import python_prefixes
-from gonogo.core.shell import (
+from gonogo.core.runbook.shell import (
     env_name,
     evaluated,
     param_name,
@@ -31,9 +30,10 @@ from gonogo.core.shell import (
     spelling,
     templates_in,
 )
-from gonogo.core.source import Loc, Source, did_you_mean
-from gonogo.core.templating import quoted_in_json, url_problem
-from gonogo.core.timeplan import time_problems
+from gonogo.core.runbook.source import Loc, Source, did_you_mean
+from gonogo.core.runbook.templating import quoted_in_json, url_problem
+from gonogo.core.settings import python_prefixes
+from gonogo.core.timing.timeplan import time_problems
 from gonogo.errors import Problem
 
 TEMPLATE = re.compile(r"{{\s*(.*?)\s*}}")
@@ -464,7 +464,7 @@ def _values_are_data(runbook: Runbook, source: Source) -> list[Problem]:
     Every shell command (steps, undo actions, gate checks, rehearse actions,
     global rollback steps; guided retries run the step's own command) runs as
     written, so a template in it is refused with the spelling to use
-    (:mod:`gonogo.core.shell`). Where the text itself evaluates a value's
+    (:mod:`gonogo.core.runbook.shell`). Where the text itself evaluates a value's
     variable as code, or a free-form string param reaches a command, it warns.
     """
     problems = []

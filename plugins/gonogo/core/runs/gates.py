@@ -11,9 +11,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
-from gonogo.core.clock import format_duration
-from gonogo.core.model import Gate, Runbook
 from gonogo.core.naming import GO
+from gonogo.core.runbook.model import Gate, Runbook
+from gonogo.core.timing.clock import format_duration
 
 _JINJA_OPENERS = re.compile(r"\{[{%#]")
 

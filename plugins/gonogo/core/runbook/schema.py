@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from gonogo.core.model import Runbook
+from gonogo.core.runbook.model import Runbook
 
 SCHEMA_ID = "https://gonogo.invalid/schema/runbook.schema.json"
 

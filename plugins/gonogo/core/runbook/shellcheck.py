@@ -18,9 +18,9 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from gonogo.core.model import Runbook
-from gonogo.core.rules import actions_of
-from gonogo.core.source import Loc, Source
+from gonogo.core.runbook.model import Runbook
+from gonogo.core.runbook.rules import actions_of
+from gonogo.core.runbook.source import Loc, Source
 from gonogo.errors import Problem
 
 #: A command of plain words (no quotes, expansions, operators or globs): ShellCheck has

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from gonogo.core.clock import in_words
-from gonogo.core.model import EVENTS, Runbook
+from gonogo.core.runbook.model import EVENTS, Runbook
+from gonogo.core.timing.clock import in_words
 
 Severity = Literal["info", "success", "warning", "failure"]
 

@@ -24,7 +24,7 @@ import shlex
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from gonogo.core.gates import literal
+from gonogo.core.runs.gates import literal
 
 #: A Jinja expression or block in text, closed or not: in shell text each is refused.
 _JINJA = re.compile(r"{{(.*?)(?:}}|$)|{%(.*?)(?:%}|$)", re.S)

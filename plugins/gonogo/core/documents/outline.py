@@ -5,10 +5,10 @@ from __future__ import annotations
 import shlex
 from datetime import timedelta
 
-from gonogo.core.clock import At, format_clock, format_duration
-from gonogo.core.model import Activity, Gate, Runbook
-from gonogo.core.rollback import rollback_if_last_fails
-from gonogo.core.timeplan import on_overrun, time_plan
+from gonogo.core.runbook.model import Activity, Gate, Runbook
+from gonogo.core.runs.rollback import rollback_if_last_fails
+from gonogo.core.timing.clock import At, format_clock, format_duration
+from gonogo.core.timing.timeplan import on_overrun, time_plan
 
 
 def describe(activity: Activity) -> str:

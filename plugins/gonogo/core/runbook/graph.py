@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from gonogo.core.model import Phase
+from gonogo.core.runbook.model import Phase
 
 
 def phase_upstreams(phase: Phase) -> dict[str, list[str]]:

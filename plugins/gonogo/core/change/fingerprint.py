@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gonogo.core.model import Activity, Gate, Phase, Runbook
+from gonogo.core.runbook.model import Activity, Gate, Phase, Runbook
 
 #: Runbook sections that describe where, when and by whom, not what runs.
 _CONTEXT = frozenset(

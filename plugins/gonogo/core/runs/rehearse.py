@@ -22,14 +22,16 @@ from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import TYPE_CHECKING, Any, Literal
 
-from gonogo.core import naming, states, templating
-from gonogo.core.clock import At, format_clock, format_duration
-from gonogo.core.model import Activity, Gate, Runbook
-from gonogo.core.rollback import ForwardStep, plan_from_states
-from gonogo.core.rules import param_value_problem
-from gonogo.core.shell import param_variable, shquote
-from gonogo.core.source import did_you_mean
-from gonogo.core.timeplan import ZERO, Planned, TimePlan, planned_start, time_plan
+from gonogo.core import naming
+from gonogo.core.runbook import templating
+from gonogo.core.runbook.model import Activity, Gate, Runbook
+from gonogo.core.runbook.rules import param_value_problem
+from gonogo.core.runbook.shell import param_variable, shquote
+from gonogo.core.runbook.source import did_you_mean
+from gonogo.core.runs import states
+from gonogo.core.runs.rollback import ForwardStep, plan_from_states
+from gonogo.core.timing.clock import At, format_clock, format_duration
+from gonogo.core.timing.timeplan import ZERO, Planned, TimePlan, planned_start, time_plan
 from gonogo.errors import RehearsalError
 
 if TYPE_CHECKING:
