@@ -11,6 +11,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from gonogo.core import naming
+from gonogo.core.earlylife.checks import early_life_problems
 from gonogo.core.graph import find_cycle, phase_upstreams
 from gonogo.core.model import (
     ID_PATTERN,
@@ -56,6 +57,7 @@ def check(runbook: Runbook, source: Source) -> list[Problem]:
     problems += _irreversible(runbook, source)
     problems += time_problems(runbook, source)
     problems += _communication(runbook, source)
+    problems += early_life_problems(runbook, source)
     return problems
 
 

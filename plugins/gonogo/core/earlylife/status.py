@@ -1,0 +1,140 @@
+"""The areas' reports read back, the latest per area, what is overdue, and the overall colour.
+
+Reports are Airflow's HITL records of the early-life DAG (who answered which
+colour, with which comment, when), read the same way from the REST API and the
+database: :func:`report_from_detail`. The overall colour follows seed 003's
+reading of the areas, the worst one counts:
+
+- **red**: any area's latest report is red;
+- **yellow**: any area's latest report is yellow, or an area is overdue or has
+  not reported at all (its state is not known, so it cannot count as green);
+- **green**: every area's latest report is green.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from gonogo.core.decisions import Answer
+from gonogo.core.earlylife import names
+from gonogo.core.earlylife.rounds import Round, rounds
+from gonogo.core.model import EarlyLife
+from gonogo.core.status import GREEN, RED, YELLOW, Status
+
+
+@dataclass(frozen=True)
+class Report:
+    """One area's answer in one round; ``colour`` None while it is not answered."""
+
+    area: str
+    round: str  # the round's group, d2_0600
+    colour: str | None
+    comment: str
+    by: str
+    at: str  # when it was answered
+    needs_decision: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def report_from_detail(detail: Mapping[str, Any]) -> Report | None:
+    """The report in one HITL detail of an early-life DAG (REST shape); None for another task."""
+    task_id = str((detail.get("task_instance") or {}).get("task_id") or "")
+    group, _, area = task_id.partition(".")
+    if names.parse_round(group) is None or area in (names.OPENS, names.CHASE, ""):
+        return None
+    given = Answer.from_detail(detail)
+    params = detail.get("params_input") if detail.get("response_received") else None
+    flag = (params or {}).get(names.NEEDS_DECISION) if isinstance(params, Mapping) else None
+    return Report(
+        area=area,
+        round=group,
+        colour=names.colour_of(given.option),
+        comment=given.comment,
+        by=given.by,
+        at=str(detail.get("responded_at") or "") if given.option else "",
+        needs_decision=flag is True or str(flag).lower() == "true",
+    )
+
+
+def overall(latest: Mapping[str, str | None], overdue: Iterable[str] = ()) -> Status:
+    """The overall colour from each area's latest colour (None: no report yet)."""
+    late = sorted(set(overdue))
+    reds = sorted(a for a, c in latest.items() if c == RED)
+    yellows = sorted(a for a, c in latest.items() if c == YELLOW)
+    unknown = sorted(a for a, c in latest.items() if c is None and a not in late)
+    reasons = [f"{a} is red" for a in reds] + [f"{a} is yellow" for a in yellows]
+    reasons += [f"{a} is overdue" for a in late] + [f"{a} has not reported" for a in unknown]
+    if reds:
+        return Status(RED, tuple(reasons))
+    if reasons:
+        return Status(YELLOW, tuple(reasons))
+    return Status(GREEN)
+
+
+@dataclass(frozen=True)
+class Support:
+    """Early-life support of one go-live as the status page, the file and the board show it."""
+
+    start: datetime
+    end: datetime
+    rounds: list[Round]  # the rounds that have opened, oldest first
+    areas: list[str]
+    reports: dict[tuple[str, str], Report]  # (round, area)
+    latest: dict[str, Report | None]
+    overdue: list[tuple[str, str]]  # (round, area), oldest first
+    status: Status
+
+
+def support(
+    section: EarlyLife,
+    start: datetime,
+    reports: Sequence[Report],
+    now: datetime,
+    zone: ZoneInfo | None = None,
+) -> Support:
+    """What support that started at ``start`` looks like at ``now``, from its reports."""
+    zone = zone or section.timezone
+    opened = [r for r in rounds(section.reports, start, section.lasts, zone) if r.at <= now]
+    by_key = {(r.round, r.area): r for r in reports}
+    areas = [a.id for a in section.areas]
+    latest: dict[str, Report | None] = {}
+    overdue: list[tuple[str, str]] = []
+    for area in areas:
+        latest[area] = None
+        for item in opened:
+            group = names.round_group(item.slot.day, item.slot.at)
+            found = by_key.get((group, area))
+            if found is not None and found.colour is not None:
+                latest[area] = found
+            elif now >= item.at + section.report_within:
+                overdue.append((group, area))
+    late = {area for group, area in overdue if _unanswered_since(latest[area], group)}
+    status = overall({a: r.colour if r else None for a, r in latest.items()}, late)
+    return Support(
+        start=start,
+        end=start + section.lasts,
+        rounds=opened,
+        areas=areas,
+        reports=by_key,
+        latest=latest,
+        overdue=overdue,
+        status=status,
+    )
+
+
+def _unanswered_since(latest: Report | None, group: str) -> bool:
+    """Whether an overdue round is still the area's newest news (not answered by a later round)."""
+    if latest is None:
+        return True
+    return _order(group) > _order(latest.round)
+
+
+def _order(group: str) -> tuple[int, int]:
+    found = names.parse_round(group)
+    return (found.day, found.at.hour * 60 + found.at.minute) if found else (0, 0)
