@@ -8,6 +8,7 @@ about a late report.
 
 from __future__ import annotations
 
+from gonogo.core.earlylife import names
 from gonogo.core.earlylife.roster import overlapping
 from gonogo.core.model import Rounds, Runbook
 from gonogo.core.model import format_days as days_text
@@ -18,10 +19,18 @@ _SECTION = "early_life"
 
 
 def early_life_problems(runbook: Runbook, source: Source) -> list[Problem]:
+    problems: list[Problem] = []
+    if runbook.runbook.endswith(names.SUFFIX):
+        problems.append(
+            source.problem(
+                ("runbook",),
+                f"a runbook id may not end with {names.SUFFIX!r}: "
+                "gonogo names each runbook's early-life DAG so",
+            )
+        )
     section = runbook.early_life
     if section is None:
-        return []
-    problems: list[Problem] = []
+        return problems
 
     def known(role: str, loc: Loc) -> None:
         if role not in runbook.roles:

@@ -1,6 +1,7 @@
 """Every name the early-life DAG, its readers and the pages must agree on, defined once.
 
-The early-life DAG of runbook ``x`` is ``x.early_life``. Its task ids::
+The early-life DAG of runbook ``x`` is ``x.early_life``; the rollout's ``go_live``
+task starts it. Its task ids::
 
     start                             reads when support started (the go-live asset event)
     <round>.opens                     waits for the round's moment (round: d2_0600)
@@ -28,9 +29,6 @@ OPTIONS = (GREEN_OPTION, YELLOW_OPTION, RED_OPTION)
 NEEDS_REASON = frozenset({YELLOW_OPTION, RED_OPTION})
 #: The report form's field for "this needs a decision by the leadership".
 NEEDS_DECISION = "needs_decision"
-#: XCom keys: when support started and ends (start), and what a chase did.
-XCOM_SUPPORT = "support"
-XCOM_CHASED = "chased"
 
 
 def early_life_dag(runbook_id: str) -> str:
