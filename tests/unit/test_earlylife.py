@@ -346,3 +346,38 @@ def test_a_round_id_reads_back_as_its_slot() -> None:
     assert names.parse_round("d1_2460") is None
     assert names.parse_round("start") is None
     assert Slot(1, time(6)) < Slot(1, time(7)) < Slot(2, time(0))
+
+
+# -- the status page's data, Markdown and HTML ------------------------------------------------
+
+
+def test_the_status_document_shows_areas_by_rounds_latest_overdue_and_colour() -> None:
+    from gonogo.core.documents.earlylife import support_data, support_html, support_markdown
+
+    runbook, _ = load_file(EHR)
+    assert runbook.early_life is not None
+    start = datetime(2027, 1, 13, 1, 30, tzinfo=UTC)  # 02:30 in Oslo
+    reports = [
+        Report("technology", "d1_0600", "red", "Database slow | failover", "dba", "t", True),
+        Report("clinical", "d1_0600", "green", "", "wardrep", "t", False),
+        Report("application", "d1_0600", "yellow", "Print queue stuck", "svcowner", "t", False),
+    ]
+    now = datetime(2027, 1, 13, 5, 45, tzinfo=UTC)  # 06:45: the 06:00 round is due at 06:30
+    data = support_data(
+        runbook, support(runbook.early_life, start, reports, now), now, "r", "running"
+    )
+    assert data["status"]["colour"] == "red"
+    assert data["overdue"] == [
+        {"round": "d1_0600", "area": "support", "title": "Support and service desk"}
+    ]
+    assert data["needs_decision"] == [
+        {"area": "technology", "round": "d1_0600", "comment": "Database slow | failover"}
+    ]
+    assert data["active"] is True
+    text = support_markdown(data)
+    assert "**Overall: RED** (technology is red; application is yellow; support is overdue)" in text
+    assert "| Wed 13 Jan 06:00 | green | YELLOW: Print queue stuck | **overdue** | " in text
+    assert "RED (needs a decision): Database slow \\| failover |" in text
+    page = support_html(data)
+    assert 'id="overall" data-status="red"' in page
+    assert 'data-area="technology" data-colour="red"' in page
