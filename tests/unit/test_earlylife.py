@@ -381,3 +381,48 @@ def test_the_status_document_shows_areas_by_rounds_latest_overdue_and_colour() -
     page = support_html(data)
     assert 'id="overall" data-status="red"' in page
     assert 'data-area="technology" data-colour="red"' in page
+
+
+# -- the DSL meeting agenda -------------------------------------------------------------------
+
+
+def test_the_agenda_follows_the_seed_order_earlier_reds_moved_new_reds_yellows() -> None:
+    from gonogo.core.earlylife.agenda import agenda, agenda_html, agenda_markdown, next_meeting
+
+    life = section(
+        reports=[{"days": "1-", "at": ["09:00", "11:00"]}],
+        meetings=[{"days": "1-", "at": ["10:00", "12:00"]}],
+    )
+    start = datetime(2027, 1, 13, 8, 0, tzinfo=OSLO)
+
+    def at(hour: int, minute: int = 5) -> str:
+        return datetime(2027, 1, 13, hour, minute, tzinfo=OSLO).isoformat()
+
+    reports = [
+        Report("clinical", "d1_0900", "red", "Lab orders lost", "u", at(9), True),
+        Report("tech", "d1_0900", "yellow", "Slow login", "u", at(9), False),
+        Report("clinical", "d1_1100", "yellow", "Workaround in place", "u", at(11), False),
+        Report("tech", "d1_1100", "red", "Database down", "u", at(11), True),
+    ]
+    noon = datetime(2027, 1, 13, 12, 0, tzinfo=OSLO)
+    assert next_meeting(life, start, datetime(2027, 1, 13, 10, 30, tzinfo=OSLO)) == noon
+    found = agenda(life, start, reports, noon)
+    points = {p["number"]: p for p in found["points"]}
+    assert [p["number"] for p in found["points"]] == list(range(1, 12))
+    assert points[1]["question"].startswith("Earlier red events")
+    earlier = points[1]["items"]
+    assert [(i["area"], i["now"], i["moved"]) for i in earlier] == [("clinical", "yellow", True)]
+    assert [i["area"] for i in points[2]["items"]] == ["tech"]
+    assert [i["area"] for i in points[3]["items"]] == ["tech"]  # red and needs a decision
+    assert [(i["area"], i["now"]) for i in points[5]["items"]] == [("tech", "red")]
+    assert [i["area"] for i in points[6]["items"]] == ["clinical"]
+    text = agenda_markdown(found, "EHR go-live")
+    assert text.index("1. Earlier red events") < text.index("2. New red events")
+    assert "   - tech: red, needs a decision: Database down" in text
+    page = agenda_html({**found, "title": "EHR go-live", "run_id": "r"})
+    assert '<li data-point="1">Earlier red events' in page
+    assert "(has not moved)" not in page  # the earlier red moved to yellow
+    # At the first meeting nothing is earlier: the 09:00 red is new.
+    first = agenda(life, start, reports, datetime(2027, 1, 13, 10, 0, tzinfo=OSLO))
+    assert first["points"][0]["items"] == []
+    assert [i["area"] for i in first["points"][1]["items"]] == ["clinical"]

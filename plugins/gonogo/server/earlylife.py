@@ -13,7 +13,8 @@ from typing import Any
 
 from gonogo.core.documents.earlylife import support_data
 from gonogo.core.earlylife import names
-from gonogo.core.earlylife.status import report_from_detail, support
+from gonogo.core.earlylife.agenda import agenda, next_meeting
+from gonogo.core.earlylife.status import Report, report_from_detail, support
 from gonogo.core.model import Runbook
 from gonogo.server import rundata
 
@@ -46,17 +47,44 @@ def latest_run(session: Any, dag_id: str) -> Any:
     )
 
 
-def read_support(session: Any, runbook: Runbook, run: Any, now: datetime) -> dict[str, Any] | None:
-    """The status of one early-life run; None before its start task recorded the go-live."""
-    assert runbook.early_life is not None
+def _read(session: Any, run: Any) -> tuple[dict[str, Any], list[Report], str] | None:
+    """What the start task recorded, the run's reports and its state; None before the start."""
     started = _starts(session, [run.dag_id]).get((run.dag_id, run.run_id))
     if started is None:
         return None
     (record,) = rundata.read_runs(session, [run])
     reports = [r for d in record.details if (r := report_from_detail(d)) is not None]
-    found = support(runbook.early_life, datetime.fromisoformat(started["start"]), reports, now)
-    data = support_data(runbook, found, now, run.run_id, record.state)
+    return started, reports, record.state
+
+
+def read_support(session: Any, runbook: Runbook, run: Any, now: datetime) -> dict[str, Any] | None:
+    """The status of one early-life run; None before its start task recorded the go-live."""
+    assert runbook.early_life is not None
+    found = _read(session, run)
+    if found is None:
+        return None
+    started, reports, state = found
+    seen = support(runbook.early_life, datetime.fromisoformat(started["start"]), reports, now)
+    data = support_data(runbook, seen, now, run.run_id, state)
     data["rollout_run_id"] = started.get("rollout_run_id")
+    return data
+
+
+def read_agenda(
+    session: Any, runbook: Runbook, run: Any, now: datetime, at: datetime | None
+) -> dict[str, Any] | None:
+    """The agenda of the meeting at ``at`` (default: the next one) of one early-life run."""
+    assert runbook.early_life is not None
+    found = _read(session, run)
+    if found is None:
+        return None
+    started, reports, _ = found
+    start = datetime.fromisoformat(started["start"])
+    meeting = at or next_meeting(runbook.early_life, start, now)
+    if meeting is None:
+        return None
+    data = agenda(runbook.early_life, start, reports, meeting)
+    data.update(runbook=runbook.runbook, title=runbook.title, run_id=run.run_id)
     return data
 
 

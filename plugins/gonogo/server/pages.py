@@ -230,10 +230,8 @@ def _calendar(user: Any, start: date | None, end: date | None, now: datetime) ->
     return calendar_data(calendar, changes, period, now, states)
 
 
-def _early_life(dag_id: str, run_id: str | None, now: datetime) -> dict[str, Any]:
-    """The early-life status of ``dag_id`` (a runbook or its early-life DAG): a run, or the latest."""
-    from airflow.utils.session import create_session
-
+def _early_life_run(session: Any, dag_id: str, run_id: str | None) -> tuple[Any, Any]:
+    """The runbook and the early-life run that ``dag_id`` (a runbook or its early-life DAG) names."""
     from gonogo.core.earlylife import names
     from gonogo.server import earlylife
 
@@ -241,17 +239,39 @@ def _early_life(dag_id: str, run_id: str | None, now: datetime) -> dict[str, Any
     if runbook.early_life is None:
         raise HTTPException(404, f"{runbook.runbook!r} plans no early-life support")
     life_dag = names.early_life_dag(runbook.runbook)
+    run = (
+        rundata.one_run(session, life_dag, run_id)
+        if run_id
+        else earlylife.latest_run(session, life_dag)
+    )
+    if run is None:
+        raise HTTPException(404, f"no early-life run of {runbook.runbook!r} yet")
+    return runbook, run
+
+
+def _early_life(dag_id: str, run_id: str | None, now: datetime) -> dict[str, Any]:
+    from airflow.utils.session import create_session
+
+    from gonogo.server import earlylife
+
     with create_session() as session:
-        run = (
-            rundata.one_run(session, life_dag, run_id)
-            if run_id
-            else earlylife.latest_run(session, life_dag)
-        )
-        if run is None:
-            raise HTTPException(404, f"no early-life run of {runbook.runbook!r} yet")
+        runbook, run = _early_life_run(session, dag_id, run_id)
         data = earlylife.read_support(session, runbook, run, now)
     if data is None:
         raise HTTPException(404, f"the early-life run {run.run_id!r} has not started support yet")
+    return data
+
+
+def _agenda(dag_id: str, run_id: str | None, at: datetime | None, now: datetime) -> dict[str, Any]:
+    from airflow.utils.session import create_session
+
+    from gonogo.server import earlylife
+
+    with create_session() as session:
+        runbook, run = _early_life_run(session, dag_id, run_id)
+        data = earlylife.read_agenda(session, runbook, run, now, at)
+    if data is None:
+        raise HTTPException(404, f"the early-life run {run.run_id!r} has no meeting to prepare")
     return data
 
 
@@ -319,6 +339,24 @@ def create_app() -> FastAPI:
         await run_in_threadpool(_require, user, names.early_life_dag(runbook_id))
         data = await run_in_threadpool(_early_life, dag_id, run_id or None, _now())
         return _reply(format, support_html(data), support_markdown(data), data)
+
+    @app.get("/early-life/{dag_id}/agenda")
+    async def meeting_agenda(
+        dag_id: str,
+        user: User,
+        run_id: str | None = None,
+        at: datetime | None = None,
+        format: Format = "html",
+    ) -> Response:
+        from gonogo.core.earlylife import names
+        from gonogo.core.earlylife.agenda import agenda_html, agenda_markdown
+
+        runbook_id = names.runbook_of_dag(dag_id) or dag_id
+        await run_in_threadpool(_require, user, names.early_life_dag(runbook_id))
+        if at is not None and at.tzinfo is None:
+            raise HTTPException(422, "at: give the meeting time with its offset (…+01:00)")
+        data = await run_in_threadpool(_agenda, dag_id, run_id or None, at, _now())
+        return _reply(format, agenda_html(data), agenda_markdown(data, data["title"]), data)
 
     @app.get("/runs/{dag_id}/{run_id}")
     async def run_view(dag_id: str, run_id: str, user: User, format: Format = "html") -> Response:
