@@ -426,3 +426,14 @@ def test_the_agenda_follows_the_seed_order_earlier_reds_moved_new_reds_yellows()
     first = agenda(life, start, reports, datetime(2027, 1, 13, 10, 0, tzinfo=OSLO))
     assert first["points"][0]["items"] == []
     assert [i["area"] for i in first["points"][1]["items"]] == ["clinical"]
+
+
+def test_the_readme_example_of_the_section_is_valid() -> None:
+    import yaml
+    from tests.conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("```yaml\nearly_life:", 1)[1].split("```", 1)[0]
+    life = EarlyLife.model_validate(yaml.safe_load("early_life:" + block)["early_life"])
+    assert life.standby.fallback == "system_owner"
+    assert times_of(life.reports[0]) == [time(6), time(10), time(14), time(18)]
