@@ -92,9 +92,9 @@ def report(airflow: Airflow, user: str, run: str, task: str, body: dict[str, Any
 
     def settled() -> Any:
         response = client.request("PATCH", path, json=body)
-        return None if response.status_code == 425 else response
+        return None if response.status_code == 425 else [response]  # a 4xx Response is falsy
 
-    return client.wait_for(f"{task} to take an answer", settled, timeout=60, interval=2)
+    return client.wait_for(f"{task} to take an answer", settled, timeout=60, interval=2)[0]
 
 
 def test_a_rollout_that_succeeds_starts_status_rounds_and_a_late_area_is_chased(
