@@ -107,7 +107,7 @@ def test_a_gonogo_dag_is_never_scheduled_so_every_run_is_a_persons_trigger() -> 
     built = [dag for path in EXAMPLES for dag in build_dags(load_file(path)[0], RUNBOOKS)]
     assert any(dag.dag_id.endswith(naming.APPROVAL_SUFFIX) for dag in built)
     # Early-life support is started by a succeeded rollout's go-live event, which its
-    # start task checks against the rollout's outcome (tests/dag/test_earlylife.py).
+    # start task checks against the rollout's outcome (tests/dag/test_earlylife_dag.py).
     for dag in (d for d in built if not d.dag_id.endswith(names.SUFFIX)):
         assert dag.schedule is None, dag.dag_id
         assert dag.timetable.can_be_scheduled is False, dag.dag_id

@@ -257,6 +257,81 @@ class AreaReportOperator(Request):
         }
 
 
+class DecisionRequestOperator(Request):
+    """A red that needs a decision, put to a forum (DSL, then LGV): decided, or escalated on.
+
+    The coordinator role keeps the decision log (seed 003), so its members may
+    record the forum's decision too. The answer is the log's row: the decision
+    (the comment), its owner, when it is due, and whether it goes to the next forum.
+    """
+
+    event = "decision_needed"
+
+    def __init__(
+        self,
+        *,
+        section: EarlyLife,
+        slot: Slot,
+        area: Area,
+        forum: int,
+        users: list[str],
+        **kwargs: Any,
+    ) -> None:
+        self.section = section
+        self.slot = slot
+        self.area = area
+        self.forum = forum
+        last = forum == len(section.escalate_to)
+        options = [names.DECIDED] if last else [names.DECIDED, names.ESCALATE]
+        kwargs = self._request(kwargs, "The decision, or why it goes to the next forum", options)
+        kwargs["params"][names.OWNER] = Param("", type="string", description="Who carries it out")
+        kwargs["params"][names.DUE] = Param("", type="string", description="By when")
+        super().__init__(
+            subject=f"Decision needed: {area.title or area.id} is red "
+            f"(day {slot.day} {slot.at:%H:%M}), for {section.escalate_to[forum - 1]}",
+            body=f"**{area.title or area.id}** reported red and asks for a decision.",
+            options=options,
+            assigned_users=assignees(users),
+            **kwargs,
+        )
+
+    def _asked(self, context: Any) -> str:
+        """What the forum is asked about; skips when nothing needs deciding here."""
+        group = names.round_group(self.slot.day, self.slot.at)
+        if self.forum == 1:
+            found = context["ti"].xcom_pull(task_ids=f"{group}.{self.area.id}") or {}
+            if found.get("colour") != "red" or not found.get(names.NEEDS_DECISION):
+                raise AirflowSkipException(f"{self.area.id} needs no decision in this round")
+            return f"{found.get('by')} reported: {found.get('comment')}"
+        before = names.decide_task(self.area.id, self.forum - 1)
+        found = context["ti"].xcom_pull(task_ids=f"{group}.{before}") or {}
+        if found.get("decision") != names.ESCALATE:
+            raise AirflowSkipException(f"{self.section.escalate_to[self.forum - 2]} decided")
+        return (
+            f"{self.section.escalate_to[self.forum - 2]} escalated it ({found.get('by')}): "
+            f"{found.get('text')}"
+        )
+
+    def execute(self, context: Any) -> Any:
+        self.body = f"{self.body}\n\n{self._asked(context)}"
+        end = datetime.fromisoformat(_support_of(context)["end"])
+        self.response_timeout = max(end - datetime.now(UTC), timedelta(minutes=1))
+        return super().execute(context)
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+        given = self.answer(context, event)
+        if given.timed_out:
+            raise AirflowSkipException("nobody recorded a decision before support ended")
+        params = event.get("params_input") or {}
+        return {
+            "decision": given.option,
+            "text": given.comment,
+            names.OWNER: str(params.get(names.OWNER) or ""),
+            names.DUE: str(params.get(names.DUE) or ""),
+            "by": given.by,
+        }
+
+
 class ChaseOperator(BaseOperator):
     """At the round's deadline, reminds the late areas; later, tells the standby contact."""
 
@@ -361,13 +436,26 @@ def build_early_life_dag(runbook: Runbook) -> DAG:
                     trigger_rule="none_failed",  # the chain goes on past a skipped round
                 )
                 for area in section.areas:
-                    opens >> AreaReportOperator(
+                    asked: BaseOperator = AreaReportOperator(
                         task_id=area.id,
                         section=section,
                         slot=slot,
                         area=area,
                         users=users.get(area.role, []),
                     )
+                    opens >> asked
+                    for forum, role in enumerate(section.escalate_to, start=1):
+                        keeper = users.get(section.coordinator, [])
+                        decide = DecisionRequestOperator(
+                            task_id=names.decide_task(area.id, forum),
+                            section=section,
+                            slot=slot,
+                            area=area,
+                            forum=forum,
+                            users=list(dict.fromkeys([*users.get(role, []), *keeper])),
+                        )
+                        asked >> decide
+                        asked = decide
                 opens >> ChaseOperator(task_id=names.CHASE, section=section, slot=slot)
             previous >> opens
             previous = opens

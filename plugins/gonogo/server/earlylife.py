@@ -7,14 +7,19 @@ go-live event, checked). Nothing is kept anywhere else.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from gonogo.core.documents.earlylife import support_data
 from gonogo.core.earlylife import names
 from gonogo.core.earlylife.agenda import agenda, next_meeting
-from gonogo.core.earlylife.status import Report, report_from_detail, support
+from gonogo.core.earlylife.status import (
+    Report,
+    decision_from_detail,
+    report_from_detail,
+    support,
+)
 from gonogo.core.model import Runbook
 from gonogo.server import rundata
 
@@ -47,14 +52,17 @@ def latest_run(session: Any, dag_id: str) -> Any:
     )
 
 
-def _read(session: Any, run: Any) -> tuple[dict[str, Any], list[Report], str] | None:
-    """What the start task recorded, the run's reports and its state; None before the start."""
+def _read(session: Any, run: Any) -> tuple[dict[str, Any], Sequence[Mapping[str, Any]], str] | None:
+    """What the start task recorded, the run's HITL details and its state; None before the start."""
     started = _starts(session, [run.dag_id]).get((run.dag_id, run.run_id))
     if started is None:
         return None
     (record,) = rundata.read_runs(session, [run])
-    reports = [r for d in record.details if (r := report_from_detail(d)) is not None]
-    return started, reports, record.state
+    return started, record.details, record.state
+
+
+def _reports(details: Sequence[Mapping[str, Any]]) -> list[Report]:
+    return [r for d in details if (r := report_from_detail(d)) is not None]
 
 
 def read_support(session: Any, runbook: Runbook, run: Any, now: datetime) -> dict[str, Any] | None:
@@ -63,9 +71,13 @@ def read_support(session: Any, runbook: Runbook, run: Any, now: datetime) -> dic
     found = _read(session, run)
     if found is None:
         return None
-    started, reports, state = found
-    seen = support(runbook.early_life, datetime.fromisoformat(started["start"]), reports, now)
-    data = support_data(runbook, seen, now, run.run_id, state)
+    started, details, state = found
+    section = runbook.early_life
+    start = datetime.fromisoformat(started["start"])
+    seen = support(section, start, _reports(details), now)
+    forums = section.escalate_to
+    decisions = [x for d in details if (x := decision_from_detail(d, forums)) is not None]
+    data = support_data(runbook, seen, now, run.run_id, state, decisions)
     data["rollout_run_id"] = started.get("rollout_run_id")
     return data
 
@@ -78,12 +90,12 @@ def read_agenda(
     found = _read(session, run)
     if found is None:
         return None
-    started, reports, _ = found
+    started, details, _ = found
     start = datetime.fromisoformat(started["start"])
     meeting = at or next_meeting(runbook.early_life, start, now)
     if meeting is None:
         return None
-    data = agenda(runbook.early_life, start, reports, meeting)
+    data = agenda(runbook.early_life, start, _reports(details), meeting)
     data.update(runbook=runbook.runbook, title=runbook.title, run_id=run.run_id)
     return data
 

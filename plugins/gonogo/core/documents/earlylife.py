@@ -9,12 +9,12 @@ colour with its reasons (:func:`gonogo.core.earlylife.status.overall`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from gonogo.core.earlylife import names
-from gonogo.core.earlylife.status import Support
+from gonogo.core.earlylife.status import Decision, Support
 from gonogo.core.model import Runbook
 
 #: The ``url_route`` of the early-life view inside the Airflow UI.
@@ -22,9 +22,14 @@ EARLY_LIFE_ROUTE = "gonogo-early-life"
 
 
 def support_data(
-    runbook: Runbook, support: Support, now: datetime, run_id: str, state: str
+    runbook: Runbook,
+    support: Support,
+    now: datetime,
+    run_id: str,
+    state: str,
+    decisions: Sequence[Decision] = (),
 ) -> dict[str, Any]:
-    """The status of one early-life run as plain JSON-ready data."""
+    """The status of one early-life run as plain JSON-ready data, with its decision log."""
     assert runbook.early_life is not None
     section = runbook.early_life
     zone = section.timezone
@@ -78,6 +83,10 @@ def support_data(
             if r and r["needs_decision"]
         ],
         "status": {"colour": support.status.colour, "reasons": list(support.status.reasons)},
+        "decisions": [
+            {**d.as_dict(), "title": titles.get(d.area, d.area)}
+            for d in sorted(decisions, key=lambda d: (d.at or "~", d.round, d.area))
+        ],
     }
 
 
@@ -122,6 +131,20 @@ def support_markdown(data: Mapping[str, Any]) -> str:
     if data["overdue"]:
         lines += ["", "## Overdue", ""]
         lines += [f"- {o['title']}, round {o['round']}" for o in data["overdue"]]
+    if data["decisions"]:
+        lines += [
+            "",
+            "## Decision log",
+            "",
+            "| round | area | forum | decision | owner | due | by | escalated to |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for d in data["decisions"]:
+            said = f"{d['decision']}: {d['text']}" if d["decision"] else "waiting"
+            lines.append(
+                f"| {d['round']} | {d['title']} | {d['forum']} | {said} | {d['owner']} | "
+                f"{d['due']} | {d['by']} | {d['escalated_to']} |"
+            )
     lines += ["", "## Rounds", ""]
     if data["rounds"]:
         lines.append("| round | " + " | ".join(a["title"] for a in data["areas"]) + " |")

@@ -7,6 +7,7 @@ task starts it. Its task ids::
     <round>.opens                     waits for the round's moment (round: d2_0600)
     <round>.<area>                    the area's status report, a HITL request
     <round>.chase                     reminds the late areas, then tells the standby contact
+    <round>.decide__<area>[__<n>]     a red that needs a decision: forum n decides or escalates
     end                               waits for the end of support
 """
 
@@ -22,6 +23,13 @@ OPENS = "opens"
 CHASE = "chase"
 #: The asset a rollout emits when it succeeds: its extra carries when and which run.
 ASSET_PREFIX = "gonogo_live__"
+
+#: ``<round>.decide__<area>``: the first forum's decision on a red that needs one;
+#: ``<round>.decide__<area>__2`` the next forum's, when the first escalates.
+DECIDE_PREFIX = "decide__"
+DECIDED, ESCALATE = "Decided", "Escalate"
+#: The decision form's fields besides the comment (the decision itself).
+OWNER, DUE = "owner", "due"
 
 GREEN_OPTION, YELLOW_OPTION, RED_OPTION = "Green", "Yellow", "Red"
 OPTIONS = (GREEN_OPTION, YELLOW_OPTION, RED_OPTION)
@@ -65,6 +73,19 @@ def parse_round(group: str) -> RoundId | None:
     if hours > 23 or minutes > 59:
         return None
     return RoundId(int(day), time(hours, minutes))
+
+
+def decide_task(area: str, forum: int) -> str:
+    """The part after ``<round>.`` of forum ``forum``'s (from 1) decision on ``area``'s red."""
+    return f"{DECIDE_PREFIX}{area}" + (f"__{forum}" if forum > 1 else "")
+
+
+def parse_decide(part: str) -> tuple[str, int] | None:
+    """``decide__tech__2`` is ``("tech", 2)``; None for any other part."""
+    if not part.startswith(DECIDE_PREFIX):
+        return None
+    area, _, forum = part.removeprefix(DECIDE_PREFIX).partition("__")
+    return area, int(forum) if forum.isdigit() else 1
 
 
 def colour_of(option: str | None) -> str | None:

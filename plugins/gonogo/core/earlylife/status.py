@@ -48,6 +48,8 @@ def report_from_detail(detail: Mapping[str, Any]) -> Report | None:
     group, _, area = task_id.partition(".")
     if names.parse_round(group) is None or area in (names.OPENS, names.CHASE, ""):
         return None
+    if names.parse_decide(area) is not None:
+        return None
     given = Answer.from_detail(detail)
     params = detail.get("params_input") if detail.get("response_received") else None
     flag = (params or {}).get(names.NEEDS_DECISION) if isinstance(params, Mapping) else None
@@ -59,6 +61,51 @@ def report_from_detail(detail: Mapping[str, Any]) -> Report | None:
         by=given.by,
         at=str(detail.get("responded_at") or "") if given.option else "",
         needs_decision=flag is True or str(flag).lower() == "true",
+    )
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One forum's answer to a red that needs a decision: the decision log's row."""
+
+    area: str
+    round: str
+    forum: str  # the role asked
+    decision: str  # Decided, Escalate; "" while open
+    text: str  # what was decided, or why it goes on
+    owner: str
+    due: str
+    by: str
+    at: str
+    escalated_to: str  # the next forum's role when escalated
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def decision_from_detail(detail: Mapping[str, Any], forums: Sequence[str]) -> Decision | None:
+    """The decision in one HITL detail of an early-life DAG; None for any other request."""
+    task_id = str((detail.get("task_instance") or {}).get("task_id") or "")
+    group, _, part = task_id.partition(".")
+    found = names.parse_decide(part) if names.parse_round(group) else None
+    if found is None:
+        return None
+    area, forum = found
+    given = Answer.from_detail(detail)
+    params = detail.get("params_input") if detail.get("response_received") else None
+    params = params if isinstance(params, Mapping) else {}
+    escalated = given.option == names.ESCALATE and forum < len(forums)
+    return Decision(
+        area=area,
+        round=group,
+        forum=forums[forum - 1] if forum <= len(forums) else "",
+        decision=given.option or "",
+        text=given.comment,
+        owner=str(params.get(names.OWNER) or ""),
+        due=str(params.get(names.DUE) or ""),
+        by=given.by,
+        at=str(detail.get("responded_at") or "") if given.option else "",
+        escalated_to=forums[forum] if escalated else "",
     )
 
 

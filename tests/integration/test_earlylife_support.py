@@ -3,9 +3,9 @@
 The test writes its runbook when it runs, with one status round a few minutes
 ahead (the harness starts long before some tests run): the rollout succeeds,
 its go-live event starts the early-life DAG, two areas report (one red with a
-comment and "needs a decision"), the third is late, is reminded, and the
-contact on standby is told; the Early life page, the board and ``gonogo
-early-life`` show it.
+comment and "needs a decision", which the DSL decides), the third is late, is
+reminded, and the contact on standby is told; the Early life page (with the
+decision log), the board and ``gonogo early-life`` show it.
 """
 
 from __future__ import annotations
@@ -141,6 +141,25 @@ def test_a_rollout_that_succeeds_starts_status_rounds_and_a_late_area_is_chased(
     assert taken.status_code == 200, taken.text
     taken = report(airflow, "wardrep", life, f"{group}.clinical", {"chosen_options": ["Green"]})
     assert taken.status_code == 200, taken.text
+    # The red that needs a decision goes to the DSL, whose decision is the log's row.
+    decide = f"{group}.decide__tech"
+    asked = admin.wait_pending(LIFE, life, decide, timeout=120)
+    assert "dba reported: Database failover is slow" in asked["body"]
+    decided = report(
+        airflow,
+        "relman",
+        life,
+        decide,
+        {
+            "chosen_options": ["Decided"],
+            "params_input": {
+                "comment": "Fail over to the standby database tonight",
+                "owner": "dba",
+                "due": "22:00",
+            },
+        },
+    )
+    assert decided.status_code == 200, decided.text
     # Support does not answer: reminded at the deadline, then the standby contact is told.
     reminded = operator.wait_for(
         "the reminder",
@@ -173,6 +192,16 @@ def test_a_rollout_that_succeeds_starts_status_rounds_and_a_late_area_is_chased(
     assert page["latest"]["clinical"]["colour"] == "green"
     assert page["overdue"] == [{"round": group, "area": "support", "title": "Support"}]
     assert [r["round"] for r in page["rounds"]] == [group]
+    (logged,) = page["decisions"]
+    assert (logged["area"], logged["forum"], logged["decision"], logged["owner"]) == (
+        "tech",
+        "lead",
+        "Decided",
+        "dba",
+    )
+    assert (
+        logged["text"] == "Fail over to the standby database tonight" and logged["by"] == "relman"
+    )
     html = requests.get(
         f"{airflow.stack.base_url}/gonogo/early-life/{LIFE}",
         headers={"Authorization": f"Bearer {operator.token()}"},

@@ -437,3 +437,35 @@ def test_the_readme_example_of_the_section_is_valid() -> None:
     life = EarlyLife.model_validate(yaml.safe_load("early_life:" + block)["early_life"])
     assert life.standby.fallback == "system_owner"
     assert times_of(life.reports[0]) == [time(6), time(10), time(14), time(18)]
+
+
+def test_a_forums_answer_is_a_row_of_the_decision_log() -> None:
+    from gonogo.core.documents.earlylife import support_data, support_markdown
+    from gonogo.core.earlylife.status import decision_from_detail
+
+    forums = ["dsl", "lgv"]
+    answered = detail("d1_1000.decide__tech", "Escalate", "Needs the care leadership")
+    answered["params_input"].update(owner="relman", due="14:00")
+    row = decision_from_detail(answered, forums)
+    assert row is not None
+    assert (row.area, row.forum, row.decision, row.owner, row.due, row.escalated_to) == (
+        "tech",
+        "dsl",
+        "Escalate",
+        "relman",
+        "14:00",
+        "lgv",
+    )
+    last = decision_from_detail(detail("d1_1000.decide__tech__2", "Decided", "Roll back"), forums)
+    assert last is not None and (last.forum, last.escalated_to) == ("lgv", "")
+    assert decision_from_detail(detail("d1_1000.tech", "Red"), forums) is None
+    assert report_from_detail(answered) is None  # a decision is no status report
+    runbook, _ = load_file(EHR)
+    assert runbook.early_life is not None
+    start = datetime(2027, 1, 13, 8, 0, tzinfo=OSLO)
+    seen = support(runbook.early_life, start, [], start)
+    text = support_markdown(support_data(runbook, seen, start, "r", "running", [row, last]))
+    assert (
+        "| d1_1000 | tech | dsl | Escalate: Needs the care leadership | relman | 14:00 | u | lgv |"
+        in text
+    )

@@ -17,7 +17,12 @@ from gonogo.core.decisions import reason_for
 from gonogo.core.earlylife import names
 from gonogo.core.earlylife.rounds import Slot, moment_of
 from gonogo.dag.builder import build_dags
-from gonogo.dag.earlylife import AreaReportOperator, ChaseOperator, live_asset
+from gonogo.dag.earlylife import (
+    AreaReportOperator,
+    ChaseOperator,
+    DecisionRequestOperator,
+    live_asset,
+)
 
 
 @pytest.fixture(scope="module")
@@ -65,9 +70,15 @@ def test_every_round_asks_each_area_and_is_chased(life: Any) -> None:
     areas = {"clinical", "application", "support", "technology"}
     for group in groups:
         tasks = {t.split(".", 1)[1] for t in life.task_ids if t.startswith(f"{group}.")}
-        assert tasks == {*areas, names.OPENS, names.CHASE}
-        for task in tasks - {names.OPENS}:
+        decide = {names.decide_task(a, n) for a in areas for n in (1, 2)}  # DSL, then LGV
+        assert tasks == {*areas, *decide, names.OPENS, names.CHASE}
+        for task in {*areas, names.CHASE}:
             assert life.get_task(f"{group}.{task}").upstream_task_ids == {f"{group}.{names.OPENS}"}
+        for area in areas:
+            first = life.get_task(f"{group}.{names.decide_task(area, 1)}")
+            assert first.upstream_task_ids == {f"{group}.{area}"}
+            then = life.get_task(f"{group}.{names.decide_task(area, 2)}")
+            assert then.upstream_task_ids == {first.task_id}
     # One wait at a time: each round's opening waits for the one before, past skipped ones.
     second = life.get_task("d1_1000.opens")
     assert second.upstream_task_ids == {"d1_0600.opens"}
@@ -205,3 +216,47 @@ def test_the_chase_reminds_only_the_areas_that_have_not_reported(
     assert standby in ("incident_manager", "system_owner")
     assert told[2][1]["address"] == ["service_owner", standby]
     assert result["standby"] == ["application", "technology"]
+
+
+def test_a_red_that_needs_a_decision_goes_to_the_dsl_then_on_to_the_lgv(
+    life: Any, monkeypatch: Any
+) -> None:
+    opened: list[Any] = []
+    monkeypatch.setattr("gonogo.dag.hitl.Request.execute", lambda self, c: opened.append(self))
+    went_live = datetime.now(UTC) - timedelta(days=2)
+    context = _round_context(life, went_live)
+    dsl = life.get_task("d2_0600.decide__technology")
+    lgv = life.get_task("d2_0600.decide__technology__2")
+    assert isinstance(dsl, DecisionRequestOperator)
+    # The DSL (deployment_lead) is asked, and the coordinator who keeps the log may record it.
+    assert [u["id"] for u in dsl.assigned_users] == ["relman"]
+    assert dsl.options == ["Decided", "Escalate"] and lgv.options == ["Decided"]
+    assert reason_for(dsl.serialized_params) == {"Decided", "Escalate"}
+    assert {names.OWNER, names.DUE} <= set(dsl.serialized_params)
+    report = {"colour": "red", "needs_decision": True, "by": "dba", "comment": "DB down"}
+    context["ti"].pulled[(None, "d2_0600.technology")] = report
+    dsl.execute(context)
+    assert opened == [dsl] and "dba reported: DB down" in dsl.body
+    with pytest.raises(AirflowSkipException, match="deployment_lead decided"):
+        lgv.execute(context)  # the DSL has not escalated
+    escalated = {"decision": "Escalate", "by": "relman", "text": "needs the care leadership"}
+    context["ti"].pulled[(None, "d2_0600.decide__technology")] = escalated
+    lgv.execute(context)
+    assert "deployment_lead escalated it (relman): needs the care leadership" in lgv.body
+    assert [u["id"] for u in lgv.assigned_users] == ["wardrep", "relman"]
+
+
+@pytest.mark.parametrize(
+    "report",
+    [
+        {"colour": "red", "needs_decision": False},
+        {"colour": "yellow", "needs_decision": True},
+    ],
+)
+def test_only_a_red_that_needs_a_decision_is_put_to_the_forum(
+    life: Any, report: dict[str, Any]
+) -> None:
+    context = _round_context(life, datetime.now(UTC) - timedelta(days=2))
+    context["ti"].pulled[(None, "d2_0600.support")] = report
+    with pytest.raises(AirflowSkipException, match="needs no decision"):
+        life.get_task("d2_0600.decide__support").execute(context)
