@@ -5,13 +5,14 @@ ahead (the harness starts long before some tests run): the rollout succeeds,
 its go-live event starts the early-life DAG, two areas report (one red with a
 comment and "needs a decision", which the DSL decides), the third is late, is
 reminded, and the contact on standby is told; the Early life page (with the
-decision log), the board and ``gonogo early-life`` show it.
+decision log), the board and ``gonogo early-life`` show it, the page also in a real browser.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -19,6 +20,7 @@ from urllib.parse import quote
 import pytest
 import requests
 from tests.integration.conftest import Airflow, cli
+from tests.integration.test_browser import browser, in_view, log_in, shot  # noqa: F401
 
 from gonogo.dev.receivers import WebhookReceiver
 
@@ -97,9 +99,18 @@ def report(airflow: Airflow, user: str, run: str, task: str, body: dict[str, Any
     return client.wait_for(f"{task} to take an answer", settled, timeout=60, interval=2)[0]
 
 
-def test_a_rollout_that_succeeds_starts_status_rounds_and_a_late_area_is_chased(
-    airflow: Airflow, hook: WebhookReceiver
-) -> None:
+@dataclass(frozen=True)
+class WentLive:
+    """A rollout that succeeded and the early-life run it started, after one round."""
+
+    rollout: str
+    life: str
+    group: str  # the round
+
+
+@pytest.fixture(scope="module")
+def went_live(airflow: Airflow, hook: WebhookReceiver) -> WentLive:
+    """The rollout succeeds; in the round, two areas report and the DSL decides; one is chased."""
     now = datetime.now(UTC)
     round_at = (now + timedelta(minutes=3)).replace(second=0, microsecond=0)
     (airflow.stack.runbooks_dir / f"{DAG}.yaml").write_text(runbook(round_at))
@@ -181,7 +192,14 @@ def test_a_rollout_that_succeeds_starts_status_rounds_and_a_late_area_is_chased(
         "standby": ["support"],
         "standby_role": "owner",
     }
+    return WentLive(rollout, life, group)
 
+
+def test_a_rollout_that_succeeds_starts_status_rounds_and_a_late_area_is_chased(
+    airflow: Airflow, went_live: WentLive
+) -> None:
+    operator = airflow.operator
+    rollout, life, group = went_live.rollout, went_live.life, went_live.group
     # The status page, as JSON, shows the areas by rounds, the latest, the overdue, the colour.
     page = operator.gonogo(f"/early-life/{DAG}")
     assert page["run_id"] == life
@@ -226,3 +244,40 @@ def test_a_rollout_that_succeeds_starts_status_rounds_and_a_late_area_is_chased(
         ).status_code
         == 403
     )
+
+
+@pytest.mark.browser
+def test_a_viewer_sees_the_red_area_the_late_one_and_the_decision_in_the_browser(
+    airflow: Airflow,
+    browser: Any,  # noqa: F811
+    went_live: WentLive,
+) -> None:
+    """The Early life page in headless Chromium (as tests/integration/test_browser.py)."""
+    from selenium.webdriver.common.by import By
+
+    log_in(browser, airflow, "viewer")
+    browser.get(f"{airflow.stack.base_url}/dags/{LIFE}/plugin/gonogo-early-life")
+    overall = in_view(browser, "the overall colour", lambda d: d.find_element(By.ID, "overall"))
+    assert overall.get_attribute("data-status") == "red"
+    cell = in_view(
+        browser,
+        "the red report in its round",
+        lambda d: d.find_element(
+            By.CSS_SELECTOR, f'tr[data-round="{went_live.group}"] td[data-area="tech"]'
+        ),
+    )
+    assert cell.get_attribute("data-colour") == "red"
+    assert "needs a decision" in cell.text and "Database failover is slow" in cell.text
+    late = in_view(
+        browser,
+        "the overdue area",
+        lambda d: d.find_element(By.CSS_SELECTOR, 'ul.overdue li[data-area="support"]'),
+    )
+    assert went_live.group in late.text
+    decision = in_view(
+        browser,
+        "the decision log",
+        lambda d: d.find_element(By.CSS_SELECTOR, 'tr.decision-row[data-area="tech"]'),
+    )
+    assert "Fail over to the standby database tonight" in decision.text
+    shot(browser, "early_life")  # tests/artifacts/browser/early_life.png (git-ignored)
