@@ -76,6 +76,7 @@ def test_the_ehr_dag_has_exactly_the_expected_tasks(ehr: Any) -> None:
         "rollback.announce_rollback",
         "release_lock",
         "outcome",
+        "go_live",  # early_life: a succeeded outcome starts support
     }
     assert set(ehr.task_ids) == expected
 

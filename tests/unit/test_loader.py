@@ -60,7 +60,8 @@ def test_unknown_role_is_located_with_a_suggestion(ehr_text: str) -> None:
     line = line_of(text, "release_manger")
     assert problems_of(text) == [
         f"rb.yaml:{line}:16: phases[4].sign_off[0]: unknown role 'release_manger'; did you mean "
-        "'release_manager'? (defined roles: dba, hospital, incident_manager, release_manager, service_owner)"
+        "'release_manager'? (defined roles: care_leadership, dba, deployment_coordinator, deployment_lead, hospital, "
+        "incident_manager, release_manager, service_owner, support_lead, system_owner)"
     ]
 
 

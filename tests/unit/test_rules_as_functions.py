@@ -202,7 +202,7 @@ def test_an_answer_reads_the_same_from_an_event_and_a_detail() -> None:
     assert (
         Answer.from_event(event)
         == Answer.from_detail(detail)
-        == Answer("NOGO", "kari", "7", "fix it")
+        == Answer("NOGO", "kari", "7", "fix it", {"comment": " fix it "})
     )
     assert Answer.from_event({"error_type": "timeout"}).timed_out
     assert Answer.from_detail({"chosen_options": ["GO"], "response_received": False}).timed_out

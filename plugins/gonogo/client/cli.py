@@ -240,6 +240,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_calendar_command(commands)
 
+    from gonogo.client.earlylife import add_early_life_command
+
+    add_early_life_command(commands)
+
     from gonogo.client.commands import add_client_commands
 
     add_client_commands(commands)

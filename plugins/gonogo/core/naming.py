@@ -20,7 +20,7 @@ The shape of a gonogo DAG's task ids::
     rollback.start, rollback.approve__<role>, rollback.approved
     rollback.undo_<n>                           the n-th compensation, newest first
     rollback.<global step>
-    release_lock, outcome
+    release_lock, outcome, [go_live]            go_live: with early_life, once it succeeded
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ OUTCOME_TASK = "outcome"
 BEGIN_TASK = "begin"  # checks the change record and tells people the run started
 START_TASK = "wait_for_start"  # technical work after a gate with `opens` waits for T
 FORECAST_TASK = "forecast"  # recomputes the forecast; raises forecast_overrun
+GO_LIVE_TASK = "go_live"  # after a succeeded outcome: starts early-life support (an asset event)
 ROLLBACK_GROUP = "rollback"
 ROLLBACK_START = f"{ROLLBACK_GROUP}.start"
 APPROVED_JOIN = "approved"
@@ -53,6 +54,7 @@ RESERVED_IDS = frozenset(
         BEGIN_TASK,
         START_TASK,
         FORECAST_TASK,
+        GO_LIVE_TASK,
         ROLLBACK_GROUP,
     }
 )

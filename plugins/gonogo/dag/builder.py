@@ -29,6 +29,7 @@ from airflow.sdk.bases.operator import BaseOperator
 
 from gonogo.core import naming
 from gonogo.core.documents.outline import render_outline
+from gonogo.core.earlylife.names import early_life_dag
 from gonogo.core.runbook.graph import phase_leaves, phase_upstreams
 from gonogo.core.runbook.model import Gate, Phase, Runbook, Step
 from gonogo.core.runbook.shell import shquote
@@ -44,6 +45,7 @@ from gonogo.dag.approval import (
 )
 from gonogo.dag.calendar import calendar_check, freeze_gate, freeze_granted, needs_freeze_gate
 from gonogo.dag.clock import hold_for_start, planned_start_param
+from gonogo.dag.earlylife import build_early_life_dag, go_live_task
 from gonogo.dag.forecast import forecast_task
 from gonogo.dag.gates import build_gate, verify_gates
 from gonogo.dag.guided import GuidedStepOperator
@@ -250,7 +252,10 @@ class DagBuilder:
                 priority_weight=100,
             )
             rollback_tasks >> release
-            release >> outcome_task(runbook, forward, steps, self.plan)
+            outcome = outcome_task(runbook, forward, steps, self.plan)
+            release >> outcome
+            if runbook.early_life is not None:  # a succeeded outcome starts early-life support
+                outcome >> go_live_task(runbook)
         dag.params = dag_params(runbook)  # type: ignore[assignment]  # the DAG converts it
         return dag
 
@@ -263,12 +268,16 @@ def build_dag(runbook: Runbook, runbooks_dir: str | os.PathLike[str]) -> DAG:
 def build_dags(
     runbook: Runbook, runbooks_dir: str | os.PathLike[str], only: str | None = None
 ) -> list[DAG]:
-    """The runbook's DAG, and its plan-approval DAG when its change type needs one.
+    """The runbook's DAG, its plan-approval DAG when its change type needs one, and its
+    early-life DAG when it plans early-life support.
 
     ``only``: the one DAG id wanted (a task's parse), so the other is not built.
     """
     builder = DagBuilder(runbook, Path(runbooks_dir))
-    dags = [] if only == naming.approval_dag(runbook.runbook) else [builder.build()]
-    if only != runbook.runbook and needs_approval_dag(runbook):
+    companions = (naming.approval_dag(runbook.runbook), early_life_dag(runbook.runbook))
+    dags = [] if only in companions else [builder.build()]
+    if only in (None, companions[0]) and needs_approval_dag(runbook):
         dags.append(build_approval_dag(runbook, Path(runbooks_dir), builder.plan))
+    if only in (None, companions[1]) and runbook.early_life is not None:
+        dags.append(build_early_life_dag(runbook))
     return dags

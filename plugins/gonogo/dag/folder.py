@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from gonogo.core import naming
+from gonogo.core.earlylife import names
 from gonogo.core.runbook.loader import SUFFIXES, load_files, read_bytes, runbook_names
 from gonogo.core.runbook.parsed import ParseCache
 from gonogo.core.settings import state_home
@@ -83,6 +84,11 @@ def _wanted(files: list[str], dag_id: str) -> list[str]:
     return [file for file in files if head_id(file) in ("", dag_id)]
 
 
+def runbook_of(dag_id: str) -> str:
+    """The runbook a DAG id belongs to: its own, its plan approval's or its early-life DAG's."""
+    return names.runbook_of_dag(dag_id) or naming.approved_runbook(dag_id) or dag_id
+
+
 _PLAIN_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
 
 
@@ -94,7 +100,7 @@ def _named_file(folder: Path, dag_id: str, shard: tuple[int, int]) -> list[Path]
     names another runbook): the caller looks at every file. A runbook another
     loader file owns is not this one's to build: an empty list.
     """
-    runbook_id = dag_id.removesuffix(naming.APPROVAL_SUFFIX)
+    runbook_id = runbook_of(dag_id)
     if not _PLAIN_ID.fullmatch(runbook_id):
         return None
     for suffix in SUFFIXES:
@@ -230,7 +236,7 @@ def _candidates(
                 shards_needed(len(files), shard[1]),
             )
     if wanted:
-        files = _wanted(files, wanted.removesuffix(naming.APPROVAL_SUFFIX))
+        files = _wanted(files, runbook_of(wanted))
     return [Path(file) for file in files]
 
 
@@ -306,7 +312,8 @@ def _build_all(folder: Path, namespace: dict[str, Any]) -> dict[str, Any]:
         if runbook is None:
             report(file, item.problems, broken)
             continue
-        if wanted and wanted not in (runbook.runbook, naming.approval_dag(runbook.runbook)):
+        companions = (naming.approval_dag(runbook.runbook), names.early_life_dag(runbook.runbook))
+        if wanted and wanted not in (runbook.runbook, *companions):
             continue
         try:
             built = build_dags(runbook, folder, only=wanted)

@@ -154,11 +154,38 @@ def _board(user: Any, now: datetime, offset: int, limit: int) -> list[dict[str, 
     rows = []
     with create_session() as session:
         runs = rundata.board_runs(session, known & set(readable), now, offset, limit)
+        supported = _supported(session, known, set(readable), now)
+        listed = {(r.dag_id, r.run_id) for r in runs}
+        if offset == 0:  # a rollout in early-life support stays on the board while support lasts
+            runs += [
+                run
+                for key in sorted(set(supported) - listed)
+                if (run := rundata.one_run(session, *key)) is not None
+            ]
         for record in rundata.read_runs(session, runs):
             runbook = rundata.runbooks().get(record.dag_id)
             if runbook is not None:
-                rows.append(report_data(progress(runbook, record, now), now))
+                row = report_data(progress(runbook, record, now), now)
+                support = supported.get((record.dag_id, record.run_id))
+                if support is not None:
+                    row["early_life"] = support
+                rows.append(row)
     return rows
+
+
+def _supported(
+    session: Any, known: set[str], readable: set[str], now: datetime
+) -> dict[tuple[str, str], Any]:
+    """The early-life status of each rollout run whose support is running and may be read."""
+    from gonogo.core.earlylife.names import early_life_dag
+    from gonogo.server import earlylife
+
+    books = [
+        b
+        for d in sorted(known & readable)
+        if early_life_dag(d) in readable and (b := rundata.runbooks().get(d)) is not None
+    ]
+    return earlylife.for_rollouts(session, books, now)
 
 
 def _read_calendar(path: Path | None) -> Any:
@@ -201,6 +228,51 @@ def _calendar(user: Any, start: date | None, end: date | None, now: datetime) ->
     with create_session() as session:
         states = rundata.latest_states(session, [c.runbook for c in changes])
     return calendar_data(calendar, changes, period, now, states)
+
+
+def _early_life_run(session: Any, dag_id: str, run_id: str | None) -> tuple[Any, Any]:
+    """The runbook and the early-life run that ``dag_id`` (a runbook or its early-life DAG) names."""
+    from gonogo.core.earlylife import names
+    from gonogo.server import earlylife
+
+    runbook = _runbook(names.runbook_of_dag(dag_id) or dag_id)
+    if runbook.early_life is None:
+        raise HTTPException(404, f"{runbook.runbook!r} plans no early-life support")
+    life_dag = names.early_life_dag(runbook.runbook)
+    run = (
+        rundata.one_run(session, life_dag, run_id)
+        if run_id
+        else earlylife.latest_run(session, life_dag)
+    )
+    if run is None:
+        raise HTTPException(404, f"no early-life run of {runbook.runbook!r} yet")
+    return runbook, run
+
+
+def _early_life(dag_id: str, run_id: str | None, now: datetime) -> dict[str, Any]:
+    from airflow.utils.session import create_session
+
+    from gonogo.server import earlylife
+
+    with create_session() as session:
+        runbook, run = _early_life_run(session, dag_id, run_id)
+        data = earlylife.read_support(session, runbook, run, now)
+    if data is None:
+        raise HTTPException(404, f"the early-life run {run.run_id!r} has not started support yet")
+    return data
+
+
+def _agenda(dag_id: str, run_id: str | None, at: datetime | None, now: datetime) -> dict[str, Any]:
+    from airflow.utils.session import create_session
+
+    from gonogo.server import earlylife
+
+    with create_session() as session:
+        runbook, run = _early_life_run(session, dag_id, run_id)
+        data = earlylife.read_agenda(session, runbook, run, now, at)
+    if data is None:
+        raise HTTPException(404, f"the early-life run {run.run_id!r} has no meeting to prepare")
+    return data
 
 
 def create_app() -> FastAPI:
@@ -255,6 +327,36 @@ def create_app() -> FastAPI:
             )
         html = documents.calendar_html(data, ui_base(), KJOREPLAN_ROUTE, refresh=60)
         return _reply(format, html, documents.calendar_markdown(data), data)
+
+    @app.get("/early-life/{dag_id}")
+    async def early_life(
+        dag_id: str, user: User, run_id: str | None = None, format: Format = "html"
+    ) -> Response:
+        from gonogo.core.documents.earlylife import support_html, support_markdown
+        from gonogo.core.earlylife import names
+
+        runbook_id = names.runbook_of_dag(dag_id) or dag_id
+        await run_in_threadpool(_require, user, names.early_life_dag(runbook_id))
+        data = await run_in_threadpool(_early_life, dag_id, run_id or None, _now())
+        return _reply(format, support_html(data), support_markdown(data), data)
+
+    @app.get("/early-life/{dag_id}/agenda")
+    async def meeting_agenda(
+        dag_id: str,
+        user: User,
+        run_id: str | None = None,
+        at: datetime | None = None,
+        format: Format = "html",
+    ) -> Response:
+        from gonogo.core.earlylife import names
+        from gonogo.core.earlylife.agenda import agenda_html, agenda_markdown
+
+        runbook_id = names.runbook_of_dag(dag_id) or dag_id
+        await run_in_threadpool(_require, user, names.early_life_dag(runbook_id))
+        if at is not None and at.tzinfo is None:
+            raise HTTPException(422, "at: give the meeting time with its offset (…+01:00)")
+        data = await run_in_threadpool(_agenda, dag_id, run_id or None, at, _now())
+        return _reply(format, agenda_html(data), agenda_markdown(data, data["title"]), data)
 
     @app.get("/runs/{dag_id}/{run_id}")
     async def run_view(dag_id: str, run_id: str, user: User, format: Format = "html") -> Response:

@@ -6,7 +6,8 @@
   Behind it, on SQLite, write requests reach Airflow one at a time (gonogo.server.writers).
 - In the scheduler, a listener writes each run's note: outcome and decisions.
 - In the API server, pages inside the UI: the kjøreplan (per DAG), the status board
-  and the change calendar (nav), a rollout and its report (per run).
+  and the change calendar (nav), a rollout and its report (per run), early-life
+  support after go-live (per DAG).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from airflow.plugins_manager import AirflowPlugin
 
 from gonogo.core.documents.board import BOARD_ROUTE, KJOREPLAN_ROUTE, REPORT_ROUTE, RUN_ROUTE
 from gonogo.core.documents.calendar import CALENDAR_ROUTE
+from gonogo.core.documents.earlylife import EARLY_LIFE_ROUTE
 from gonogo.server import listener
 from gonogo.server.middleware import GonogoMiddleware
 from gonogo.server.pages import URL_PREFIX, create_app
@@ -53,6 +55,12 @@ class GonogoPlugin(AirflowPlugin):
             "href": URL_PREFIX + "/calendar",
             "destination": "nav",
             "url_route": CALENDAR_ROUTE,
+        },
+        {
+            "name": "Early life",
+            "href": URL_PREFIX + "/early-life/{DAG_ID}",
+            "destination": "dag",
+            "url_route": EARLY_LIFE_ROUTE,
         },
         {
             "name": "Rollout",

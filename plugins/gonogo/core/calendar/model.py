@@ -33,45 +33,20 @@ Pure: no Airflow import.
 from __future__ import annotations
 
 import os
-import re
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any, Literal, get_args, get_origin
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError, WithJsonSchema
 
-from gonogo.core.calendar.times import WEEKDAYS, Interval, Weekly, local_moment, zone_of
+from gonogo.core.calendar.fields import LocalTime, TimeZone, Weekdays
+from gonogo.core.calendar.times import WEEKDAYS, Interval, Weekly, local_moment
 from gonogo.core.runbook.model import ID_PATTERN
 from gonogo.core.runbook.source import Loc, Source, did_you_mean, parse_yaml
 from gonogo.core.timing.clock import Duration
 from gonogo.errors import CalendarError, Problem, RunbookError
 
 _NAME = r"^[A-Za-z0-9_.-]+$"
-_ZONE = re.compile(r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$")
-_CLOCK = re.compile(r"^(?P<h>[01]?\d|2[0-3]):(?P<m>[0-5]\d)$")
-
-
-def _zone(value: Any) -> ZoneInfo:
-    if isinstance(value, ZoneInfo):
-        return value
-    if not isinstance(value, str) or not _ZONE.match(value):
-        raise ValueError(f"expected an IANA time zone name like Europe/Oslo, got {value!r}")
-    return zone_of(value)
-
-
-def _clock(value: Any) -> time:
-    if isinstance(value, time):
-        return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        hours, minutes = divmod(value, 60)
-        raise ValueError(
-            f'write the time in quotes, like "{hours:02d}:{minutes:02d}": unquoted, '
-            f"YAML reads it as the number {value}"
-        )
-    match = _CLOCK.match(value.strip()) if isinstance(value, str) else None
-    if match is None:
-        raise ValueError(f'expected a local time like "20:00", got {value!r}')
-    return time(int(match["h"]), int(match["m"]))
 
 
 def _moment(value: Any) -> date | datetime:
@@ -94,44 +69,10 @@ def _moment(value: Any) -> date | datetime:
     raise ValueError(f"expected a date or a time with its offset, got {value!r}")
 
 
-def _weekdays(value: Any) -> tuple[str, ...]:
-    items = [value] if isinstance(value, str) else value
-    if not isinstance(items, list | tuple) or not items:
-        raise ValueError("expected weekdays, like [tuesday, thursday], or: day")
-    names: list[str] = []
-    for item in items:
-        name = str(item).strip().lower()
-        if name == "day":
-            names.extend(WEEKDAYS)
-        elif name in WEEKDAYS:
-            names.append(name)
-        else:
-            raise ValueError(
-                f"{item!r} is not a weekday{did_you_mean(name, [*WEEKDAYS, 'day'])}; "
-                "expected monday … sunday, or day for every day"
-            )
-    return tuple(sorted(set(names), key=WEEKDAYS.index))
-
-
-TimeZone = Annotated[
-    ZoneInfo,
-    PlainValidator(_zone),
-    WithJsonSchema({"type": "string", "description": "An IANA time zone, e.g. Europe/Oslo"}),
-]
-LocalTime = Annotated[
-    time,
-    PlainValidator(_clock),
-    WithJsonSchema({"type": "string", "pattern": _CLOCK.pattern}),
-]
 Moment = Annotated[
     date | datetime,
     PlainValidator(_moment),
     WithJsonSchema({"type": "string", "description": "A date, or a time with its offset"}),
-]
-Weekdays = Annotated[
-    tuple[str, ...],
-    PlainValidator(_weekdays),
-    WithJsonSchema({"type": "array", "items": {"enum": [*WEEKDAYS, "day"]}}),
 ]
 Name = Annotated[str, Field(min_length=1, pattern=_NAME)]
 

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from gonogo.core.documents.earlylife import EARLY_LIFE_ROUTE
+
 #: Seconds between refreshes of the live pages.
 REFRESH_SECONDS = 5
 #: The ``url_route`` of each gonogo view inside the Airflow UI (``…/plugin/<route>``).
@@ -38,6 +40,7 @@ def board_html(
         view_base=ui_base,
         run_route=RUN_ROUTE,
         kjoreplan_route=KJOREPLAN_ROUTE,
+        early_life_route=EARLY_LIFE_ROUTE,
         refresh=refresh,
     )
 

@@ -27,6 +27,8 @@ Severity = Literal["info", "success", "warning", "failure"]
 
 #: Events that ask the reader to act, so their message must carry the link to the request.
 ASKING = frozenset({"gate_waiting", "gate_expiring", "decision_needed"})
+#: Early-life events whose message also addresses the roles in the detail's ``address``.
+EARLY_LIFE_EVENTS = frozenset({"report_overdue", "report_escalated"})
 #: Incident priorities that wake the incident manager (seeds 004: P1/P2 go to them at once).
 URGENT = frozenset({"P1", "P2"})
 
@@ -139,6 +141,10 @@ def deliveries(runbook: Runbook, event: str, detail: Mapping[str, Any]) -> list[
             manager = runbook.incident.manager
             if manager in runbook.roles and manager not in roles:
                 roles.append(manager)
+        if event in EARLY_LIFE_EVENTS:  # the late area, then the standby contact too
+            roles += [
+                r for r in detail.get("address") or () if r in runbook.roles and r not in roles
+            ]
         found.append(Delivery(rule.connection, tuple(roles)))
     return found
 
@@ -398,6 +404,37 @@ def _forecast_overrun(
     )
 
 
+def _report_overdue(
+    f: RunFacts, d: Mapping[str, Any], now: datetime, rb: Runbook | None
+) -> _Written:
+    area = d.get("area_title") or d.get("area")
+    return (
+        f"Status report overdue: {area}: {f.title}",
+        [
+            f"The {area} has not reported its status (green, yellow or red) for the round "
+            f"of {d.get('round_at')}.",
+            _deadline(d, now, "report") + " Then the standby contact is told.",
+        ],
+        "warning",
+    )
+
+
+def _report_escalated(
+    f: RunFacts, d: Mapping[str, Any], now: datetime, rb: Runbook | None
+) -> _Written:
+    area = d.get("area_title") or d.get("area")
+    standby = _role_name(rb, str(d.get("standby") or ""))
+    return (
+        f"No status from {area}: {f.title}",
+        [
+            f"The {area} has still not reported for the round of {d.get('round_at')}, "
+            "though it was reminded.",
+            f"The {standby} is on standby now: please reach the area.",
+        ],
+        "failure",
+    )
+
+
 _WRITERS = {
     "run_started": _run_started,
     "gate_waiting": _gate_waiting,
@@ -409,5 +446,7 @@ _WRITERS = {
     "run_finished": _run_finished,
     "rollback_failed": _rollback_failed,
     "forecast_overrun": _forecast_overrun,
+    "report_overdue": _report_overdue,
+    "report_escalated": _report_escalated,
 }
 assert set(_WRITERS) == set(EVENTS), "every event needs a writer"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from typing import Annotated, Any, Literal, get_args
+from zoneinfo import ZoneInfo
 
 from pydantic import (
     AwareDatetime,
@@ -18,10 +19,15 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    PlainSerializer,
+    PlainValidator,
     Tag,
+    WithJsonSchema,
     model_validator,
 )
 
+from gonogo.core.calendar.fields import LocalTime, TimeZone, Weekdays
+from gonogo.core.runs.status import GREEN, RED, YELLOW
 from gonogo.core.timing.clock import Clock, DecideBy, Duration
 
 #: Airflow task and DAG ids allow letters, digits, ``_``, ``-`` and ``.``; gonogo
@@ -40,6 +46,8 @@ Event = Literal[
     "run_finished",
     "rollback_failed",
     "forecast_overrun",
+    "report_overdue",
+    "report_escalated",
 ]
 #: Every event a ``notify`` rule may name, in one place: the ``Event`` type above.
 #: What each one means for the reader is in :mod:`gonogo.core.messages.notify`.
@@ -423,6 +431,168 @@ class Requires(_Model):
     )
 
 
+# -- early-life support after go-live (seeds 000, 003, 004) ----------------------------------
+
+_DAYS = re.compile(r"^(?P<first>[1-9]\d*)(?:(?P<dash>-)(?P<last>[1-9]\d*)?)?$")
+DAYS_PATTERN = r"^[1-9][0-9]*(-([1-9][0-9]*)?)?$"
+
+
+def parse_days(value: Any) -> tuple[int, int | None]:
+    """Days of support, counted from 1 (the day support starts): ``1``, ``"2-4"``, ``"6-"``.
+
+    The result is ``(first, last)``; ``last`` is None for "to the end of support".
+    """
+    if isinstance(value, tuple):
+        return value
+    text = (
+        str(value).strip() if isinstance(value, int | str) and not isinstance(value, bool) else ""
+    )
+    match = _DAYS.match(text)
+    if match is None:
+        raise ValueError(
+            "expected days of support counted from 1 (the day support starts), like 1, "
+            f'"2-4" or "6-" (to the end), got {value!r}'
+        )
+    first = int(match["first"])
+    last = None if match["dash"] and not match["last"] else int(match["last"] or first)
+    if last is not None and last < first:
+        raise ValueError(f"the day range {text!r} ends before it starts")
+    return first, last
+
+
+def format_days(value: tuple[int, int | None]) -> str:
+    first, last = value
+    if last == first:
+        return str(first)
+    return f"{first}-{'' if last is None else last}"
+
+
+SupportDays = Annotated[
+    tuple[int, int | None],
+    PlainValidator(parse_days),
+    PlainSerializer(format_days, return_type=str),
+    WithJsonSchema(
+        {
+            "type": ["integer", "string"],
+            "pattern": DAYS_PATTERN,
+            "description": 'Days of support from 1 (the day it starts): 1, "2-4" or "6-"',
+        }
+    ),
+]
+
+#: What each colour means for a delivery area (seed 003), shown to the reporter.
+AREA_COLOURS: dict[str, str] = {
+    GREEN: "No major incidents. No great impact on the delivery area or on care.",
+    YELLOW: "A large incident or several smaller ones. The delivery area or care is affected.",
+    RED: "A very large incident or several large ones. "
+    "The delivery area or care is strongly affected.",
+}
+Colour = Literal["green", "yellow", "red"]
+
+
+class Rounds(_Model):
+    """When something recurs on some days of support: at set times, every so often, or N times.
+
+    Exactly one of ``at``, ``every`` or ``at_least``. ``between`` bounds ``every``
+    (default: the whole day) and ``at_least`` (default 06:00-18:00, as in seed 003),
+    whose rounds are spread evenly from its start to its end.
+    """
+
+    days: SupportDays
+    at: list[LocalTime] | None = Field(default=None, min_length=1, description="Local times")
+    every: Duration | None = None
+    at_least: int | None = Field(
+        default=None, ge=1, le=48, description="This many rounds a day, spread over between"
+    )
+    between: tuple[LocalTime, LocalTime] | None = Field(
+        default=None, description='From and to, local times: ["06:00", "18:00"]'
+    )
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Rounds:
+        given = [k for k in ("at", "every", "at_least") if getattr(self, k) is not None]
+        if len(given) != 1:
+            found = f"found {', '.join(given)}" if given else "found none"
+            raise ValueError(f"needs exactly one of at, every or at_least; {found}")
+        if self.at is not None and self.between is not None:
+            raise ValueError("between applies to every and at_least, not to at")
+        if self.between is not None and self.between[1] <= self.between[0]:
+            raise ValueError("between must end after it starts, on the same day")
+        if self.every is not None and self.every < timedelta(minutes=5):
+            raise ValueError("every must be at least 5m")
+        return self
+
+
+class Area(_Model):
+    """A delivery area: its coordinator role reports its colour each round."""
+
+    id: Id
+    title: str | None = None
+    role: str = Field(min_length=1, description="The role that reports for the area")
+    colours: dict[Colour, str] = Field(
+        default_factory=dict,
+        description="What each colour means for this area, shown to the reporter "
+        "(default: the meanings for delivery areas in seed 003)",
+    )
+
+    def meaning(self, colour: str) -> str:
+        found: str = self.colours.get(colour, AREA_COLOURS[colour])  # type: ignore[call-overload]
+        return found
+
+
+class Shift(_Model):
+    """Who is on standby on these weekdays between these local times."""
+
+    role: str = Field(min_length=1)
+    days: Weekdays
+    start: LocalTime
+    end: LocalTime = Field(description="At or before start: the next morning")
+    next: str | None = Field(
+        default=None,
+        description="Who is called when this role does not acknowledge an incident "
+        "in time (default: the fallback)",
+    )
+
+
+class Standby(_Model):
+    """The standby roster ("beredskap"): contacts by time of day and day of week."""
+
+    shifts: list[Shift] = Field(default_factory=list)
+    fallback: str = Field(min_length=1, description="On standby whenever no shift is")
+    acknowledge_within: Duration = Field(
+        default=timedelta(minutes=15),
+        description="An incident not acknowledged within this goes to the next contact",
+    )
+
+
+class EarlyLife(_Model):
+    """Early-life support after a successful rollout: status rounds, meetings and standby."""
+
+    lasts: Duration = Field(description="How long support lasts after the rollout succeeds")
+    timezone: TimeZone = Field(default=ZoneInfo("UTC"))
+    coordinator: str = Field(
+        min_length=1, description="The role that leads support and keeps the decision log"
+    )
+    areas: list[Area] = Field(min_length=1)
+    reports: list[Rounds] = Field(min_length=1, description="When the areas report, by day")
+    report_within: Duration = Field(
+        default=timedelta(minutes=30),
+        description="A report is due this long after its round opens; then the area is reminded",
+    )
+    standby_after: Duration = Field(
+        default=timedelta(minutes=15),
+        description="Still no report this long after the reminder: the standby contact is told",
+    )
+    meetings: list[Rounds] = Field(
+        default_factory=list, description="When the leadership meets, by day"
+    )
+    escalate_to: list[str] = Field(
+        default_factory=list,
+        description="The roles of the forums a decision is escalated to, in order (DSL, LGV)",
+    )
+    standby: Standby
+
+
 class Runbook(_Model):
     """A deployment runbook ("kjøreplan"): one Airflow DAG."""
 
@@ -440,6 +610,7 @@ class Runbook(_Model):
     incident: Incident = Incident()
     approval: Approval | None = None
     requires: Requires | None = None
+    early_life: EarlyLife | None = None
     phases: list[PhaseOrGate] = Field(min_length=1)
     rollback: Rollback = Rollback()
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from gonogo.core import naming
 from gonogo.core.change.policy import PolicyError, current_policy
+from gonogo.core.earlylife.checks import early_life_problems
 from gonogo.core.runbook.graph import find_cycle, phase_upstreams
 from gonogo.core.runbook.model import (
     ID_PATTERN,
@@ -56,6 +57,7 @@ def check(runbook: Runbook, source: Source) -> list[Problem]:
     problems += _irreversible(runbook, source)
     problems += time_problems(runbook, source)
     problems += _communication(runbook, source)
+    problems += early_life_problems(runbook, source)
     return problems
 
 

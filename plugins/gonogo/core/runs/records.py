@@ -50,6 +50,7 @@ class Answer:
     by: str  # the user's name, as Airflow recorded it
     by_id: str  # the user's id, which assignments use
     comment: str
+    inputs: Mapping[str, Any] = field(default_factory=dict)  # the whole form as answered
 
     @property
     def timed_out(self) -> bool:
@@ -81,6 +82,7 @@ class Answer:
             by=str(user.get("name") or ""),
             by_id=str(user.get("id") or ""),
             comment=comment.strip() if isinstance(comment, str) else "",
+            inputs=dict(params),
         )
 
 

@@ -1,0 +1,164 @@
+"""The early-life status: areas by rounds with colours and comments, as JSON, Markdown and HTML.
+
+One data shape (:func:`support_data`) serves the plugin page, ``gonogo
+early-life`` and the board's early-life column, so they show the same facts:
+each round that has opened, each area's report in it (colour, comment, who,
+needs a decision), the latest report per area, what is overdue, and the overall
+colour with its reasons (:func:`gonogo.core.earlylife.status.overall`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from gonogo.core.earlylife import names
+from gonogo.core.earlylife.status import Decision, Support
+from gonogo.core.runbook.model import Runbook
+
+#: The ``url_route`` of the early-life view inside the Airflow UI.
+EARLY_LIFE_ROUTE = "gonogo-early-life"
+
+
+def support_data(
+    runbook: Runbook,
+    support: Support,
+    now: datetime,
+    run_id: str,
+    state: str,
+    decisions: Sequence[Decision] = (),
+) -> dict[str, Any]:
+    """The status of one early-life run as plain JSON-ready data, with its decision log."""
+    assert runbook.early_life is not None
+    section = runbook.early_life
+    zone = section.timezone
+    titles = {a.id: a.title or a.id for a in section.areas}
+    rounds = []
+    for item in support.rounds:
+        group = names.round_group(item.slot.day, item.slot.at)
+        cells = {}
+        for area in support.areas:
+            found = support.reports.get((group, area))
+            overdue = (group, area) in support.overdue
+            cells[area] = {
+                "colour": found.colour if found else None,
+                "comment": found.comment if found else "",
+                "by": found.by if found else "",
+                "at": found.at if found else "",
+                "needs_decision": bool(found and found.needs_decision),
+                "overdue": overdue,
+            }
+        rounds.append(
+            {
+                "round": group,
+                "day": item.slot.day,
+                "at": item.at.isoformat(),
+                "local": item.at.astimezone(zone).strftime("%a %d %b %H:%M"),
+                "areas": cells,
+            }
+        )
+    latest = {
+        area: (report.as_dict() if report else None) for area, report in support.latest.items()
+    }
+    return {
+        "runbook": runbook.runbook,
+        "title": runbook.title,
+        "change_id": runbook.change.id,
+        "dag_id": names.early_life_dag(runbook.runbook),
+        "run_id": run_id,
+        "state": state,
+        "timezone": zone.key,
+        "start": support.start.astimezone(zone).isoformat(),
+        "end": support.end.astimezone(zone).isoformat(),
+        "active": support.start <= now < support.end and state in ("running", "queued"),
+        "at": now.isoformat(),
+        "areas": [{"id": a, "title": titles.get(a, a)} for a in support.areas],
+        "rounds": rounds,
+        "latest": latest,
+        "overdue": [{"round": g, "area": a, "title": titles.get(a, a)} for g, a in support.overdue],
+        "needs_decision": [
+            {"area": a, "round": r["round"], "comment": r["comment"]}
+            for a, r in latest.items()
+            if r and r["needs_decision"]
+        ],
+        "status": {"colour": support.status.colour, "reasons": list(support.status.reasons)},
+        "decisions": [
+            {**d.as_dict(), "title": titles.get(d.area, d.area)}
+            for d in sorted(decisions, key=lambda d: (d.at or "~", d.round, d.area))
+        ],
+    }
+
+
+def _cell(cell: Mapping[str, Any]) -> str:
+    if cell["colour"] is None:
+        return "**overdue**" if cell["overdue"] else "·"
+    text = cell["colour"].upper() if cell["colour"] != "green" else "green"
+    if cell["needs_decision"]:
+        text += " (needs a decision)"
+    if cell["comment"]:
+        text += f": {cell['comment']}"
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def support_markdown(data: Mapping[str, Any]) -> str:
+    """The status as Markdown, for a file beside the change record or a chat message."""
+    status = data["status"]
+    lines = [
+        f"# Early-life support: {data['title']}",
+        "",
+        f"Change {data['change_id']}, run `{data['run_id']}` ({data['state']}). "
+        f"Support from {data['start']} to {data['end']} ({data['timezone']}).",
+        "",
+        f"**Overall: {status['colour'].upper()}**"
+        + (f" ({'; '.join(status['reasons'])})" if status["reasons"] else ""),
+        "",
+        "## Latest per area",
+        "",
+        "| area | colour | round | comment |",
+        "|---|---|---|---|",
+    ]
+    for area in data["areas"]:
+        found = data["latest"].get(area["id"])
+        if found:
+            lines.append(
+                f"| {area['title']} | {found['colour']}"
+                f"{' (needs a decision)' if found['needs_decision'] else ''} | {found['round']} | "
+                f"{found['comment']} |"
+            )
+        else:
+            lines.append(f"| {area['title']} | no report yet | | |")
+    if data["overdue"]:
+        lines += ["", "## Overdue", ""]
+        lines += [f"- {o['title']}, round {o['round']}" for o in data["overdue"]]
+    if data["decisions"]:
+        lines += [
+            "",
+            "## Decision log",
+            "",
+            "| round | area | forum | decision | owner | due | by | escalated to |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for d in data["decisions"]:
+            said = f"{d['decision']}: {d['text']}" if d["decision"] else "waiting"
+            lines.append(
+                f"| {d['round']} | {d['title']} | {d['forum']} | {said} | {d['owner']} | "
+                f"{d['due']} | {d['by']} | {d['escalated_to']} |"
+            )
+    lines += ["", "## Rounds", ""]
+    if data["rounds"]:
+        lines.append("| round | " + " | ".join(a["title"] for a in data["areas"]) + " |")
+        lines.append("|---" * (len(data["areas"]) + 1) + "|")
+        for item in data["rounds"]:
+            cells = [_cell(item["areas"][a["id"]]) for a in data["areas"]]
+            lines.append(f"| {item['local']} | " + " | ".join(cells) + " |")
+    else:
+        lines.append("No round has opened yet.")
+    return "\n".join(lines) + "\n"
+
+
+def support_html(data: Mapping[str, Any], refresh: int | None = 30) -> str:
+    """The status page: the overall colour, the latest per area, the rounds grid."""
+    from gonogo.core.documents.html import render
+
+    return render("earlylife.html.j2", s=data, refresh=refresh)

@@ -1,0 +1,93 @@
+"""Every name the early-life DAG, its readers and the pages must agree on, defined once.
+
+The early-life DAG of runbook ``x`` is ``x.early_life``; the rollout's ``go_live``
+task starts it. Its task ids::
+
+    start                             reads when support started (the go-live asset event)
+    <round>.opens                     waits for the round's moment (round: d2_0600)
+    <round>.<area>                    the area's status report, a HITL request
+    <round>.chase                     reminds the late areas, then tells the standby contact
+    <round>.decide__<area>[__<n>]     a red that needs a decision: forum n decides or escalates
+    end                               waits for the end of support
+"""
+
+from __future__ import annotations
+
+from datetime import time
+from typing import NamedTuple
+
+SUFFIX = ".early_life"
+START_TASK = "start"
+END_TASK = "end"
+OPENS = "opens"
+CHASE = "chase"
+#: The asset a rollout emits when it succeeds: its extra carries when and which run.
+ASSET_PREFIX = "gonogo_live__"
+
+#: ``<round>.decide__<area>``: the first forum's decision on a red that needs one;
+#: ``<round>.decide__<area>__2`` the next forum's, when the first escalates.
+DECIDE_PREFIX = "decide__"
+DECIDED, ESCALATE = "Decided", "Escalate"
+#: The decision form's fields besides the comment (the decision itself).
+OWNER, DUE = "owner", "due"
+
+GREEN_OPTION, YELLOW_OPTION, RED_OPTION = "Green", "Yellow", "Red"
+OPTIONS = (GREEN_OPTION, YELLOW_OPTION, RED_OPTION)
+#: Yellow and red must say what is wrong (seed 003: "a short explanation").
+NEEDS_REASON = frozenset({YELLOW_OPTION, RED_OPTION})
+#: The report form's field for "this needs a decision by the leadership".
+NEEDS_DECISION = "needs_decision"
+
+
+def early_life_dag(runbook_id: str) -> str:
+    return f"{runbook_id}{SUFFIX}"
+
+
+def runbook_of_dag(dag_id: str) -> str | None:
+    """The runbook whose early-life DAG ``dag_id`` would be; None for any other id."""
+    runbook_id = dag_id.removesuffix(SUFFIX)
+    return runbook_id if runbook_id and runbook_id != dag_id else None
+
+
+def live_asset(runbook_id: str) -> str:
+    """The name of the asset a successful rollout of the runbook emits."""
+    return f"{ASSET_PREFIX}{runbook_id}"
+
+
+def round_group(day: int, at: time) -> str:
+    """``d2_0600``: the group of the round on day 2 of support at 06:00 local time."""
+    return f"d{day}_{at:%H%M}"
+
+
+class RoundId(NamedTuple):
+    day: int
+    at: time
+
+
+def parse_round(group: str) -> RoundId | None:
+    """``d2_0600`` is ``RoundId(2, time(6, 0))``; None for anything else."""
+    day, _, clock = group.removeprefix("d").partition("_")
+    if not group.startswith("d") or not day.isdigit() or len(clock) != 4 or not clock.isdigit():
+        return None
+    hours, minutes = int(clock[:2]), int(clock[2:])
+    if hours > 23 or minutes > 59:
+        return None
+    return RoundId(int(day), time(hours, minutes))
+
+
+def decide_task(area: str, forum: int) -> str:
+    """The part after ``<round>.`` of forum ``forum``'s (from 1) decision on ``area``'s red."""
+    return f"{DECIDE_PREFIX}{area}" + (f"__{forum}" if forum > 1 else "")
+
+
+def parse_decide(part: str) -> tuple[str, int] | None:
+    """``decide__tech__2`` is ``("tech", 2)``; None for any other part."""
+    if not part.startswith(DECIDE_PREFIX):
+        return None
+    area, _, forum = part.removeprefix(DECIDE_PREFIX).partition("__")
+    return area, int(forum) if forum.isdigit() else 1
+
+
+def colour_of(option: str | None) -> str | None:
+    """The colour an answer names: ``Red`` is ``red``."""
+    return option.lower() if option in OPTIONS else None

@@ -1,0 +1,283 @@
+"""Issue 24 against a real Airflow: a succeeded rollout starts early-life support.
+
+The test writes its runbook when it runs, with one status round a few minutes
+ahead (the harness starts long before some tests run): the rollout succeeds,
+its go-live event starts the early-life DAG, two areas report (one red with a
+comment and "needs a decision", which the DSL decides), the third is late, is
+reminded, and the contact on standby is told; the Early life page (with the
+decision log), the board and ``gonogo early-life`` show it, the page also in a real browser.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+import requests
+from tests.integration.conftest import Airflow, cli
+from tests.integration.test_browser import browser, in_view, log_in, shot  # noqa: F401
+
+from gonogo.dev.receivers import WebhookReceiver
+
+pytestmark = [pytest.mark.integration, pytest.mark.long]
+
+DAG = "it-early-life"
+LIFE = f"{DAG}.early_life"
+
+
+def runbook(round_at: datetime) -> str:
+    return f"""\
+runbook: {DAG}
+title: Ward system go-live with early-life support
+service: {DAG}
+environment: test
+change: {{id: CHG-IT-EARLY, type: standard}}
+roles:
+  ward: {{users: [wardrep], title: Clinical coordinator}}
+  ops: {{users: [dba], title: Technology coordinator}}
+  desk: {{users: [svcowner2], title: Support coordinator}}
+  lead: {{users: [relman], title: Deployment lead}}
+  owner: {{users: [svcowner], contact: "system owner on call", title: System owner}}
+notify:
+  - on: [report_overdue, report_escalated]
+    connection: it_early_hook
+phases:
+  - id: work
+    steps:
+      - {{id: switch_on, bash: echo live, read_only: true}}
+early_life:
+  lasts: 20m
+  timezone: UTC
+  coordinator: lead
+  areas:
+    - {{id: clinical, title: Clinical operations, role: ward}}
+    - {{id: tech, title: Technology, role: ops}}
+    - {{id: support, title: Support, role: desk}}
+  reports:
+    - {{days: "1-", at: ["{round_at:%H:%M}"]}}
+  report_within: 1m
+  standby_after: 1m
+  escalate_to: [lead]
+  standby:
+    fallback: owner
+"""
+
+
+@pytest.fixture(scope="module")
+def hook(airflow: Airflow) -> Iterator[WebhookReceiver]:
+    receiver = WebhookReceiver()
+    receiver.start()
+    admin = airflow.admin
+    admin.request("DELETE", "/connections/it_early_hook")
+    admin.call(
+        "POST",
+        "/connections",
+        json={
+            "connection_id": "it_early_hook",
+            "conn_type": "apprise",
+            "extra": json.dumps({"config": {"path": receiver.apprise_url("early")}}),
+        },
+    )
+    yield receiver
+    receiver.stop()
+
+
+def report(airflow: Airflow, user: str, run: str, task: str, body: dict[str, Any]) -> Any:
+    """Answer a report as ``user``: the raw response (gonogo holds back a just-opened request)."""
+    client = airflow.client(user)
+    path = f"/dags/{quote(LIFE)}/dagRuns/{quote(run)}/taskInstances/{quote(task)}/-1/hitlDetails"
+
+    def settled() -> Any:
+        response = client.request("PATCH", path, json=body)
+        return None if response.status_code == 425 else [response]  # a 4xx Response is falsy
+
+    return client.wait_for(f"{task} to take an answer", settled, timeout=60, interval=2)[0]
+
+
+@dataclass(frozen=True)
+class WentLive:
+    """A rollout that succeeded and the early-life run it started, after one round."""
+
+    rollout: str
+    life: str
+    group: str  # the round
+
+
+@pytest.fixture(scope="module")
+def went_live(airflow: Airflow, hook: WebhookReceiver) -> WentLive:
+    """The rollout succeeds; in the round, two areas report and the DSL decides; one is chased."""
+    now = datetime.now(UTC)
+    round_at = (now + timedelta(minutes=3)).replace(second=0, microsecond=0)
+    (airflow.stack.runbooks_dir / f"{DAG}.yaml").write_text(runbook(round_at))
+    airflow.wait_dags(DAG, LIFE)
+    admin, operator = airflow.admin, airflow.operator
+    rollout = operator.trigger(DAG)
+    assert operator.wait_run(DAG, rollout, timeout=180)["state"] == "success"
+
+    def started() -> str | None:
+        runs = admin.call("GET", f"/dags/{quote(LIFE)}/dagRuns").get("dag_runs", [])
+        return runs[0]["dag_run_id"] if runs else None
+
+    life = admin.wait_for("the early-life run", started, timeout=120, interval=2)
+    support = admin.wait_task(LIFE, life, "start", ["success", "failed"], timeout=120)
+    assert support["state"] == "success"
+    recorded = admin.xcom(LIFE, life, "start")
+    assert recorded["rollout_run_id"] == rollout
+    assert recorded["rounds"] == [round_at.isoformat()]
+
+    group = f"d{1 if round_at.date() == now.date() else 2}_{round_at:%H%M}"
+    request = admin.wait_pending(LIFE, life, f"{group}.tech", timeout=300)
+    opened = datetime.now(UTC)
+    assert opened >= round_at - timedelta(seconds=5)  # not asked before the round's time
+    assert "A very large incident or several large ones" in request["body"]
+    assert request["options"] == ["Green", "Yellow", "Red"]
+    # Red without a reason is refused by the API server; with one, and needs a decision, taken.
+    refused = report(airflow, "dba", life, f"{group}.tech", {"chosen_options": ["Red"]})
+    assert refused.status_code == 422, refused.text
+    taken = report(
+        airflow,
+        "dba",
+        life,
+        f"{group}.tech",
+        {
+            "chosen_options": ["Red"],
+            "params_input": {"comment": "Database failover is slow", "needs_decision": True},
+        },
+    )
+    assert taken.status_code == 200, taken.text
+    taken = report(airflow, "wardrep", life, f"{group}.clinical", {"chosen_options": ["Green"]})
+    assert taken.status_code == 200, taken.text
+    # The red that needs a decision goes to the DSL, whose decision is the log's row.
+    decide = f"{group}.decide__tech"
+    asked = admin.wait_pending(LIFE, life, decide, timeout=120)
+    assert "dba reported: Database failover is slow" in asked["body"]
+    decided = report(
+        airflow,
+        "relman",
+        life,
+        decide,
+        {
+            "chosen_options": ["Decided"],
+            "params_input": {
+                "comment": "Fail over to the standby database tonight",
+                "owner": "dba",
+                "due": "22:00",
+            },
+        },
+    )
+    assert decided.status_code == 200, decided.text
+    # Support does not answer: reminded at the deadline, then the standby contact is told.
+    reminded = operator.wait_for(
+        "the reminder",
+        lambda: next((a for a in hook.at("early") if "overdue: Support" in a.title), None),
+        timeout=150,
+    )
+    assert "For: Support coordinator" in reminded.body
+    told = operator.wait_for(
+        "the standby contact",
+        lambda: next((a for a in hook.at("early") if "No status from Support" in a.title), None),
+        timeout=150,
+    )
+    assert "System owner (system owner on call)" in told.body
+    assert not any("Technology" in a.title or "Clinical" in a.title for a in hook.at("early"))
+    chase = admin.wait_task(LIFE, life, f"{group}.chase", ["success", "failed"], timeout=60)
+    assert chase["state"] == "success"
+    assert admin.xcom(LIFE, life, f"{group}.chase") == {
+        "reminded": ["support"],
+        "standby": ["support"],
+        "standby_role": "owner",
+    }
+    return WentLive(rollout, life, group)
+
+
+def test_a_rollout_that_succeeds_starts_status_rounds_and_a_late_area_is_chased(
+    airflow: Airflow, went_live: WentLive
+) -> None:
+    operator = airflow.operator
+    rollout, life, group = went_live.rollout, went_live.life, went_live.group
+    # The status page, as JSON, shows the areas by rounds, the latest, the overdue, the colour.
+    page = operator.gonogo(f"/early-life/{DAG}")
+    assert page["run_id"] == life
+    assert page["status"]["colour"] == "red"
+    assert page["latest"]["tech"]["colour"] == "red"
+    assert page["latest"]["tech"]["needs_decision"] is True
+    assert page["latest"]["tech"]["comment"] == "Database failover is slow"
+    assert page["latest"]["clinical"]["colour"] == "green"
+    assert page["overdue"] == [{"round": group, "area": "support", "title": "Support"}]
+    assert [r["round"] for r in page["rounds"]] == [group]
+    (logged,) = page["decisions"]
+    assert (logged["area"], logged["forum"], logged["decision"], logged["owner"]) == (
+        "tech",
+        "lead",
+        "Decided",
+        "dba",
+    )
+    assert (
+        logged["text"] == "Fail over to the standby database tonight" and logged["by"] == "relman"
+    )
+    html = requests.get(
+        f"{airflow.stack.base_url}/gonogo/early-life/{LIFE}",
+        headers={"Authorization": f"Bearer {operator.token()}"},
+        timeout=30,
+    )
+    assert html.status_code == 200 and 'data-status="red"' in html.text
+    # The board's row for the rollout shows the early-life colour while support lasts.
+    board = operator.gonogo("/board")
+    row = next(r for r in board["rollouts"] if r["run_id"] == rollout)
+    assert row["early_life"]["status"]["colour"] == "red"
+    # The same status as a file.
+    printed = cli(airflow, "operator", "early-life", DAG)
+    assert printed.returncode == 0, printed.stderr
+    assert "**Overall: RED**" in printed.stdout
+    assert "RED (needs a decision): Database failover is slow" in printed.stdout
+    # A viewer of nothing gets nothing.
+    assert (
+        requests.get(
+            f"{airflow.stack.base_url}/gonogo/early-life/{DAG}",
+            headers={"Authorization": f"Bearer {airflow.client('outsider').token()}"},
+            timeout=30,
+        ).status_code
+        == 403
+    )
+
+
+@pytest.mark.browser
+def test_a_viewer_sees_the_red_area_the_late_one_and_the_decision_in_the_browser(
+    airflow: Airflow,
+    browser: Any,  # noqa: F811
+    went_live: WentLive,
+) -> None:
+    """The Early life page in headless Chromium (as tests/integration/test_browser.py)."""
+    from selenium.webdriver.common.by import By
+
+    log_in(browser, airflow, "viewer")
+    browser.get(f"{airflow.stack.base_url}/dags/{LIFE}/plugin/gonogo-early-life")
+    overall = in_view(browser, "the overall colour", lambda d: d.find_element(By.ID, "overall"))
+    assert overall.get_attribute("data-status") == "red"
+    cell = in_view(
+        browser,
+        "the red report in its round",
+        lambda d: d.find_element(
+            By.CSS_SELECTOR, f'tr[data-round="{went_live.group}"] td[data-area="tech"]'
+        ),
+    )
+    assert cell.get_attribute("data-colour") == "red"
+    assert "needs a decision" in cell.text and "Database failover is slow" in cell.text
+    late = in_view(
+        browser,
+        "the overdue area",
+        lambda d: d.find_element(By.CSS_SELECTOR, 'ul.overdue li[data-area="support"]'),
+    )
+    assert went_live.group in late.text
+    decision = in_view(
+        browser,
+        "the decision log",
+        lambda d: d.find_element(By.CSS_SELECTOR, 'tr.decision-row[data-area="tech"]'),
+    )
+    assert "Fail over to the standby database tonight" in decision.text
+    shot(browser, "early_life")  # tests/artifacts/browser/early_life.png (git-ignored)
