@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -39,10 +40,14 @@ def _no_cache_named(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def cache(tmp_path: Path) -> ParseCache:
-    found = ParseCache.from_settings(tmp_path / "parsed")
-    assert found is not None
-    return found
+def cache(tmp_path: Path) -> Iterator[ParseCache]:
+    with ParseCache.opened(tmp_path / "parsed", tmp_path / "runbooks") as found:
+        assert found is not None
+        yield found
+
+
+def _entries(tmp_path: Path) -> list[Path]:
+    return sorted((tmp_path / "parsed").glob("*.json"))
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
@@ -77,8 +82,7 @@ def test_a_changed_setting_is_a_miss(
     path = _runbook(tmp_path / "runbooks")
     load_files([path], cache)
     monkeypatch.setenv("GONOGO_POLICY", "{standard: {min_gates: 2}}")
-    again = ParseCache.from_settings(cache.folder)
-    [item] = load_files([path], again)
+    [item] = load_files([path], ParseCache(cache.fd, cache.root))
     assert item.runbook is None  # the new policy's rule applies: the cache did not hide it
     assert any("change policy" in p.message for p in item.problems)
 
@@ -88,7 +92,7 @@ def test_an_entry_that_does_not_match_its_key_is_not_used(
 ) -> None:
     path = _runbook(tmp_path / "runbooks")
     load_files([path], cache)
-    [entry] = cache.folder.glob("*.json")
+    [entry] = _entries(tmp_path)
     key, _, rest = entry.read_text().partition("\n")
     entry.write_text(f"{'0' * len(key)}\n{rest.replace('echo installed', 'rm -rf /')}")
     [item] = load_files([path], cache)
@@ -103,7 +107,7 @@ def test_a_broken_runbook_is_never_kept(tmp_path: Path, cache: ParseCache) -> No
     for _ in range(2):
         [item] = load_files([path], cache)
         assert item.runbook is None and any("titel" in str(p) for p in item.problems)
-    assert not list(cache.folder.glob("*.json"))
+    assert not _entries(tmp_path)
 
 
 def test_two_cached_files_with_one_id_are_both_refused_at_their_runbook_key(
@@ -123,19 +127,106 @@ def test_two_cached_files_with_one_id_are_both_refused_at_their_runbook_key(
         assert (problem.line, problem.column) == (2, 1) and "also used by" in problem.message
 
 
-def test_no_cache_in_a_folder_others_may_write_or_when_turned_off(
+def test_no_cache_in_a_folder_others_may_write_a_link_or_when_turned_off(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     shared = tmp_path / "shared"
     shared.mkdir()
     os.chmod(shared, 0o777)
-    assert ParseCache.from_settings(shared) is None
+    with ParseCache.opened(shared, tmp_path) as found:
+        assert found is None
+    mine = tmp_path / "mine"
+    mine.mkdir(mode=0o700)
+    (tmp_path / "link").symlink_to(mine)  # a link can be pointed elsewhere after the check
+    with ParseCache.opened(tmp_path / "link", tmp_path) as found:
+        assert found is None
     monkeypatch.setenv(CACHE_ENV, "off")
-    assert ParseCache.from_settings(tmp_path / "parsed") is None
+    with ParseCache.opened(tmp_path / "parsed", tmp_path) as found:
+        assert found is None
     monkeypatch.setenv(CACHE_ENV, str(tmp_path / "named"))
-    named = ParseCache.from_settings(tmp_path / "parsed")
-    assert named is not None and named.folder == tmp_path / "named"
+    with ParseCache.opened(tmp_path / "parsed", tmp_path) as found:
+        assert found is not None
     assert (tmp_path / "named").stat().st_mode & 0o777 == 0o700
+
+
+def test_the_folder_is_used_as_it_was_opened_even_if_its_path_is_swapped(
+    tmp_path: Path, cache: ParseCache
+) -> None:
+    """An entry is read and written in the folder that passed the check, never by its path."""
+    path = _runbook(tmp_path / "runbooks")
+    (tmp_path / "parsed").rename(tmp_path / "moved")
+    other = tmp_path / "parsed"
+    other.mkdir(mode=0o700)
+    load_files([path], cache)
+    assert len(list((tmp_path / "moved").glob("*.json"))) == 1 and not list(other.iterdir())
+
+
+def test_an_entry_that_is_a_link_or_not_ours_is_a_miss(tmp_path: Path, cache: ParseCache) -> None:
+    path = _runbook(tmp_path / "runbooks")
+    load_files([path], cache)
+    [entry] = _entries(tmp_path)
+    elsewhere = tmp_path / "elsewhere.json"
+    entry.rename(elsewhere)
+    entry.symlink_to(elsewhere)
+    assert load_files([path], cache)[0].source is not None  # a link: read in full
+    entry.unlink()
+    load_files([path], cache)
+    [entry] = _entries(tmp_path)
+    os.chmod(entry, 0o666)
+    assert load_files([path], cache)[0].source is not None  # writable by others: a miss
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["kwargs: {b: !!binary aGVsbG8=}", "kwargs: {when: 2026-12-01}", "kwargs: {n: .inf}"],
+)
+def test_a_value_json_cannot_hold_is_never_kept_and_still_loads(
+    tmp_path: Path, cache: ParseCache, value: str
+) -> None:
+    """A runbook whose JSON would read back differently is parsed in full every time."""
+    text = GATE_OPENS.replace(
+        "        bash: echo checked\n",
+        f"        python: {{callable: 'steps.checks:ping', {value}}}\n",
+    )
+    assert text != GATE_OPENS
+    path = _runbook(tmp_path / "runbooks", text)
+    for _ in range(2):
+        [item] = load_files([path], cache)
+        assert item.runbook is not None and item.source is not None
+    assert not _entries(tmp_path)
+
+
+def test_an_entry_of_any_content_is_only_a_miss(tmp_path: Path, cache: ParseCache) -> None:
+    path = _runbook(tmp_path / "runbooks")
+    load_files([path], cache)
+    [entry] = _entries(tmp_path)
+    key = entry.read_text().partition("\n")[0]
+    for junk in (f"{key}\n" + "[" * 100_000, f"{key}\n[]\n" + "{" * 100_000, "\xff"):
+        entry.write_text(junk)
+        [item] = load_files([path], cache)
+        assert item.runbook is not None and item.source is not None
+
+
+def test_entries_follow_the_place_under_the_runbooks_folder_and_old_ones_go(
+    tmp_path: Path, cache: ParseCache
+) -> None:
+    """A git sync that swaps the folder for a new copy reads the same entries."""
+    from gonogo.core.runbook import parsed
+
+    path = _runbook(tmp_path / "runbooks")
+    load_files([path], cache)
+    copy = tmp_path / "copy"
+    shutil.copytree(tmp_path / "runbooks", copy)
+    with ParseCache.opened(tmp_path / "parsed", copy) as other:
+        assert load_files([copy / "rb.yaml"], other)[0].source is None  # the same entry
+    [entry] = _entries(tmp_path)
+    old = entry.with_name("0" * 32 + ".json")
+    shutil.copy(entry, old)
+    past = entry.stat().st_mtime - (parsed.KEEP_DAYS + 1) * 86400
+    os.utime(old, (past, past))
+    path.write_text(GATE_OPENS.replace("echo checked", "echo checked again"))
+    load_files([path], ParseCache(cache.fd, cache.root))  # a write: it removes what is old
+    assert _entries(tmp_path) == [entry]
 
 
 def test_the_loader_file_keeps_its_runbooks_in_the_airflow_home(
@@ -154,7 +245,7 @@ def test_a_cache_hit_is_still_checked_by_the_model(tmp_path: Path, cache: ParseC
     """An entry with the right key but a runbook the model refuses is a miss, not a DAG."""
     path = _runbook(tmp_path / "runbooks")
     load_files([path], cache)
-    [entry] = cache.folder.glob("*.json")
+    [entry] = _entries(tmp_path)
     key, _, rest = entry.read_text().partition("\n")
     warnings, _, runbook = rest.partition("\n")
     data = json.loads(runbook)
@@ -173,6 +264,19 @@ def test_other_code_is_a_miss(
 
     path = _runbook(tmp_path / "runbooks")
     load_files([path], cache)
-    assert load_files([path], ParseCache(cache.folder))[0].source is None  # same code: a hit
-    monkeypatch.setattr(parsed, "_code_stamp", lambda: "gonogo of another version")
-    assert load_files([path], ParseCache(cache.folder))[0].source is not None
+    assert load_files([path], ParseCache(cache.fd, cache.root))[0].source is None  # a hit
+    monkeypatch.setattr(parsed, "_CODE", "gonogo of another version")
+    assert load_files([path], ParseCache(cache.fd, cache.root))[0].source is not None
+
+
+def test_code_upgraded_under_a_running_process_is_not_kept(
+    tmp_path: Path, cache: ParseCache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The process runs the code it imported: if the files on disk changed since, it keeps
+    nothing under a key the new code would read."""
+    from gonogo.core.runbook import parsed
+
+    monkeypatch.setattr(parsed, "code_stamp", lambda: "the files on disk now")
+    path = _runbook(tmp_path / "runbooks")
+    load_files([path], ParseCache(cache.fd, cache.root))
+    assert not _entries(tmp_path)

@@ -152,6 +152,39 @@ def test_a_written_runbook_makes_its_loader_file_look_changed_to_airflow(
     assert new_id in bag_of(loaders[2], monkeypatch).dag_ids
 
 
+def test_a_runbook_dated_in_the_future_or_a_linked_loader_file_is_left_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Else Airflow would parse that loader file without pause, or a file outside the folder
+    would be touched."""
+    import os
+    import time
+
+    ids = [f"svc-{n:03d}" for n in range(12)]
+    dags = folder_of(tmp_path, 3, ids)
+    loaders = sorted(dags.glob("*.py"))
+    now = time.time_ns()
+    past = now - 50 * 10**9
+    for path in (tmp_path / "runbooks").glob("*.yaml"):
+        os.utime(path, ns=(now - 100 * 10**9,) * 2)
+    for path in loaders:
+        os.utime(path, ns=(past, past))
+    future_id = next(f"fut-{n}" for n in range(100) if owner(f"fut-{n}", 3) == 1)
+    future = tmp_path / "runbooks" / "rb-future.yaml"
+    future.write_text(runbook(future_id))
+    os.utime(future, ns=(now + 3600 * 10**9,) * 2)
+    target = tmp_path / "elsewhere.py"
+    shutil.copy(LOADER, target)
+    os.utime(target, ns=(past, past))
+    loaders[2].unlink()
+    loaders[2].symlink_to(target)
+    linked_id = next(f"lnk-{n}" for n in range(100) if owner(f"lnk-{n}", 3) == 2)
+    (tmp_path / "runbooks" / "rb-linked.yaml").write_text(runbook(linked_id))
+    bag_of(loaders[0], monkeypatch)
+    assert loaders[1].stat().st_mtime_ns == past  # the future-dated runbook touched nothing
+    assert target.stat().st_mtime_ns == past  # nor the file the link names
+
+
 def test_the_cycle_collector_is_paused_only_while_runbooks_are_built(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

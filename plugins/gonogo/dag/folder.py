@@ -146,25 +146,29 @@ def prompt_changed(owners: dict[str, int], loader: Path) -> list[Path]:
     files, not the runbooks. So when a runbook file is newer than the loader
     file that owns it, that loader file's time is set to now, and a new or
     edited runbook is parsed as soon as an edited DAG file would be. The touched
-    loader file is then newer than the runbook: nothing is touched twice. A DAGs
+    loader file is then newer than the runbook: nothing is touched twice. A runbook
+    dated in the future, and a loader file that is a link, are left alone. A DAGs
     folder that cannot be written (a read-only bundle) keeps Airflow's order.
     Returns the loader files touched.
     """
     names = sorted(loader.parent.glob(LOADER_GLOB))  # in shard_of's order
     try:
-        times = [path.stat().st_mtime_ns for path in names]
+        times = [path.lstat().st_mtime_ns for path in names]
     except OSError:
         return []
+    now = time.time_ns()
     touched = set()
     own = names.index(loader) if loader in names else None  # this parse reads its own anew
     for file, index in owners.items():
-        if index >= len(names) or index in touched or index == own:
-            continue
+        if index >= len(names) or index in touched or index == own or names[index].is_symlink():
+            continue  # a linked loader file is not this folder's to touch
         try:
             written = os.stat(file).st_mtime_ns
         except OSError:
             continue
-        if written > times[index]:
+        # A runbook dated in the future would look newer at every parse, and Airflow
+        # would parse its loader file without pause: it waits for the clock instead.
+        if times[index] < written <= now:
             touched.add(index)
     prompted = []
     for index in sorted(touched):
@@ -293,7 +297,8 @@ def _build_all(folder: Path, namespace: dict[str, Any]) -> dict[str, Any]:
     budget = None if wanted else parse_budget(loader)
     dags = {}
     broken: dict[str, str] = {}
-    loaded = load_files(files, ParseCache.from_settings(state_home() / "parsed"))
+    with ParseCache.opened(state_home() / "parsed", folder) as cache:
+        loaded = load_files(files, cache)
     for position, item in enumerate(loaded):
         file, runbook = item.file, item.runbook
         if budget is not None and _clock() - started > budget:
