@@ -9,7 +9,10 @@ reads the run's outcome, its lock, its note and its decision log through Airflow
 from __future__ import annotations
 
 import shutil
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
 from tests.integration.conftest import Airflow, cli
 
@@ -84,6 +87,92 @@ def decisions(airflow: Airflow, dag_id: str, run_id: str) -> str:
 def trigger(airflow: Airflow, dag_id: str) -> str:
     airflow.wait_dags(dag_id)
     return airflow.operator.trigger(dag_id)
+
+
+def asked_a_person_about_the_step(airflow: Airflow, run_id: str, crash: str, at: float) -> None:
+    """After a crash cut off fault-step's slow step (at ``at``): the next try asks, a person retries.
+
+    The step must not run again by itself; after Retry it runs once more, the
+    run succeeds, every other command ran once, and the note and the decision
+    log tell of the crash and of the Retry.
+    """
+    dag = "fault-step"
+    request = airflow.admin.wait_pending(dag, run_id, "work.slow", timeout=240)
+    report(f"{crash}; a person was asked after", time.monotonic() - at)
+    assert "**step slow** was cut off" in request["body"]
+    assert "may have run partly, fully, or not at all" in request["body"]
+    assert started(airflow, run_id, "slow") == 1, "the cut-off command ran again by itself"
+    airflow.client("relman").answer_or_raise(
+        dag, run_id, "work.slow", "Retry", "checked: the service is untouched"
+    )
+
+    assert finished(airflow, dag, run_id)["state"] == "success"
+    assert (started(airflow, run_id, "slow"), ended(airflow, run_id, "slow")) == (2, 1)
+    for name in ("first", "last"):
+        assert (started(airflow, run_id, name), ended(airflow, run_id, name)) == (1, 1), name
+    assert lock_is_free(airflow, dag)
+    note = note_of(airflow, dag, run_id)
+    assert "step slow was cut off by a crash" in note
+    assert "Retry by relman" in note
+    assert "Retry" in decisions(airflow, dag, run_id)
+
+
+def asked_a_person_about_the_undo(airflow: Airflow, run_id: str, crash: str, at: float) -> None:
+    """After a crash cut off fault-undo's undo (at ``at``): the next try asks, a person says Done.
+
+    The undo must not run again by itself; the run ends rolled back, the lock
+    free, and the note tells of the crash and of who confirmed the undo.
+    """
+    dag = "fault-undo"
+    request = airflow.admin.wait_pending(dag, run_id, "rollback.undo_1", timeout=240)
+    report(f"{crash}; a person was asked after", time.monotonic() - at)
+    assert "**the undo of first** was cut off" in request["body"]
+    assert started(airflow, run_id, "undo_first") == 1, "the cut-off undo ran again by itself"
+    airflow.client("relman").answer_or_raise(
+        dag, run_id, "rollback.undo_1", "Done", "the old version is back"
+    )
+
+    assert finished(airflow, dag, run_id)["state"] == "failed"
+    result = outcome(airflow, dag, run_id)
+    assert result["outcome"] == "rolled_back"
+    assert result["undone"] == ["first"]
+    assert (started(airflow, run_id, "undo_first"), ended(airflow, run_id, "undo_first")) == (1, 0)
+    assert started(airflow, run_id, "breaks") == 1
+    assert lock_is_free(airflow, dag)
+    note = note_of(airflow, dag, run_id)
+    assert "the undo of first was cut off by a crash" in note
+    assert "Done by relman: the old version is back" in note
+
+
+def open_gate(airflow: Airflow) -> str:
+    """A fault-gate run waiting at its gate, past gonogo's settling time."""
+    run_id = trigger(airflow, "fault-gate")
+    airflow.admin.wait_pending("fault-gate", run_id, "gate__go.release_manager", timeout=180)
+    time.sleep(11)  # past gonogo's settling time, so an answer goes straight through
+    return run_id
+
+
+def answered_while_the_api_server_dies(airflow: Airflow, run_id: str) -> dict[str, Any]:
+    """relman's GO to an open gate, sent while the API server is killed and started again.
+
+    The kill falls before, during or after the answer is stored; the client
+    sends again where nothing can have been stored. What it got back is returned.
+    """
+    relman = airflow.client("relman")
+    relman.token()  # logged in before the crash, as a person with the page open is
+    given: dict[str, Any] = {}
+
+    def answer() -> None:
+        given.update(relman.answer_or_raise("fault-gate", run_id, "gate__go.release_manager", "GO"))
+
+    sender = threading.Thread(target=answer)
+    sender.start()
+    killed = time.monotonic()
+    airflow.stack.kill("api-server")
+    airflow.stack.restart("api-server")
+    sender.join(timeout=180)
+    report("the API server died under an answer; it was stored after", time.monotonic() - killed)
+    return given
 
 
 def report(what: str, seconds: float) -> None:

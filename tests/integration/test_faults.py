@@ -16,24 +16,26 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from tests.integration.conftest import USERS, Airflow, dags_folder
 from tests.integration.crashes import (
     FAST_RECOVERY,
     FAULTS,
+    answered_while_the_api_server_dies,
+    asked_a_person_about_the_step,
+    asked_a_person_about_the_undo,
     decisions,
     ended,
     fault_runbooks,
     finished,
     lock_is_free,
     note_of,
+    open_gate,
     outcome,
     report,
     running_command,
@@ -95,32 +97,14 @@ def test_the_scheduler_dies_while_a_gate_waits(faulty: Airflow) -> None:
 def test_the_scheduler_dies_while_a_step_runs_and_a_person_decides_to_retry(
     faulty: Airflow,
 ) -> None:
-    dag = "fault-step"
-    run_id = trigger(faulty, dag)
+    run_id = trigger(faulty, "fault-step")
     running_command(faulty, run_id, "slow")
 
     died = time.monotonic()
     faulty.stack.kill("scheduler")  # its LocalExecutor workers, and the step, die with it
     faulty.stack.restart("scheduler")
 
-    request = faulty.admin.wait_pending(dag, run_id, "work.slow", timeout=240)
-    report("the scheduler died running a step; a person was asked after", time.monotonic() - died)
-    assert "**step slow** was cut off" in request["body"]
-    assert "may have run partly, fully, or not at all" in request["body"]
-    assert started(faulty, run_id, "slow") == 1, "the cut-off command ran again by itself"
-    faulty.client("relman").answer_or_raise(
-        dag, run_id, "work.slow", "Retry", "checked: the service is untouched"
-    )
-
-    assert finished(faulty, dag, run_id)["state"] == "success"
-    assert (started(faulty, run_id, "slow"), ended(faulty, run_id, "slow")) == (2, 1)
-    for name in ("first", "last"):
-        assert (started(faulty, run_id, name), ended(faulty, run_id, name)) == (1, 1), name
-    assert lock_is_free(faulty, "fault-step")
-    note = note_of(faulty, dag, run_id)
-    assert "step slow was cut off by a crash" in note
-    assert "Retry by relman" in note
-    assert "Retry" in decisions(faulty, dag, run_id)
+    asked_a_person_about_the_step(faulty, run_id, "the scheduler died running a step", died)
 
 
 def test_only_the_scheduler_process_dies_and_its_workers_live_on(faulty: Airflow) -> None:
@@ -201,29 +185,11 @@ def test_the_worker_running_a_step_dies_and_a_person_decides_to_roll_back(
 def test_the_worker_running_an_undo_dies_and_a_person_confirms_it_completed(
     faulty: Airflow,
 ) -> None:
-    dag = "fault-undo"
-    run_id = trigger(faulty, dag)
+    run_id = trigger(faulty, "fault-undo")
     kill_worker_of(faulty, running_command(faulty, run_id, "undo_first"))
     died = time.monotonic()
 
-    request = faulty.admin.wait_pending(dag, run_id, "rollback.undo_1", timeout=240)
-    report("a worker died running an undo; a person was asked after", time.monotonic() - died)
-    assert "**the undo of first** was cut off" in request["body"]
-    assert started(faulty, run_id, "undo_first") == 1, "the cut-off undo ran again by itself"
-    faulty.client("relman").answer_or_raise(
-        dag, run_id, "rollback.undo_1", "Done", "the old version is back"
-    )
-
-    assert finished(faulty, dag, run_id)["state"] == "failed"
-    result = outcome(faulty, dag, run_id)
-    assert result["outcome"] == "rolled_back"
-    assert result["undone"] == ["first"]
-    assert (started(faulty, run_id, "undo_first"), ended(faulty, run_id, "undo_first")) == (1, 0)
-    assert started(faulty, run_id, "breaks") == 1
-    assert lock_is_free(faulty, "fault-undo")
-    note = note_of(faulty, dag, run_id)
-    assert "the undo of first was cut off by a crash" in note
-    assert "Done by relman: the old version is back" in note
+    asked_a_person_about_the_undo(faulty, run_id, "a worker died running an undo", died)
 
 
 # -- the triggerer ------------------------------------------------------------------------------
@@ -293,23 +259,8 @@ def test_an_answer_the_api_server_acknowledged_survives_its_death(faulty: Airflo
 
 def test_an_answer_sent_while_the_api_server_dies_is_recorded_once(faulty: Airflow) -> None:
     dag = "fault-gate"
-    run_id = trigger(faulty, dag)
-    faulty.admin.wait_pending(dag, run_id, "gate__go.release_manager", timeout=180)
-    time.sleep(11)  # past gonogo's settling time, so the answer goes straight through
-    relman = faulty.client("relman")
-    relman.token()  # logged in before the crash, as a person with the page open is
-    given: dict[str, Any] = {}
-
-    def answer() -> None:
-        given.update(relman.answer_or_raise(dag, run_id, "gate__go.release_manager", "GO"))
-
-    sender = threading.Thread(target=answer)
-    sender.start()
-    killed = time.monotonic()
-    faulty.stack.kill("api-server")  # before, during or after the answer is stored
-    faulty.stack.restart("api-server")
-    sender.join(timeout=180)
-    report("the API server died under an answer; it was stored after", time.monotonic() - killed)
+    run_id = open_gate(faulty)
+    given = answered_while_the_api_server_dies(faulty, run_id)
 
     assert given.get("chosen_options") == ["GO"], given
     assert finished(faulty, dag, run_id)["state"] == "success"
