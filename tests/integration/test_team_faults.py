@@ -26,7 +26,6 @@ import pwd
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
@@ -163,11 +162,11 @@ def redis_server(folder: Path) -> tuple[Server, str]:
 
 
 def _redis_pong(port: int) -> bool:
+    import redis
+
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(16).startswith(b"+PONG")
-    except OSError:
+        return bool(redis.Redis(port=port, socket_timeout=1).ping())
+    except redis.RedisError:
         return False
 
 
@@ -211,11 +210,18 @@ class Team:
     airflow: Airflow
     redis: Server
     postgres: Server
+    broker: str
     queue: str
 
     @property
     def stack(self) -> AirflowStack:
         return self.airflow.stack
+
+    def queued_messages(self) -> int:
+        """How many task messages wait in Redis for a worker."""
+        import redis
+
+        return int(redis.Redis.from_url(self.broker).llen(self.queue))
 
 
 @pytest.fixture(scope="module")
@@ -248,7 +254,7 @@ def team(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Team]:
         with running(stack):
             for name in WORKERS:
                 stack.start_celery_worker(name, queue)
-            yield Team(Airflow(stack, state, ""), redis, postgres, queue)
+            yield Team(Airflow(stack, state, ""), redis, postgres, broker, queue)
     finally:
         redis.kill()
         postgres.kill()
@@ -391,9 +397,11 @@ def test_redis_restarts_while_tasks_are_queued_and_nothing_is_lost(team: Team) -
         tis = airflow.admin.task_instances("fault-gate", run_id)
         return [task for task, ti in tis.items() if ti["state"] == "queued"]
 
-    waiting = airflow.admin.wait_for("a task queued in Redis", queued, timeout=180)
+    waiting = airflow.admin.wait_for("a task queued", queued, timeout=180)
+    airflow.admin.wait_for("its message in Redis", lambda: team.queued_messages(), timeout=60)
     team.redis.restart()
     restarted = time.monotonic()
+    assert team.queued_messages() == 0
     revive(team)  # the workers come back to an empty Redis
 
     airflow.admin.wait_pending("fault-gate", run_id, "gate__go.release_manager", timeout=240)
