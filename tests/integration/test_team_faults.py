@@ -85,7 +85,8 @@ pytestmark = [
     pytest.mark.skipif(bool(_missing()), reason=_missing()),
 ]
 
-#: Lost Celery messages are noticed by Airflow's check for tasks stuck in queued.
+#: Lost Celery messages are noticed by Airflow's check for tasks stuck in queued. The timeout
+#: is also the lifetime of a queued task's token: far more than a task waits for a worker here.
 FAST_REQUEUE = {
     "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "30",
     "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT_CHECK_INTERVAL": "5",
