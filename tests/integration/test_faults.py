@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -27,22 +25,30 @@ from typing import Any
 
 import pytest
 from tests.integration.conftest import USERS, Airflow, cli, dags_folder
+from tests.integration.crashes import (
+    FAST_RECOVERY,
+    FAULTS,
+    answered_while_the_api_server_dies,
+    asked_a_person_about_the_step,
+    asked_a_person_about_the_undo,
+    decisions,
+    ended,
+    fault_runbooks,
+    finished,
+    lock_is_free,
+    note_of,
+    open_gate,
+    outcome,
+    report,
+    running_command,
+    started,
+    trigger,
+)
 
 from gonogo.core.runs.decisions import Decision, note
 from gonogo.dev.stack import AirflowStack, ancestors, kill_tree, running
 
 pytestmark = pytest.mark.long
-
-HERE = Path(__file__).resolve().parent / "faults"
-
-#: How fast this Airflow notices a lost try, a dead scheduler or a dead triggerer.
-FAST_RECOVERY = {
-    "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "15",
-    "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "2",
-    "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_THRESHOLD": "10",
-    "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "10",
-    "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "10",
-}
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +57,7 @@ def faulty(tmp_path_factory: pytest.TempPathFactory, http_server: str) -> Iterat
     state = root / "state"
     state.mkdir()
     dags = dags_folder(root)
-    runbooks = root / "runbooks"
-    shutil.copytree(HERE, runbooks, ignore=shutil.ignore_patterns("*.in", "__pycache__"))
+    runbooks = fault_runbooks(root / "runbooks")
     stack = AirflowStack(
         home=root / "home",
         dags_folder=dags,
@@ -65,74 +70,6 @@ def faulty(tmp_path_factory: pytest.TempPathFactory, http_server: str) -> Iterat
         yield Airflow(stack, state, http_server)
 
 
-# -- what the markers say -----------------------------------------------------------------------
-
-
-def markers(airflow: Airflow, run_id: str, name: str, end: str) -> list[Path]:
-    folder = airflow.state_dir / "markers" / run_id
-    return sorted(folder.glob(f"{name}.*.{end}")) if folder.exists() else []
-
-
-def started(airflow: Airflow, run_id: str, name: str) -> int:
-    return len(markers(airflow, run_id, name, "started"))
-
-
-def ended(airflow: Airflow, run_id: str, name: str) -> int:
-    return len(markers(airflow, run_id, name, "ended"))
-
-
-def running_command(airflow: Airflow, run_id: str, name: str) -> int:
-    """The pid of the command ``name`` once it has started and while it runs."""
-
-    def probe() -> int | None:
-        found = markers(airflow, run_id, name, "started")
-        return int(found[-1].read_text()) if found else None
-
-    return int(airflow.admin.wait_for(f"{name} to start", probe, timeout=180))
-
-
-def kill_worker_of(airflow: Airflow, command_pid: int) -> list[int]:
-    """SIGKILL the worker running a command: the process below the scheduler, and all it started."""
-    scheduler = airflow.stack.processes["scheduler"].pid
-    chain = [command_pid, *ancestors(command_pid)]
-    worker = chain[chain.index(scheduler) - 1]
-    return kill_tree(worker)
-
-
-# -- what the run says --------------------------------------------------------------------------
-
-
-def finished(airflow: Airflow, dag_id: str, run_id: str) -> dict:
-    """The finished run; fails if it does not finish."""
-    return airflow.admin.wait_run(dag_id, run_id, timeout=420)
-
-
-def outcome(airflow: Airflow, dag_id: str, run_id: str) -> dict:
-    return airflow.admin.xcom(dag_id, run_id, "outcome", key="outcome")
-
-
-def lock_is_free(airflow: Airflow, service: str) -> bool:
-    response = airflow.admin.request("GET", f"/variables/gonogo_lock__{service}__test")
-    return response.status_code == 404
-
-
-def note_of(airflow: Airflow, dag_id: str, run_id: str) -> str:
-    return airflow.admin.wait_for(
-        "the run note", lambda: airflow.admin.run(dag_id, run_id).get("note"), timeout=60
-    )
-
-
-def decisions(airflow: Airflow, dag_id: str, run_id: str) -> str:
-    done = cli(airflow, "operator", "decisions", dag_id, run_id)
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
-def trigger(airflow: Airflow, dag_id: str) -> str:
-    airflow.wait_dags(dag_id)
-    return airflow.operator.trigger(dag_id)
-
-
 # -- the scheduler ------------------------------------------------------------------------------
 
 
@@ -143,9 +80,14 @@ def test_the_scheduler_dies_while_a_gate_waits(faulty: Airflow) -> None:
 
     faulty.stack.kill("scheduler")
     faulty.stack.restart("scheduler")
+    answered = time.monotonic()
     faulty.client("relman").answer_or_raise(dag, run_id, "gate__go.release_manager", "GO")
 
     assert finished(faulty, dag, run_id)["state"] == "success"
+    report(
+        "the scheduler restarted at a gate; answered and finished after",
+        time.monotonic() - answered,
+    )
     assert outcome(faulty, dag, run_id)["outcome"] == "succeeded"
     for name in ("before", "after"):
         assert (started(faulty, run_id, name), ended(faulty, run_id, name)) == (1, 1), name
@@ -158,30 +100,14 @@ def test_the_scheduler_dies_while_a_gate_waits(faulty: Airflow) -> None:
 def test_the_scheduler_dies_while_a_step_runs_and_a_person_decides_to_retry(
     faulty: Airflow,
 ) -> None:
-    dag = "fault-step"
-    run_id = trigger(faulty, dag)
+    run_id = trigger(faulty, "fault-step")
     running_command(faulty, run_id, "slow")
 
+    died = time.monotonic()
     faulty.stack.kill("scheduler")  # its LocalExecutor workers, and the step, die with it
     faulty.stack.restart("scheduler")
 
-    request = faulty.admin.wait_pending(dag, run_id, "work.slow", timeout=240)
-    assert "**step slow** was cut off" in request["body"]
-    assert "may have run partly, fully, or not at all" in request["body"]
-    assert started(faulty, run_id, "slow") == 1, "the cut-off command ran again by itself"
-    faulty.client("relman").answer_or_raise(
-        dag, run_id, "work.slow", "Retry", "checked: the service is untouched"
-    )
-
-    assert finished(faulty, dag, run_id)["state"] == "success"
-    assert (started(faulty, run_id, "slow"), ended(faulty, run_id, "slow")) == (2, 1)
-    for name in ("first", "last"):
-        assert (started(faulty, run_id, name), ended(faulty, run_id, name)) == (1, 1), name
-    assert lock_is_free(faulty, "fault-step")
-    note = note_of(faulty, dag, run_id)
-    assert "step slow was cut off by a crash" in note
-    assert "Retry by relman" in note
-    assert "Retry" in decisions(faulty, dag, run_id)
+    asked_a_person_about_the_step(faulty, run_id, "the scheduler died running a step", died)
 
 
 def test_only_the_scheduler_process_dies_and_its_workers_live_on(faulty: Airflow) -> None:
@@ -190,6 +116,7 @@ def test_only_the_scheduler_process_dies_and_its_workers_live_on(faulty: Airflow
     run_id = trigger(faulty, dag)
     command = running_command(faulty, run_id, "slow")
     scheduler = faulty.stack.processes["scheduler"]
+    died = time.monotonic()
     os.kill(scheduler.pid, signal.SIGKILL)
     scheduler.wait(timeout=30)
     assert Path(f"/proc/{command}").exists()  # the step's command outlived the scheduler
@@ -203,6 +130,7 @@ def test_only_the_scheduler_process_dies_and_its_workers_live_on(faulty: Airflow
         return "asked" if asked else None
 
     how = faulty.admin.wait_for("the run to finish or ask", settled, timeout=300, interval=1)
+    report(f"only the scheduler process died; the run {how} after", time.monotonic() - died)
     if how == "asked":  # Airflow reset the orphaned try: the next one asks instead of running
         assert started(faulty, run_id, "slow") == 1, "the cut-off command ran again by itself"
         faulty.client("relman").answer_or_raise(
@@ -219,15 +147,25 @@ def test_only_the_scheduler_process_dies_and_its_workers_live_on(faulty: Airflow
 # -- a worker -----------------------------------------------------------------------------------
 
 
+def kill_worker_of(airflow: Airflow, command_pid: int) -> list[int]:
+    """SIGKILL the worker running a command: the process below the scheduler, and all it started."""
+    scheduler = airflow.stack.processes["scheduler"].pid
+    chain = [command_pid, *ancestors(command_pid)]
+    worker = chain[chain.index(scheduler) - 1]
+    return kill_tree(worker)
+
+
 def test_the_worker_running_a_step_dies_and_a_person_decides_to_roll_back(
     faulty: Airflow,
 ) -> None:
     dag = "fault-step"
     run_id = trigger(faulty, dag)
     killed = kill_worker_of(faulty, running_command(faulty, run_id, "slow"))
+    died = time.monotonic()
     assert len(killed) >= 3  # the worker, the task and the command
 
     request = faulty.admin.wait_pending(dag, run_id, "work.slow", timeout=240)
+    report("a worker died running a step; a person was asked after", time.monotonic() - died)
     assert "**step slow** was cut off" in request["body"]
     faulty.client("relman").answer_or_raise(
         dag, run_id, "work.slow", "Roll back", "half-installed; undoing by hand"
@@ -250,29 +188,11 @@ def test_the_worker_running_a_step_dies_and_a_person_decides_to_roll_back(
 def test_the_worker_running_an_undo_dies_and_a_person_confirms_it_completed(
     faulty: Airflow,
 ) -> None:
-    dag = "fault-undo"
-    run_id = trigger(faulty, dag)
+    run_id = trigger(faulty, "fault-undo")
     kill_worker_of(faulty, running_command(faulty, run_id, "undo_first"))
+    died = time.monotonic()
 
-    request = faulty.admin.wait_pending(dag, run_id, "rollback.undo_1", timeout=240)
-    assert "**the undo of first** was cut off" in request["body"]
-    assert (
-        started(faulty, run_id, "undo_first") >= 1
-    )  # it ran, and failed every try, "the cut-off undo ran again by itself"
-    faulty.client("relman").answer_or_raise(
-        dag, run_id, "rollback.undo_1", "Done", "the old version is back"
-    )
-
-    assert finished(faulty, dag, run_id)["state"] == "failed"
-    result = outcome(faulty, dag, run_id)
-    assert result["outcome"] == "rolled_back"
-    assert result["undone"] == ["first"]
-    assert (started(faulty, run_id, "undo_first"), ended(faulty, run_id, "undo_first")) == (1, 0)
-    assert started(faulty, run_id, "breaks") == 1
-    assert lock_is_free(faulty, "fault-undo")
-    note = note_of(faulty, dag, run_id)
-    assert "the undo of first was cut off by a crash" in note
-    assert "Done by relman: the old version is back" in note
+    asked_a_person_about_the_undo(faulty, run_id, "a worker died running an undo", died)
 
 
 # -- the triggerer ------------------------------------------------------------------------------
@@ -299,7 +219,7 @@ def test_a_gate_times_out_while_the_triggerer_is_dead(faulty: Airflow) -> None:
 def test_the_triggerer_dies_while_the_run_waits_for_its_window(faulty: Airflow) -> None:
     dag = "fault-window"
     now = datetime.now(UTC).replace(microsecond=0)
-    template = (HERE / "window.yaml.in").read_text()
+    template = (FAULTS / "window.yaml.in").read_text()
     opens = now + timedelta(seconds=90)
     (faulty.stack.runbooks_dir / "window.yaml").write_text(
         template.replace("{start}", opens.isoformat()).replace(
@@ -324,7 +244,7 @@ def test_one_run_with_a_crash_an_overrun_and_a_failed_undo_reads_the_same_everyw
     """The CLI's decisions, the run note, the Rollout page and the report list the same events."""
     dag = "fault-reader"
     now = datetime.now(UTC).replace(microsecond=0)
-    template = (HERE / "reader.yaml.in").read_text()
+    template = (FAULTS / "reader.yaml.in").read_text()
     # The plan fits the window, but from now its last step would end after it: forecast_overrun.
     (faulty.stack.runbooks_dir / "reader.yaml").write_text(
         template.replace("{start}", (now - timedelta(minutes=20)).isoformat()).replace(
@@ -376,11 +296,13 @@ def test_an_answer_the_api_server_acknowledged_survives_its_death(faulty: Airflo
     faulty.admin.wait_pending(dag, run_id, "gate__go.release_manager", timeout=180)
 
     faulty.client("relman").answer_or_raise(dag, run_id, "gate__go.release_manager", "GO")
+    killed = time.monotonic()
     faulty.stack.kill("api-server")  # at once: the answer's 200 is all there is
     time.sleep(2)
     faulty.stack.restart("api-server")
 
     assert finished(faulty, dag, run_id)["state"] == "success"
+    report("the API server died after an answer; the run finished after", time.monotonic() - killed)
     for name in ("before", "after"):
         assert (started(faulty, run_id, name), ended(faulty, run_id, name)) == (1, 1), name
     assert lock_is_free(faulty, "fault-gate")
@@ -389,21 +311,8 @@ def test_an_answer_the_api_server_acknowledged_survives_its_death(faulty: Airflo
 
 def test_an_answer_sent_while_the_api_server_dies_is_recorded_once(faulty: Airflow) -> None:
     dag = "fault-gate"
-    run_id = trigger(faulty, dag)
-    faulty.admin.wait_pending(dag, run_id, "gate__go.release_manager", timeout=180)
-    time.sleep(11)  # past gonogo's settling time, so the answer goes straight through
-    relman = faulty.client("relman")
-    relman.token()  # logged in before the crash, as a person with the page open is
-    given: dict[str, Any] = {}
-
-    def answer() -> None:
-        given.update(relman.answer_or_raise(dag, run_id, "gate__go.release_manager", "GO"))
-
-    sender = threading.Thread(target=answer)
-    sender.start()
-    faulty.stack.kill("api-server")  # before, during or after the answer is stored
-    faulty.stack.restart("api-server")
-    sender.join(timeout=180)
+    run_id = open_gate(faulty)
+    given = answered_while_the_api_server_dies(faulty, run_id)
 
     assert given.get("chosen_options") == ["GO"], given
     assert finished(faulty, dag, run_id)["state"] == "success"
@@ -427,6 +336,7 @@ def test_the_dag_processor_dies_while_a_runbook_is_edited(faulty: Airflow) -> No
     )
     try:
         path.write_text(edited)
+        killed = time.monotonic()
         faulty.stack.kill("dag-processor")
         faulty.stack.restart("dag-processor")
 
@@ -434,6 +344,10 @@ def test_the_dag_processor_dies_while_a_runbook_is_edited(faulty: Airflow) -> No
             return "deploy.added" in {t["task_id"] for t in faulty.admin.tasks(dag)}
 
         faulty.admin.wait_for("the edited runbook's DAG", has_new_step, timeout=180)
+        report(
+            "the DAG processor died during an edit; the edit showed after",
+            time.monotonic() - killed,
+        )
         assert faulty.admin.import_errors() == []
         response = faulty.admin.request("GET", "/dags", params={"limit": 1000})
         loaded = {d["dag_id"] for d in response.json()["dags"] if not d.get("is_stale")}
