@@ -28,6 +28,7 @@ import gc
 import logging
 import os
 import re
+import stat
 import time
 import zlib
 from collections.abc import Iterator
@@ -153,15 +154,17 @@ def prompt_changed(owners: dict[str, int], loader: Path) -> list[Path]:
     """
     names = sorted(loader.parent.glob(LOADER_GLOB))  # in shard_of's order
     try:
-        times = [path.lstat().st_mtime_ns for path in names]
+        infos = [path.lstat() for path in names]
     except OSError:
         return []
+    times = [info.st_mtime_ns for info in infos]
+    # This parse reads its own runbooks anew, and a linked loader file is not this folder's.
+    skip = {i for i, info in enumerate(infos) if stat.S_ISLNK(info.st_mode) or names[i] == loader}
     now = time.time_ns()
-    touched = set()
-    own = names.index(loader) if loader in names else None  # this parse reads its own anew
+    touched: set[int] = set()
     for file, index in owners.items():
-        if index >= len(names) or index in touched or index == own or names[index].is_symlink():
-            continue  # a linked loader file is not this folder's to touch
+        if index >= len(names) or index in touched or index in skip:
+            continue
         try:
             written = os.stat(file).st_mtime_ns
         except OSError:

@@ -95,7 +95,7 @@ class ParseCache:
         self.fd = fd
         self.root = root
         self._context = f"{_CODE}\n{_settings_stamp()}\n".encode()
-        self._checked = False  # whether the code on disk is still the code running
+        self._current: bool | None = None  # whether the code on disk is the code running
 
     @classmethod
     @contextlib.contextmanager
@@ -188,8 +188,7 @@ class ParseCache:
         keep the old code's result under the new code's key. The first write also
         removes the entries older than :data:`KEEP_DAYS`.
         """
-        if not self._checked:
-            self._checked = True
+        if self._current is None:
             self._current = code_stamp() == _CODE
             self._prune()
         return self._current
