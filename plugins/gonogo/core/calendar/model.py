@@ -42,7 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationErr
 from gonogo.core.calendar.fields import LocalTime, TimeZone, Weekdays
 from gonogo.core.calendar.times import WEEKDAYS, Interval, Weekly, local_moment
 from gonogo.core.runbook.model import ID_PATTERN
-from gonogo.core.runbook.source import Loc, Source, did_you_mean, parse_yaml
+from gonogo.core.runbook.source import Loc, Source, parse_yaml, validation_problems
 from gonogo.core.timing.clock import Duration
 from gonogo.errors import CalendarError, Problem, RunbookError
 
@@ -213,7 +213,7 @@ def load_calendar_text(text: str, file: str = "<calendar>") -> Calendar:
     try:
         calendar = Calendar.model_validate(source.data)
     except ValidationError as exc:
-        raise CalendarError(_problems(source, exc)) from None
+        raise CalendarError(validation_problems(source, exc, _fields_at)) from None
     problems = _checks(calendar, source)
     if problems:
         raise CalendarError(problems)
@@ -257,34 +257,6 @@ def _checks(calendar: Calendar, source: Source) -> list[Problem]:
                     source.problem(("depends", service, j), "a service cannot depend on itself")
                 )
     return problems
-
-
-def _problems(source: Source, error: ValidationError) -> list[Problem]:
-    problems = []
-    for item in error.errors(include_url=False):
-        loc = tuple(
-            p
-            for p in item["loc"]
-            if not (isinstance(p, str) and p.startswith(("list[", "literal[")))
-        )
-        kind = item["type"]
-        if kind == "extra_forbidden":
-            allowed = _fields_at(loc[:-1])
-            hint = did_you_mean(str(loc[-1]), allowed)
-            expected = (
-                f"; expected one of: {', '.join(sorted(allowed))}" if allowed and not hint else ""
-            )
-            problems.append(source.problem(loc, f"unknown key{hint}{expected}", key=True))
-        elif kind == "missing":
-            problems.append(source.problem(loc[:-1], f"missing required key {loc[-1]!r}"))
-        else:
-            message = str(item["msg"]).removeprefix("Value error, ")
-            problems.append(source.problem(loc, message[:1].lower() + message[1:]))
-    # A union (services: a list or 'all') reports each member; one problem per place is enough.
-    unique: dict[tuple[int, int, str], Problem] = {}
-    for problem in problems:
-        unique.setdefault((problem.line, problem.column, problem.path), problem)
-    return list(unique.values())
 
 
 def _fields_at(loc: Loc) -> list[str]:

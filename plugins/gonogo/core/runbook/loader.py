@@ -12,6 +12,7 @@ import os
 import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,36 +21,12 @@ from pydantic import ValidationError
 from gonogo.core.runbook.model import Runbook
 from gonogo.core.runbook.parsed import ParseCache
 from gonogo.core.runbook.rules import check
-from gonogo.core.runbook.source import Loc, Source, did_you_mean, parse_yaml
+from gonogo.core.runbook.source import Loc, Source, parse_yaml, validation_problems
 from gonogo.core.settings import CALENDAR_FILE
 from gonogo.core.settings import MAX_RUNBOOK_BYTES as MAX_BYTES
 from gonogo.errors import Problem, RunbookError
 
 SUFFIXES = (".yaml", ".yml")
-
-
-def _pydantic_problems(source: Source, error: ValidationError) -> list[Problem]:
-    problems = []
-    for item in error.errors(include_url=False):
-        loc = _without_union_tag(item["loc"])
-        kind = item["type"]
-        if kind == "extra_forbidden":
-            parent = _model_fields_at(source, loc[:-1])
-            hint = did_you_mean(str(loc[-1]), parent)
-            expected = (
-                f"; expected one of: {', '.join(sorted(parent))}" if parent and not hint else ""
-            )
-            problems.append(source.problem(loc, f"unknown key{hint}{expected}", key=True))
-        elif kind == "missing":
-            problems.append(source.problem(loc[:-1], f"missing required key {loc[-1]!r}"))
-        else:
-            message = item["msg"]
-            if message.startswith("Value error, "):
-                message = message[len("Value error, ") :]
-            if kind == "union_tag_invalid" or kind == "model_type":
-                message = "expected a mapping"
-            problems.append(source.problem(loc, _soften(message, item.get("input"))))
-    return problems
 
 
 def _without_union_tag(loc: Loc) -> Loc:
@@ -60,14 +37,6 @@ def _without_union_tag(loc: Loc) -> Loc:
     if len(loc) > 2 and loc[0] == "phases" and loc[2] in ("<phase>", "<gate>"):
         return (*loc[:2], *loc[3:])
     return loc
-
-
-def _soften(message: str, value: Any) -> str:
-    """Pydantic's messages, with the offending value appended where that helps."""
-    if isinstance(value, str | int | float | bool) and repr(value) not in message:
-        shown = repr(value) if len(repr(value)) < 60 else repr(value)[:57] + "...'"
-        return f"{message[0].lower()}{message[1:]}, got {shown}"
-    return message[0].lower() + message[1:] if message else message
 
 
 def _model_fields_at(source: Source, loc: Loc) -> list[str]:
@@ -143,7 +112,11 @@ def _validate(text: str, file: str) -> tuple[Runbook, list[Problem], Source]:
     try:
         runbook = Runbook.model_validate(source.data)
     except ValidationError as exc:
-        raise RunbookError(_pydantic_problems(source, exc)) from None
+        raise RunbookError(
+            validation_problems(
+                source, exc, partial(_model_fields_at, source), clean=_without_union_tag
+            )
+        ) from None
     problems = check(runbook, source)
     errors = [p for p in problems if p.severity == "error"]
     if errors:

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
+from pydantic import ValidationError
 
 from gonogo.core.settings import MAX_RUNBOOK_BYTES as MAX_BYTES
 from gonogo.errors import Problem, RunbookError
@@ -79,6 +80,54 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """A "did you mean" suffix for the closest choice, or an empty string."""
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def validation_problems(
+    source: Source,
+    error: ValidationError,
+    fields_at: Callable[[Loc], list[str]],
+    clean: Callable[[Loc], Loc] = lambda loc: loc,
+) -> list[Problem]:
+    """Pydantic's errors as problems at the places they were written, one per place.
+
+    ``fields_at`` gives the keys the format allows at a place (for "did you
+    mean"); ``clean`` drops what pydantic adds to a location that the file does
+    not hold (a union member's name, a discriminator's tag). A union reports each
+    of its members; the first problem at a place is enough.
+    """
+    found: dict[tuple[int, int, str], Problem] = {}
+    for item in error.errors(include_url=False):
+        loc = clean(_without_members(item["loc"]))
+        kind = item["type"]
+        if kind == "extra_forbidden":
+            allowed = fields_at(loc[:-1])
+            hint = did_you_mean(str(loc[-1]), allowed)
+            expected = (
+                f"; expected one of: {', '.join(sorted(allowed))}" if allowed and not hint else ""
+            )
+            problem = source.problem(loc, f"unknown key{hint}{expected}", key=True)
+        elif kind == "missing":
+            problem = source.problem(loc[:-1], f"missing required key {loc[-1]!r}")
+        elif kind in ("union_tag_invalid", "model_type"):
+            problem = source.problem(loc, "expected a mapping")
+        else:
+            message = str(item["msg"]).removeprefix("Value error, ")
+            problem = source.problem(loc, _soften(message, item.get("input")))
+        found.setdefault((problem.line, problem.column, problem.path), problem)
+    return list(found.values())
+
+
+def _without_members(loc: Iterable[str | int]) -> Loc:
+    """Drop the union members pydantic names in a location (``list[str]``, ``literal['all']``)."""
+    return tuple(p for p in loc if not (isinstance(p, str) and p.startswith(("list[", "literal["))))
+
+
+def _soften(message: str, value: Any) -> str:
+    """Pydantic's messages, with the offending value appended where that helps."""
+    if isinstance(value, str | int | float | bool) and repr(value) not in message:
+        shown = repr(value) if len(repr(value)) < 60 else repr(value)[:57] + "...'"
+        return f"{message[0].lower()}{message[1:]}, got {shown}"
+    return message[0].lower() + message[1:] if message else message
 
 
 class _Builder:
