@@ -248,6 +248,11 @@ def test_validate_warns_where_a_variable_is_evaluated_and_for_a_free_form_string
         (["env", "-S{{ params.msg }}"], [1]),
         (["busybox", "sh", "-c", "{{ params.msg }}"], [3]),
         (["scripts/app.sh", "--version={{ params.msg }}"], []),
+        # A program whose name only ends like a shell's is no shell; each shell is one.
+        (["publish", "{{ params.msg }}"], []),
+        (["refresh", "{{ params.msg }}"], []),
+        (["mksh", "-c", "{{ params.msg }}"], [2]),
+        (["fish", "-c", "{{ params.msg }}"], [2]),
     ],
 )
 def test_an_exec_template_is_an_argument_never_the_program_or_code(

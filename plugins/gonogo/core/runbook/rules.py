@@ -24,6 +24,10 @@ from gonogo.core.runbook.model import (
     Step,
 )
 from gonogo.core.runbook.shell import (
+    ANY_ARGUMENT_IS_CODE,
+    CODE_OPTIONS,
+    INTERPRETER,
+    WRAPPERS,
     env_name,
     evaluated,
     param_name,
@@ -603,20 +607,6 @@ def _argument_list(source: Source, where: Loc, argv: Sequence[str]) -> list[Prob
 
 
 _EXEC_WAY = "name the program as fixed text and pass values as its arguments"
-#: Programs that run any argument as code (ssh joins them into a remote shell command).
-_ANY_ARGUMENT_IS_CODE = frozenset({"ssh", "eval", "su", "watch", "parallel", "script"})
-#: Programs whose first argument, or the argument after a code option, is code or a script.
-_INTERPRETER = re.compile(
-    r"^(?:[a-z]*sh|busybox|python[\d.]*|pypy[\d.]*|perl[\d.]*|ruby[\d.]*|node(?:js)?|deno|"
-    r"[gnm]?awk|sed|php[\d.]*|lua[\d.]*|tclsh[\d.]*|wish|Rscript|R|pwsh|osascript|expect|jq)$"
-)
-_CODE_OPTIONS = frozenset({"-c", "-e", "-E", "--eval", "--command", "-x", "-f", "--expression"})
-#: Programs that run the program named after their options (and these many positionals).
-_WRAPPERS = {
-    "sudo": 0, "doas": 0, "env": 0, "xargs": 0, "nice": 0, "nohup": 0, "setsid": 0,
-    "stdbuf": 0, "time": 0, "command": 0, "exec": 0, "runuser": 0, "ionice": 0,
-    "timeout": 1, "flock": 1, "chroot": 1, "taskset": 1,
-}  # fmt: skip
 
 
 def code_arguments(argv: Sequence[str]) -> Iterator[tuple[int, str]]:
@@ -638,18 +628,18 @@ def code_arguments(argv: Sequence[str]) -> Iterator[tuple[int, str]]:
             continue
         program = word.rsplit("/", 1)[-1]
         later = [j for j in range(i + 1, len(argv)) if templates_in(argv[j])]
-        if program in _ANY_ARGUMENT_IS_CODE:
+        if program in ANY_ARGUMENT_IS_CODE:
             for j in later:
                 yield j, f"is an argument of {program}, which runs it as code"
             return
-        if _INTERPRETER.match(program):
+        if INTERPRETER.match(program):
             positional = next((j for j in range(i + 1, len(argv)) if argv[j][:1] != "-"), None)
             for j in later:
-                if j == positional or argv[j - 1] in _CODE_OPTIONS or argv[j][:1] == "-":
+                if j == positional or argv[j - 1] in CODE_OPTIONS or argv[j][:1] == "-":
                     yield j, f"is the code, script or an option of {program}"
             return
-        if program in _WRAPPERS:  # the program it runs comes after its options
-            k, skip = i + 1, _WRAPPERS[program]
+        if program in WRAPPERS:  # the program it runs comes after its options
+            k, skip = i + 1, WRAPPERS[program]
             while k < len(argv) and (argv[k][:1] == "-" or "=" in argv[k] or skip):
                 if argv[k][:1] != "-" and "=" not in argv[k]:
                     skip -= 1

@@ -33,18 +33,46 @@ _PARAM = re.compile(
 )
 _FILTERS = re.compile(r"\s*\|.*$", re.S)
 
-#: Commands that run an argument, their input, or a file as code, or evaluate a name or
-#: arithmetic in it. A value's variable passed to one of them can run as code.
-_RUNS_CODE = frozenset(
+# -- which programs run code: one classification, for shell text and for exec lists --------
+
+#: Shells: each runs its ``-c`` argument, a script file or its input as shell code.
+SHELLS = frozenset(
+    {"sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "rbash", "csh", "tcsh", "fish", "yash"}
+)
+#: Interpreters (shells too): the first positional argument is a script, a code option's is code.
+INTERPRETER = re.compile(
+    r"^(?:" + "|".join(sorted(SHELLS)) + r"|busybox|python[\d.]*|pypy[\d.]*|perl[\d.]*|"
+    r"ruby[\d.]*|node(?:js)?|deno|[gnm]?awk|sed|php[\d.]*|lua[\d.]*|tclsh[\d.]*|wish|Rscript|R|"
+    r"pwsh|osascript|expect|jq)$"
+)
+CODE_OPTIONS = frozenset({"-c", "-e", "-E", "--eval", "--command", "-x", "-f", "--expression"})
+#: Programs that run any argument as code (ssh joins them into a remote shell command).
+ANY_ARGUMENT_IS_CODE = frozenset({"ssh", "eval", "su", "watch", "parallel", "script"})
+#: Programs that run the program named after their options (and these many positionals).
+WRAPPERS = {
+    "sudo": 0, "doas": 0, "env": 0, "xargs": 0, "nice": 0, "nohup": 0, "setsid": 0,
+    "stdbuf": 0, "time": 0, "command": 0, "exec": 0, "runuser": 0, "ionice": 0,
+    "timeout": 1, "flock": 1, "chroot": 1, "taskset": 1, "builtin": 0,
+}  # fmt: skip
+#: Shell builtins that run a file or text as code, or evaluate a name or arithmetic in it.
+_EVALUATES = frozenset(
     {
-        "eval", "source", ".", "trap", "let", "declare", "typeset", "local", "readonly",
-        "export", "read", "mapfile", "readarray", "printf", "ssh", "su", "xargs", "sh",
-        "bash", "dash", "zsh", "ksh", "python", "python3", "perl", "ruby", "node", "awk",
-        "sed", "find", "parallel", "watch", "env", "sudo", "doas", "timeout", "nohup",
-        "nice", "setsid", "stdbuf", "flock", "command", "builtin", "exec", "time",
+        "source", ".", "trap", "let", "declare", "typeset", "local", "readonly", "export",
+        "read", "mapfile", "readarray", "printf", "find",
     }
 )  # fmt: skip
-SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh"})
+
+
+def runs_code(program: str) -> bool:
+    """Whether ``program`` (a name, no path) can run what it is given as code."""
+    return (
+        program in _EVALUATES
+        or program in ANY_ARGUMENT_IS_CODE
+        or program in WRAPPERS
+        or INTERPRETER.match(program) is not None
+    )
+
+
 #: Where bash evaluates text as arithmetic, in which a name like ``a[$(cmd)]`` runs cmd.
 _ARITHMETIC = (
     re.compile(r"\$\(\((.*?)\)\)", re.S),
@@ -184,7 +212,7 @@ def evaluated(command: str, variables: Iterable[str]) -> list[str]:
         if code_at and referenced.search(" ".join(words[code_at[0] :])):
             add(f"a value is passed to {words[code_at[0]]} -c, which runs it as code")
         for name in referenced.findall(piece):
-            if program in _RUNS_CODE and (program != "printf" or "-v" in words):
+            if runs_code(program) and (program != "printf" or "-v" in words):
                 add(f"${name} is passed to {program}, which can run it as code")
         if "<<<" in piece and program in SHELLS and referenced.search(piece.split("<<<", 1)[1]):
             add(f"a here-string into {program} runs its text as code")
