@@ -18,6 +18,7 @@ import airflow.sdk
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 from starlette.testclient import TestClient
+from tests.dag.fakes import TaskInstance, Variables
 
 from gonogo.core import naming
 from gonogo.core.documents.kjoreplan import plan_data
@@ -73,34 +74,6 @@ phases:
 DAG_ID = naming.approval_dag("plan-told")
 
 
-class Variables:
-    """Variable.get and Variable.set over a dict of JSON text."""
-
-    values: dict[str, str]
-
-    @classmethod
-    def get(cls, key: str, default: Any = None, deserialize_json: bool = False) -> Any:
-        text = cls.values.get(key)
-        return default if text is None else json.loads(text)
-
-    @classmethod
-    def set(cls, key: str, value: Any, serialize_json: bool = False, **_: Any) -> None:
-        cls.values[key] = json.dumps(value)
-
-
-class TaskInstance:
-    def __init__(self, task_id: str, pulled: dict[str, Any]) -> None:
-        self.task_id = task_id
-        self.pulled = pulled
-        self.pushed: dict[str, Any] = {}
-
-    def xcom_pull(self, task_ids: str, key: str = "return_value", **_: Any) -> Any:
-        return self.pulled.get(task_ids if key == "return_value" else f"{task_ids}:{key}")
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        self.pushed[key] = value
-
-
 @pytest.fixture
 def hook(monkeypatch: pytest.MonkeyPatch) -> Iterator[WebhookReceiver]:
     receiver = WebhookReceiver()
@@ -127,7 +100,7 @@ def context(dag: Any, task_id: str, pulled: dict[str, Any] | None = None) -> dic
     return {
         "dag": dag,
         "task": dag.get_task(task_id),
-        "ti": TaskInstance(task_id, pulled or {}),
+        "ti": TaskInstance(pulled, task_id),
         "run_id": "manual__approve-1",
         "params": {},
         "dag_run": SimpleNamespace(conf={}, triggering_user_name="operator", start_date=None),

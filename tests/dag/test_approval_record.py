@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+from tests.dag.fakes import TaskInstance, Variables
 
 from gonogo.core import naming
 from gonogo.core.change.approval import HISTORY, broken_link
@@ -44,33 +45,6 @@ phases:
 """
 KEY = naming.approvals_key("plan-prod")
 DAG_ID = naming.approval_dag("plan-prod")
-
-
-class Variables:
-    """Variable.get and Variable.set over a dict of JSON text."""
-
-    values: dict[str, str]
-
-    @classmethod
-    def get(cls, key: str, default: Any = None, deserialize_json: bool = False) -> Any:
-        text = cls.values.get(key)
-        return default if text is None else json.loads(text)
-
-    @classmethod
-    def set(cls, key: str, value: Any, serialize_json: bool = False) -> None:
-        cls.values[key] = json.dumps(value)
-
-
-class TaskInstance:
-    def __init__(self, pulled: dict[str, Any]) -> None:
-        self.pulled = pulled
-        self.pushed: dict[str, Any] = {}
-
-    def xcom_pull(self, task_ids: str, key: str = "return_value", **_: Any) -> Any:
-        return self.pulled.get(task_ids if key == "return_value" else f"{task_ids}:{key}")
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        self.pushed[key] = value
 
 
 @pytest.fixture(autouse=True)

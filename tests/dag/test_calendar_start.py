@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
+from tests.dag.fakes import TaskInstance
 
 from gonogo.core import naming
 from gonogo.core.runbook.loader import load_text
@@ -63,19 +64,6 @@ phases:
 def environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AIRFLOW__GONOGO__STAMP_SECRET", SECRET)
     monkeypatch.delenv(CALENDAR_ENV, raising=False)
-
-
-class TaskInstance:
-    """The XCom part of a task instance: what the checks push and pull."""
-
-    def __init__(self, xcoms: dict[tuple[str, str], Any] | None = None) -> None:
-        self.xcoms = dict(xcoms or {})
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        self.xcoms[(naming.PREFLIGHT_TASK, key)] = value
-
-    def xcom_pull(self, task_ids: str, key: str = naming.RETURN_VALUE, **_: Any) -> Any:
-        return self.xcoms.get((task_ids, key))
 
 
 def context(planned_start: str = "", rehearsal: bool = False, by: str = "kari") -> dict[str, Any]:
@@ -139,7 +127,7 @@ def test_an_emergency_in_a_freeze_records_who_may_grant_the_exception(folder: Pa
         "timeout": 7200.0,
         "during": "2026-12-22 21:00 to 2026-12-22 21:30 Europe/Oslo",
     }
-    assert ctx["ti"].xcom_pull(naming.PREFLIGHT_TASK, naming.XCOM_CALENDAR) == found
+    assert ctx["ti"].pushed[naming.XCOM_CALENDAR] == found
 
 
 def test_an_emergency_whose_only_granter_started_it_is_refused(folder: Path) -> None:
@@ -184,8 +172,8 @@ def guarded(record: Any, calendar: Any = NEEDED, by: str = "kari") -> None:
     ctx = context(by=by)
     ctx["ti"] = TaskInstance(
         {
-            (naming.PREFLIGHT_TASK, naming.XCOM_CALENDAR): calendar,
-            (GRANT, naming.RETURN_VALUE): record,
+            f"{naming.PREFLIGHT_TASK}:{naming.XCOM_CALENDAR}": calendar,
+            GRANT: record,
         }
     )
     freeze_granted()(ctx)
@@ -241,7 +229,9 @@ def test_only_an_emergency_dag_has_the_exception_gate_and_all_its_work_checks_it
 def test_the_exception_gate_passes_at_once_outside_a_freeze(tmp_path: Path) -> None:
     task = build_dag(runbook(), tmp_path).get_task(GRANT)
     ctx = context()
-    ctx["ti"] = TaskInstance({(naming.PREFLIGHT_TASK, naming.XCOM_CALENDAR): {"exception": None}})
+    ctx["ti"] = TaskInstance(
+        {f"{naming.PREFLIGHT_TASK}:{naming.XCOM_CALENDAR}": {"exception": None}}
+    )
     assert task.execute(ctx) == {"gate": naming.FREEZE_GATE, "needed": False}
 
 
