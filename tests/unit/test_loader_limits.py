@@ -79,6 +79,31 @@ def test_an_odd_value_is_a_located_error(text: str, where: str, what: str) -> No
     assert message.startswith(where) and what in message
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "runbook: a\nx: " + "[" * 150 + "]" * 150 + "\n",
+        "runbook: a\nx:\n" + "".join(" " * i + "k:\n" for i in range(1, 150)),
+        "runbook: a\nx:\n"
+        + "".join(" " * i + "- k: 1\n" + " " * i + "  j:\n" for i in range(0, 240, 2)),
+    ],
+)
+def test_too_deep_is_found_where_it_is_with_libyaml_as_without(
+    text: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """libyaml composes nesting up to its own limit; the walk of its tree refuses the rest."""
+    from gonogo.core.runbook import source
+
+    def refusal_of() -> str:
+        with pytest.raises(RunbookError, match="nested more than") as caught:
+            load_text(text, "<t>")
+        return str(caught.value)
+
+    with_libyaml = refusal_of()
+    monkeypatch.setattr(source, "_LIBYAML_BOUNDED", False)
+    assert refusal_of() == with_libyaml
+
+
 def test_one_odd_file_never_stops_the_others(tmp_path: Path) -> None:
     (tmp_path / "a.yaml").write_text("runbook: a\nx: " + "[" * 5000 + "]" * 5000 + "\n")
     (tmp_path / "b.yaml").write_text(GOOD)

@@ -241,12 +241,12 @@ def parse_yaml(text: str, file: str) -> Source:
     source = Source(file, None)
     if len(text.encode("utf-8", errors="replace")) > MAX_BYTES:
         raise RunbookError([Problem(file, 1, 1, "", f"file is larger than {MAX_BYTES} bytes")])
-    deep = _too_deep(text)
-    if deep is not None:
-        message = f"nested more than {MAX_DEPTH} levels deep; a runbook needs far fewer"
-        raise RunbookError([Problem(file, deep[0], deep[1], "", message)])
     node = _compose_with_libyaml(text)
     if node is None:
+        deep = _too_deep(text)
+        if deep is not None:
+            message = f"nested more than {MAX_DEPTH} levels deep; a runbook needs far fewer"
+            raise RunbookError([Problem(file, deep[0], deep[1], "", message)])
         node = _compose(text, file)
     builder = _Builder(source, yaml.constructor.SafeConstructor())
     source.data = builder.build(node, ())
@@ -257,7 +257,9 @@ def parse_yaml(text: str, file: str) -> Source:
 
 #: How deep mappings and lists may nest. Composing is recursive (libyaml's composer
 #: crashes the process at about 100,000 levels, PyYAML's raises RecursionError at a
-#: few hundred), so depth is measured first, by the parser, which does not recurse.
+#: few hundred), so before PyYAML's composer runs, depth is measured by the parser,
+#: which does not recurse. libyaml is only asked when it stops at a nesting limit of
+#: its own (:data:`_LIBYAML_BOUNDED`); its tree is measured as it is walked.
 MAX_DEPTH = 100
 _OPENERS = re.compile(r"[\[{]")
 
@@ -297,6 +299,26 @@ def _first_too_deep(events: Iterator[yaml.Event]) -> tuple[int, int] | None:
     return None
 
 
+def _bounded(loader: type[yaml.CSafeLoader] | None) -> bool:
+    """Whether libyaml refuses deep nesting itself (1,000 levels from PyYAML 6.0.4 on).
+
+    Asked once, with a nesting it reaches safely either way (far below where its
+    composer would crash), so an older libyaml is never handed a nesting bomb.
+    """
+    if loader is None:
+        return False
+    deep = "[" * 1500 + "]" * 1500
+    try:
+        for _ in yaml.parse(deep, Loader=loader):
+            pass
+    except yaml.YAMLError:
+        return True
+    return False
+
+
+_LIBYAML_BOUNDED = _bounded(_LIBYAML)
+
+
 def _compose_with_libyaml(text: str) -> yaml.Node | None:
     """The node tree from libyaml, about twenty times faster than PyYAML's own parser.
 
@@ -306,7 +328,7 @@ def _compose_with_libyaml(text: str) -> yaml.Node | None:
     so messages and positions are always those of the reference composer. A
     property test checks that both composers agree whenever this returns a tree.
     """
-    if _LIBYAML is None or _DIVERGENT.search(text):
+    if _LIBYAML is None or not _LIBYAML_BOUNDED or _DIVERGENT.search(text):
         return None
     loader = _LIBYAML(text)
     try:
@@ -321,25 +343,29 @@ def _compose_with_libyaml(text: str) -> yaml.Node | None:
 
 
 def _needs_reference(root: yaml.Node) -> bool:
-    """Whether a node is reachable twice, or is an empty plain value.
+    """Whether a node is reachable twice, is an empty plain value, or nests too deep.
 
     libyaml composes an alias as the anchored node itself (nothing is expanded),
     so a node reachable twice is an alias; the reference composer says where it
     is written. PyYAML places an empty value right after its ``:``, libyaml at
-    the next token.
+    the next token. Too deep, :func:`_too_deep` says where, as without libyaml.
     """
     seen: set[int] = set()
-    stack = [root]
+    stack = [(root, 1)]
     while stack:
-        node = stack.pop()
+        node, depth = stack.pop()
         if id(node) in seen:
             return True
         seen.add(id(node))
         if isinstance(node, yaml.MappingNode):
+            if depth > MAX_DEPTH:
+                return True
             for key, value in node.value:
-                stack += (key, value)
+                stack += ((key, depth + 1), (value, depth + 1))
         elif isinstance(node, yaml.SequenceNode):
-            stack += node.value
+            if depth > MAX_DEPTH:
+                return True
+            stack += ((item, depth + 1) for item in node.value)
         elif isinstance(node, yaml.ScalarNode) and not node.value and not node.style:
             return True
     return False
