@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -53,15 +54,11 @@ def child(loader: Path) -> None:
     logging.disable(logging.WARNING)
     from airflow.dag_processing.dagbag import DagBag
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     bag = DagBag(str(loader))
-    took = time.perf_counter() - started
-    print(
-        "RESULT "
-        + json.dumps(
-            {"seconds": took, "dags": sorted(bag.dag_ids), "errors": len(bag.import_errors)}
-        )
-    )
+    took, used = time.perf_counter() - started, time.process_time() - cpu
+    found = {"seconds": took, "cpu": used, "dags": sorted(bag.dag_ids)}
+    print("RESULT " + json.dumps(found | {"errors": len(bag.import_errors)}))
 
 
 def parse(loader: Path, runbooks: Path, home: Path) -> dict[str, object]:
@@ -84,22 +81,40 @@ def parse(loader: Path, runbooks: Path, home: Path) -> dict[str, object]:
 PASSES = ("first pass", "steady pass")
 
 
-def run_pass(dags: Path, runbooks: Path, home: Path, count: int) -> list[float]:
-    """Each loader file parsed once, in a fresh process; fails unless each runbook loads once."""
-    shards: list[float] = []
+@dataclass
+class Pass:
+    """One pass of the DAG processor over every loader file: wall and CPU seconds per file."""
+
+    wall: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+    #: Runbooks a loader file did not reach within three quarters of the 30 s (a busy machine).
+    not_reached: int = 0
+
+
+def run_pass(dags: Path, runbooks: Path, home: Path, count: int) -> Pass:
+    """Each loader file parsed once, in a fresh process; each runbook loads at most once.
+
+    A loader file that runs out of time stops building and reports the runbooks it
+    did not reach as import errors (README, "A loader file that holds too many"):
+    they are counted, and the pass is judged missed, rather than the run stopped.
+    """
+    found_pass = Pass()
     loaded: list[str] = []
     for loader in sorted(dags.glob("*.py")):
         found = parse(loader, runbooks, home)
-        if found["errors"]:
-            raise RuntimeError(f"{loader.name}: {found['errors']} import error(s)")
-        shards.append(float(found["seconds"]))  # type: ignore[arg-type]
+        found_pass.wall.append(float(found["seconds"]))  # type: ignore[arg-type]
+        found_pass.cpu.append(float(found["cpu"]))  # type: ignore[arg-type]
+        found_pass.not_reached += int(found["errors"])  # type: ignore[call-overload]
         loaded += found["dags"]  # type: ignore[arg-type]
+        missed = f", {found['errors']} not reached" if found["errors"] else ""
         print(
-            f"{loader.name}: {len(found['dags'])} runbooks in {found['seconds']:.1f} s", flush=True
-        )  # type: ignore[arg-type]
-    if sorted(loaded) != sorted(set(loaded)) or len(loaded) != count:
+            f"{loader.name}: {len(found['dags'])} runbooks in {found['seconds']:.1f} s "
+            f"({found['cpu']:.1f} s CPU){missed}",
+            flush=True,
+        )
+    if sorted(loaded) != sorted(set(loaded)) or len(loaded) + found_pass.not_reached != count:
         raise RuntimeError(f"{len(loaded)} DAGs loaded ({len(set(loaded))} distinct) of {count}")
-    return shards
+    return found_pass
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,8 +152,8 @@ def main(argv: list[str] | None = None) -> int:
         passes = {name: run_pass(dags, runbooks, home, args.runbooks) for name in PASSES}
     one = summary(baseline)
     rows = []
-    for name, shards in passes.items():
-        worst = max(shards)
+    for name, found in passes.items():
+        worst, worst_cpu = max(found.wall), max(found.cpu)
         rows += [
             Row(
                 f"{name}: slowest of {args.shards} loader files",
@@ -148,19 +163,31 @@ def main(argv: list[str] | None = None) -> int:
                 target=TARGET,
             ),
             Row(
+                f"{name}: slowest file's CPU time (its cost on a quiet machine)",
+                summary([worst_cpu]),
+                ratio=worst_cpu / TIMEOUT,
+                ratio_label="/ 30 s",
+                target=TARGET,
+            ),
+            Row(
                 f"{name}: median loader file ({args.runbooks // args.shards} runbooks)",
-                summary(shards),
+                summary(found.wall),
             ),
             Row(
                 f"{name}: the DAG processor's whole pass, every file in turn",
-                summary([sum(shards)]),
+                summary([sum(found.wall)]),
             ),
         ]
+        if found.not_reached:
+            print(
+                f"{name}: {found.not_reached} runbooks not reached within the time per file: "
+                "MISSED (the machine was too busy, or the files hold too many)"
+            )
     rows += [
         Row(
             "new runbook appears: its file's steady parse vs one runbook's",
-            summary([max(passes[PASSES[1]])]),
-            ratio=ratio(max(passes[PASSES[1]]), one["median"]),
+            summary([max(passes[PASSES[1]].wall)]),
+            ratio=ratio(max(passes[PASSES[1]].wall), one["median"]),
             ratio_label="vs 1 rb",
         ),
         Row("baseline: a loader file with one runbook", one),
@@ -170,7 +197,12 @@ def main(argv: list[str] | None = None) -> int:
         rows,
     )
     write_result(
-        "scale", {"runbooks": args.runbooks, "shards": args.shards}, rows, shard_seconds=passes
+        "scale",
+        {"runbooks": args.runbooks, "shards": args.shards},
+        rows,
+        shard_seconds={name: found.wall for name, found in passes.items()},
+        shard_cpu_seconds={name: found.cpu for name, found in passes.items()},
+        not_reached={name: found.not_reached for name, found in passes.items()},
     )
     return 0
 
