@@ -259,9 +259,7 @@ class Live:
         admin = self.client("admin")
 
         def loaded() -> bool:
-            response = admin.request("GET", "/dags", params={"limit": 1000})
-            found = {d["dag_id"] for d in response.json().get("dags", [])}
-            return set(dag_ids) <= found
+            return set(dag_ids) <= {d["dag_id"] for d in admin.listed("/dags", "dags")}
 
         try:
             admin.wait_for(f"DAGs {dag_ids} to load", loaded, timeout=timeout, interval=1)

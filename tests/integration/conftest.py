@@ -63,9 +63,7 @@ class Airflow:
         admin = self.admin
 
         def loaded() -> bool:
-            response = admin.request("GET", "/dags", params={"limit": 1000})
-            found = {d["dag_id"] for d in response.json().get("dags", [])}
-            return set(dag_ids) <= found
+            return set(dag_ids) <= {d["dag_id"] for d in admin.listed("/dags", "dags")}
 
         admin.wait_for(f"DAGs {dag_ids} to load", loaded, timeout=timeout, interval=1)
 
@@ -176,7 +174,14 @@ def airflow(tmp_path_factory: pytest.TempPathFactory, http_server: str) -> Itera
         users=USERS,
         database_url=os.environ.get("GONOGO_TEST_DATABASE_URL") or None,
         # it_web: the test HTTP server, the host of the http steps' paths.
-        extra_env={"GONOGO_STATE_DIR": str(state), "AIRFLOW_CONN_IT_WEB": http_server},
+        extra_env={
+            "GONOGO_STATE_DIR": str(state),
+            "AIRFLOW_CONN_IT_WEB": http_server,
+            # Pages of 10, not 100: a run's task instances and requests span several pages
+            # here, as a rollout of 30 gates does under Airflow's default, and every
+            # list the clients read must page through them (gonogo.client.api.listed).
+            "AIRFLOW__API__MAXIMUM_PAGE_LIMIT": "10",
+        },
     )
     with running(stack):
         yield Airflow(stack, state, http_server)

@@ -95,7 +95,7 @@ class Fab:
 
     def wait_dags(self, *dag_ids: str, timeout: float = 180) -> None:
         def loaded() -> bool:
-            found = self.admin.call("GET", "/dags", params={"limit": 1000})["dags"]
+            found = self.admin.listed("/dags", "dags")
             return set(dag_ids) <= {d["dag_id"] for d in found}
 
         self.admin.wait_for(f"DAGs {dag_ids} to load", loaded, timeout=timeout, interval=1)

@@ -19,6 +19,8 @@ TERMINAL_TASK_STATES = frozenset({"success", "failed", "skipped", "upstream_fail
 TERMINAL_RUN_STATES = frozenset({"success", "failed"})
 #: How long an answer is sent again while the API server cannot be reached.
 UNREACHABLE_PATIENCE = 90.0
+#: Entries asked for per page of a list endpoint: Airflow's default ``maximum_page_limit``.
+PAGE = 100
 
 
 def _q(value: str) -> str:
@@ -79,6 +81,21 @@ class AirflowClient:
             raise ClientError(f"{method} {path}: {response.status_code} {_detail(response)}")
         return response.json() if response.content else None
 
+    def listed(self, path: str, key: str, **params: Any) -> list[dict[str, Any]]:
+        """Every entry of a list endpoint, page by page.
+
+        The API server caps a page at ``[api] maximum_page_limit`` (100 by default)
+        whatever ``limit`` asks for, so one call can silently hold only part of a
+        run of 40 gates; the pages are read until ``total_entries`` are in.
+        """
+        found: list[dict[str, Any]] = []
+        while True:
+            page = self.call("GET", path, params={**params, "limit": PAGE, "offset": len(found)})
+            entries = page[key]
+            found += entries
+            if not entries or len(found) >= int(page.get("total_entries", len(found))):
+                return found
+
     # -- DAGs and runs ---------------------------------------------------------------------------
 
     def dag(self, dag_id: str) -> dict[str, Any]:
@@ -96,10 +113,10 @@ class AirflowClient:
         return self.call("GET", f"/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}")  # type: ignore[no-any-return]
 
     def task_instances(self, dag_id: str, run_id: str) -> dict[str, dict[str, Any]]:
-        found = self.call(
-            "GET", f"/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}/taskInstances", params={"limit": 1000}
+        found = self.listed(
+            f"/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}/taskInstances", "task_instances"
         )
-        return {ti["task_id"]: ti for ti in found["task_instances"]}
+        return {ti["task_id"]: ti for ti in found}
 
     def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1) -> str:
         response = self.request(
@@ -116,7 +133,7 @@ class AirflowClient:
         return str(content)
 
     def import_errors(self) -> list[dict[str, Any]]:
-        return self.call("GET", "/importErrors", params={"limit": 1000})["import_errors"]  # type: ignore[no-any-return]
+        return self.listed("/importErrors", "import_errors")
 
     def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
         response = self.request(
@@ -132,12 +149,11 @@ class AirflowClient:
 
     def xcom_entries(self, dag_id: str, run_id: str, key: str) -> list[dict[str, Any]]:
         """Every task's XCom ``key`` of one run: task id, map index and timestamp, no value."""
-        found = self.call(
-            "GET",
+        return self.listed(
             f"/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}/taskInstances/~/xcomEntries",
-            params={"xcom_key": key, "limit": 1000},
+            "xcom_entries",
+            xcom_key=key,
         )
-        return found["xcom_entries"]  # type: ignore[no-any-return]
 
     def tasks(self, dag_id: str) -> list[dict[str, Any]]:
         """The DAG's tasks; a gonogo step's ``owner`` is its runbook role."""
@@ -168,13 +184,12 @@ class AirflowClient:
     def hitl_details(
         self, dag_id: str = "~", run_id: str = "~", *, pending: bool | None = None
     ) -> list[dict[str, Any]]:
-        params: dict[str, Any] = {"limit": 1000}
+        params: dict[str, Any] = {}
         if pending is not None:
             params["response_received"] = str(not pending).lower()
-        found = self.call(
-            "GET", f"/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}/hitlDetails", params=params
+        return self.listed(
+            f"/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}/hitlDetails", "hitl_details", **params
         )
-        return found["hitl_details"]  # type: ignore[no-any-return]
 
     def answer(
         self,
