@@ -92,7 +92,7 @@ def test_overlapping_standby_shifts_are_refused() -> None:
 @pytest.mark.parametrize(
     ("entry", "message"),
     [
-        ({"days": 1}, "needs exactly one of at, every or at_least; found none"),
+        ({"days": 1}, "needs exactly one of at, every, at_least or cron; found none"),
         ({"days": 1, "at": ["09:00"], "every": "1h"}, "found at, every"),
         ({"days": "3-1", "at": ["09:00"]}, "ends before it starts"),
         ({"days": "0", "at": ["09:00"]}, "counted from 1"),
