@@ -17,6 +17,7 @@ are refused. Pure; croniter is imported on first use.
 from __future__ import annotations
 
 from datetime import date, datetime, time
+from itertools import pairwise
 
 #: A cadence may not make more rounds a day than ``at_least`` may, nor rounds closer than ``every``.
 MOST_A_DAY = 48
@@ -50,7 +51,7 @@ def times_of_day(expression: str) -> list[time]:
             f"{expression!r} makes {len(found)} rounds a day; at most {MOST_A_DAY} are allowed"
         )
     marks = [t.hour * 60 + t.minute for t in found]
-    gaps = [b - a for a, b in zip(marks, marks[1:], strict=False)]
+    gaps = [b - a for a, b in pairwise(marks)]
     if marks:
         gaps.append(24 * 60 - marks[-1] + marks[0])  # the last one today, the first tomorrow
     if min(gaps, default=CLOSEST_MINUTES) < CLOSEST_MINUTES:

@@ -129,13 +129,13 @@ def agenda(
         if r.colour == YELLOW and (a not in before or before[a].colour != YELLOW)
     ]
     yellows = [r for r in now.values() if r.colour == YELLOW]
-    decisions = [_line(r, titles) for r in now.values() if r.needs_decision]
+    to_decide = [_line(r, titles) for r in now.values() if r.needs_decision]
     points = [
         ("Earlier red events: have they moved? If not, what holds them?", earlier_reds),
         ("New red events: what makes the area flag red?", new_reds),
         (
             "What stops the areas from solving them: is a decision or a team needed?",
-            [line for line in decisions if line["colour"] == RED],
+            [line for line in to_decide if line["colour"] == RED],
         ),
         (
             "Must the red challenges be put in an order?",
@@ -147,7 +147,7 @@ def agenda(
             "Must the yellow issues be put in an order?",
             [_line(r, titles) for r in yellows] if len(yellows) > 1 else [],
         ),
-        ("Anything that affects the plan?", decisions),
+        ("Anything that affects the plan?", to_decide),
         ("Anything to tell the wards and the operations?", []),
         ("Does the care leadership need more about the red or yellow challenges?", []),
         (

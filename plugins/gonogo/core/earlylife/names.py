@@ -47,20 +47,7 @@ NOT_ESCALATED = "none"
 MEETING_FORUM = "meeting"
 
 GREEN_OPTION, YELLOW_OPTION, RED_OPTION = "Green", "Yellow", "Red"
-OPTIONS = (#: ``<meeting>.log``: the decision log of one leadership meeting; its options.
-LOG = "log"
-LOGGED, NO_DECISIONS = "Logged", "No decisions"
-#: How many decisions one meeting's form holds (why a fixed number: gonogo.dag.earlylife).
-LOG_ROWS = 5
-#: The parts of one logged decision, each a form field ``<part>_<n>``; the forum a
-#: decision goes to is "none" or one of the section's ``escalate_to``.
-LOG_DECISION, LOG_OWNER, LOG_DUE, LOG_ESCALATED = "decision", "owner", "due", "escalated_to"
-LOG_PARTS = (LOG_DECISION, LOG_OWNER, LOG_DUE, LOG_ESCALATED)
-NOT_ESCALATED = "none"
-#: The forum column of a meeting's decisions in the decision log.
-MEETING_FORUM = "meeting"
-
-GREEN_OPTION, YELLOW_OPTION, RED_OPTION)
+OPTIONS = (GREEN_OPTION, YELLOW_OPTION, RED_OPTION)
 #: Yellow and red must say what is wrong (seed 003: "a short explanation").
 NEEDS_REASON = frozenset({YELLOW_OPTION, RED_OPTION})
 #: The report form's field for "this needs a decision by the leadership".
