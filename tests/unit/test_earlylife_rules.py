@@ -723,7 +723,7 @@ def test_a_meeting_log_reads_back_as_rows_of_the_one_decision_log() -> None:
 
 
 def test_the_agenda_and_the_status_show_one_log_of_the_forums_and_the_meetings_decisions() -> None:
-    from gonogo.core.documents.earlylife import support_data, support_markdown
+    from gonogo.core.documents.earlylife import support_data, support_html, support_markdown
     from gonogo.core.earlylife.agenda import agenda, agenda_html, agenda_markdown
     from gonogo.core.earlylife.status import Decision
 
@@ -775,3 +775,6 @@ def test_the_agenda_and_the_status_show_one_log_of_the_forums_and_the_meetings_d
         "| m1_1000 | Meeting day 1 10:00 | meeting | Logged: More desk staff |"
         in support_markdown(status)
     )
+    page = support_html(status)
+    assert 'id="agenda" href="ehr-upgrade-4-2.early_life/agenda?run_id=r"' in page
+    assert 'data-forum="meeting" data-round="m1_1000"' in page

@@ -74,6 +74,7 @@ def support_data(
         "active": support.start <= now < support.end and state in ("running", "queued"),
         "at": now.isoformat(),
         "areas": [{"id": a, "title": titles.get(a, a)} for a in support.areas],
+        "meetings": bool(section.meetings),  # whether there is an agenda to link to
         "rounds": rounds,
         "latest": latest,
         "overdue": [{"round": g, "area": a, "title": titles.get(a, a)} for g, a in support.overdue],
