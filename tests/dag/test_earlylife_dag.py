@@ -14,13 +14,15 @@ from tests.conftest import EHR, RUNBOOKS
 from gonogo import load_file, load_text
 from gonogo.core import naming
 from gonogo.core.earlylife import names
-from gonogo.core.earlylife.rounds import Slot, moment_of
+from gonogo.core.earlylife.rounds import Slot, moment_of, slots
 from gonogo.core.runs.decisions import reason_for
 from gonogo.dag.builder import build_dags
 from gonogo.dag.earlylife import (
     AreaReportOperator,
     ChaseOperator,
     DecisionRequestOperator,
+    MeetingLogOperator,
+    RoundOpensSensor,
     live_asset,
 )
 
@@ -64,7 +66,7 @@ def test_only_the_early_life_dag_is_built_when_a_task_asks_for_it() -> None:
 
 def test_every_round_asks_each_area_and_is_chased(life: Any) -> None:
     # Eight days can touch nine calendar days; four rounds a day.
-    groups = sorted({t.split(".")[0] for t in life.task_ids if "." in t})
+    groups = sorted({g for t in life.task_ids if names.parse_round(g := t.split(".")[0])})
     assert len(groups) == 9 * 4
     assert groups[:4] == ["d1_0600", "d1_1000", "d1_1400", "d1_1800"]
     areas = {"clinical", "application", "support", "technology"}
@@ -260,3 +262,107 @@ def test_only_a_red_that_needs_a_decision_is_put_to_the_forum(
     context["ti"].pulled[(None, "d2_0600.support")] = report
     with pytest.raises(AirflowSkipException, match="needs no decision"):
         life.get_task("d2_0600.decide__support").execute(context)
+
+
+# -- the meetings' decision logs --------------------------------------------------------------
+
+
+def test_every_meeting_opens_its_decision_log_for_the_coordinator_in_its_own_chain(
+    life: Any,
+) -> None:
+    groups = sorted({g for t in life.task_ids if names.parse_meeting(g := t.split(".")[0])})
+    runbook, _ = load_file(EHR)
+    assert runbook.early_life is not None
+    planned = slots(runbook.early_life.meetings, runbook.early_life.lasts)
+    assert groups == sorted(names.meeting_group(s.day, s.at) for s in planned)
+    assert len(groups) == 7 + 3 * 15 + 7 + 3 * 2  # the seed's schedule by day
+    for group in groups:
+        tasks = {t.split(".", 1)[1] for t in life.task_ids if t.startswith(f"{group}.")}
+        assert tasks == {names.OPENS, names.LOG}
+        assert life.get_task(f"{group}.{names.LOG}").upstream_task_ids == {f"{group}.opens"}
+    # One wait at a time, beside the rounds' chain, from the start.
+    assert life.get_task("m1_0800.opens").upstream_task_ids == {names.START_TASK}
+    second = life.get_task("m1_1000.opens")
+    assert second.upstream_task_ids == {"m1_0800.opens"}
+    assert str(second.trigger_rule.value) == "none_failed"
+    task = life.get_task("m2_0700.log")
+    assert isinstance(task, MeetingLogOperator)
+    assert [u["id"] for u in task.assigned_users] == ["relman"]  # deployment_coordinator
+    assert task.options == [names.LOGGED, names.NO_DECISIONS]
+    assert task.retries == 0
+    form = task.serialized_params
+    assert reason_for(form) == set()
+    assert form["escalated_to_3"]["schema"]["enum"] == [
+        "none",
+        "deployment_lead",
+        "care_leadership",
+    ]
+    assert form["owner_5"]["schema"]["section"] == "Decision 5"
+    assert form["decision_1"]["value"] == ""
+
+
+def test_a_meeting_log_stays_open_until_the_next_meeting_and_skips_before_go_live(
+    life: Any, monkeypatch: Any
+) -> None:
+    opened: dict[str, Any] = {}
+
+    def parked(self: Any, context: Any) -> None:
+        opened["timeout"] = self.response_timeout
+
+    monkeypatch.setattr("gonogo.dag.hitl.Request.execute", parked)
+    went_live = datetime.now(UTC) - timedelta(days=2)
+    life.get_task("m3_1000.log").execute(_round_context(life, went_live))
+    next_meeting = moment_of(Slot(3, time(11, 0)), went_live, ZoneInfo("Europe/Oslo"))
+    expected = max(next_meeting - datetime.now(UTC), timedelta(minutes=1))
+    assert abs(opened["timeout"] - expected) < timedelta(seconds=5)
+    late = _round_context(life, datetime(2027, 1, 13, 12, 0, tzinfo=UTC))  # 13:00 in Oslo
+    with pytest.raises(AirflowSkipException, match="no meeting on day 1 at 10:00"):
+        life.get_task("m1_1000.opens").execute(late)
+
+
+def _answered(option: str, params: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "chosen_options": [option],
+        "params_input": params,
+        "responded_by_user": {"id": "relman", "name": "relman"},
+        "responded_at": datetime(2027, 1, 13, 9, 20, tzinfo=UTC),
+    }
+
+
+def test_a_meeting_log_records_its_decisions_and_refuses_one_without_an_owner(life: Any) -> None:
+    task = life.get_task("m1_1000.log")
+    form = {name: spec["value"] for name, spec in task.serialized_params.items()}
+    form.update(decision_1="Extra staff at the desk", owner_1="svcowner", due_1="Friday")
+    form.update(decision_2="A second database", owner_2="dba", escalated_to_2="deployment_lead")
+    done = task.execute_complete({}, _answered(names.LOGGED, form))
+    assert done["by"] == "relman"
+    assert [(d["decision"], d["owner"], d["escalated_to"]) for d in done["decisions"]] == [
+        ("Extra staff at the desk", "svcowner", ""),
+        ("A second database", "dba", "deployment_lead"),
+    ]
+    form.update(owner_2="  ")
+    with pytest.raises(AirflowFailException, match=r"decision 2 \(owner_2\) needs who"):
+        task.execute_complete({}, _answered(names.LOGGED, form))
+
+
+# -- cron cadences in the DAG -----------------------------------------------------------------
+
+
+def test_a_cron_cadence_holds_every_time_it_names_and_skips_the_dates_it_does_not() -> None:
+    text = EHR.read_text().replace(
+        '      at_least: 4\n      between: ["06:00", "18:00"]\n',
+        '      cron: "0 9,15 * * mon-fri"\n',
+    )
+    assert "mon-fri" in text
+    runbook, _ = load_text(text, str(EHR))
+    (life,) = build_dags(runbook, RUNBOOKS, only=names.early_life_dag(runbook.runbook))
+    groups = sorted({g for t in life.task_ids if names.parse_round(g := t.split(".")[0])})
+    assert len(groups) == 9 * 2  # both times on every day: the date is known only at run time
+    went_live = datetime(2026, 11, 13, 6, 0, tzinfo=UTC)  # Friday 07:00 in Oslo, in the past
+    context = _round_context(life, went_live)
+    opens = life.get_task("d2_0900.opens")  # Saturday
+    assert isinstance(opens, RoundOpensSensor)
+    with pytest.raises(AirflowSkipException, match="no round on day 2 at 09:00"):
+        opens.execute(context)
+    friday = life.get_task("d1_0900.opens")
+    friday.execute(context)  # a moment in the past: it opens at once (no deferral)

@@ -389,3 +389,48 @@ def test_only_an_admin_pauses_a_gonogo_dag(
     monkeypatch.setattr(middleware, "_is_admin", lambda who: admin)
     assert client.patch("/api/v2/dags/ours", json={"is_paused": True}).status_code == status
     assert client.patch("/api/v2/dags/theirs", json={"is_paused": True}).status_code == 200
+
+
+@pytest.fixture
+def meeting_log(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """An open decision log of a meeting, its form as the DAG builds it."""
+    from datetime import UTC, datetime, timedelta
+
+    from tests.conftest import EHR, RUNBOOKS
+
+    from gonogo import load_file
+    from gonogo.core.earlylife import names
+    from gonogo.dag.builder import build_dags
+
+    runbook, _ = load_file(EHR)
+    (life,) = build_dags(runbook, RUNBOOKS, only=names.early_life_dag(runbook.runbook))
+    form = life.get_task("m1_1000.log").serialized_params
+    opened = datetime.now(UTC) - timedelta(minutes=5)
+    monkeypatch.setattr(records, "is_gonogo_dag", lambda dag_id: dag_id == life.dag_id)
+    monkeypatch.setattr(
+        records,
+        "hitl_request",
+        lambda *a: records.RequestRecord(
+            Asked(a[2], "awaiting_input", created_at=opened, form=form), "operator", None
+        ),
+    )
+    return {"dag": life.dag_id, "form": {n: spec["value"] for n, spec in form.items()}}
+
+
+def test_a_meeting_log_without_an_owner_or_with_an_unknown_forum_is_refused(
+    client: TestClient, seen: list[dict[str, Any]], meeting_log: dict[str, Any]
+) -> None:
+    path = f"/api/v2/dags/{meeting_log['dag']}/dagRuns/r/taskInstances/m1_1000.log/-1/hitlDetails"
+    form = {**meeting_log["form"], "decision_1": "Open the extra ward"}
+    response = client.patch(path, json={"chosen_options": ["Logged"], "params_input": form})
+    assert response.status_code == 422
+    assert "decision 1 (owner_1) needs who" in response.json()["detail"]
+    unknown = {**form, "owner_1": "hospital", "escalated_to_1": "the board"}
+    response = client.patch(path, json={"chosen_options": ["Logged"], "params_input": unknown})
+    assert response.status_code == 422
+    assert "escalated_to_1 must be one of none, deployment_lead" in response.json()["detail"]
+    assert seen == []
+    good = {**form, "owner_1": "hospital", "escalated_to_1": "care_leadership"}
+    response = client.patch(path, json={"chosen_options": ["Logged"], "params_input": good})
+    assert response.status_code == 200, response.text
+    assert seen[0]["body"]["params_input"] == good

@@ -6,6 +6,9 @@ its go-live event starts the early-life DAG, two areas report (one red with a
 comment and "needs a decision", which the DSL decides), the third is late, is
 reminded, and the contact on standby is told; the Early life page (with the
 decision log), the board and ``gonogo early-life`` show it, the page also in a real browser.
+Two minutes after the round the DSL meets (a cron cadence): its agenda shows
+the red that needs a decision and the silent area, and the coordinator logs the
+meeting's decisions, which join the decision log on the status page and in the agenda.
 """
 
 from __future__ import annotations
@@ -28,6 +31,11 @@ pytestmark = [pytest.mark.integration, pytest.mark.long]
 
 DAG = "it-early-life"
 LIFE = f"{DAG}.early_life"
+
+
+def meeting_of(round_at: datetime) -> datetime:
+    """The one DSL meeting: two minutes after the round, once two areas have reported."""
+    return round_at + timedelta(minutes=2)
 
 
 def runbook(round_at: datetime) -> str:
@@ -60,6 +68,8 @@ early_life:
     - {{id: support, title: Support, role: desk}}
   reports:
     - {{days: "1-", at: ["{round_at:%H:%M}"]}}
+  meetings:
+    - {{days: "1-", cron: "{meeting_of(round_at):%M %H} * * *"}}
   report_within: 1m
   standby_after: 1m
   escalate_to: [lead]
@@ -281,3 +291,143 @@ def test_a_viewer_sees_the_red_area_the_late_one_and_the_decision_in_the_browser
     )
     assert "Fail over to the standby database tonight" in decision.text
     shot(browser, "early_life")  # tests/artifacts/browser/early_life.png (git-ignored)
+
+
+# -- the DSL meeting: its agenda and its decision log ------------------------------------------
+
+
+@dataclass(frozen=True)
+class Met:
+    """The DSL meeting of the support in ``went_live``, once the coordinator logged it."""
+
+    group: str  # m1_1402
+    at: str  # the meeting's moment, ISO
+    decisions: list[dict[str, Any]]  # what the log task recorded
+
+
+def _agenda(airflow: Airflow, at: str, format: str) -> Any:
+    response = requests.get(
+        f"{airflow.stack.base_url}/gonogo/early-life/{DAG}/agenda",
+        params={"at": at, "format": format},
+        headers={"Authorization": f"Bearer {airflow.operator.token()}"},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    return response.json() if format == "json" else response.text
+
+
+@pytest.fixture(scope="module")
+def met(airflow: Airflow, went_live: WentLive) -> Met:
+    """The meeting's log opens at its time; an incomplete log is refused, a whole one taken."""
+    admin, life = airflow.admin, went_live.life
+    support = admin.xcom(LIFE, life, "start")
+    start = datetime.fromisoformat(support["start"])
+    meeting = meeting_of(datetime.fromisoformat(support["rounds"][0]))
+    group = f"m{(meeting.date() - start.date()).days + 1}_{meeting:%H%M}"
+    task = f"{group}.log"
+    asked = admin.wait_pending(LIFE, life, task, timeout=300)
+    assert datetime.now(UTC) >= meeting - timedelta(seconds=5)  # not asked before the meeting
+    assert [u["id"] for u in asked["assigned_users"]] == ["relman"]  # the coordinator role
+    assert asked["options"] == ["Logged", "No decisions"]
+    form = {name: spec["value"] for name, spec in asked["params"].items()}
+    assert asked["params"]["escalated_to_1"]["schema"]["enum"] == ["none", "lead"]
+    # A decision without its owner is refused by the API server; nothing is stored.
+    ownerless = {**form, "decision_1": "Keep the old print server running"}
+    refused = report(
+        airflow, "relman", life, task, {"chosen_options": ["Logged"], "params_input": ownerless}
+    )
+    assert refused.status_code == 422, refused.text
+    assert "decision 1 (owner_1) needs who" in refused.json()["detail"]
+    logged = {
+        **ownerless,
+        "owner_1": "svcowner2",
+        "due_1": "Friday",
+        "decision_2": "Ask the vendor for a database fix",
+        "owner_2": "dba",
+        "escalated_to_2": "lead",
+        "comment": "Short meeting: the database is the only red",
+    }
+    taken = report(
+        airflow, "relman", life, task, {"chosen_options": ["Logged"], "params_input": logged}
+    )
+    assert taken.status_code == 200, taken.text
+    done = admin.wait_task(LIFE, life, task, ["success", "failed"], timeout=120)
+    assert done["state"] == "success"
+    recorded = admin.xcom(LIFE, life, task)
+    return Met(group, meeting.isoformat(), recorded["decisions"])
+
+
+def test_the_agenda_shows_the_red_that_needs_a_decision_and_the_silent_area(
+    airflow: Airflow, went_live: WentLive, met: Met
+) -> None:
+    found = _agenda(airflow, met.at, "json")
+    assert found["meeting_group"] == met.group
+    points = {p["number"]: p for p in found["points"]}
+    (blocked,) = points[3]["items"]  # what stops the areas: a decision is needed
+    assert (blocked["area"], blocked["colour"], blocked["needs_decision"]) == ("tech", "red", True)
+    assert blocked["comment"] == "Database failover is slow"
+    assert [i["area"] for i in points[2]["items"]] == ["tech"]  # a new red
+    assert found["not_reported"] == ["Support"]  # the late area
+    text = _agenda(airflow, met.at, "md")
+    assert "   - Technology: red, needs a decision: Database failover is slow" in text
+    assert "No report yet from: Support." in text
+
+
+def test_the_meetings_decisions_join_the_decision_log_of_the_status_and_the_agenda(
+    airflow: Airflow, went_live: WentLive, met: Met
+) -> None:
+    assert [(d["decision"], d["owner"], d["escalated_to"]) for d in met.decisions] == [
+        ("Keep the old print server running", "svcowner2", ""),
+        ("Ask the vendor for a database fix", "dba", "lead"),
+    ]
+    page = airflow.operator.gonogo(f"/early-life/{DAG}")
+    rows = [(d["round"], d["forum"], d["text"], d["owner"], d["by"]) for d in page["decisions"]]
+    assert rows == [
+        (went_live.group, "lead", "Fail over to the standby database tonight", "dba", "relman"),
+        (met.group, "meeting", "Keep the old print server running", "svcowner2", "relman"),
+        (met.group, "meeting", "Ask the vendor for a database fix", "dba", "relman"),
+    ]
+    agenda = _agenda(airflow, met.at, "json")
+    assert [(d["round"], d["forum"]) for d in agenda["decisions"]] == [r[:2] for r in rows]
+    text = _agenda(airflow, met.at, "md")
+    assert (
+        f"| {met.group} | Meeting day {met.group[1]} {met.group[-4:-2]}:{met.group[-2:]} | "
+        "meeting | Logged: Ask the vendor for a database fix | dba |  | relman | lead |"
+    ) in text
+    assert "Decided: Fail over to the standby database tonight" in text
+
+
+@pytest.mark.browser
+def test_the_agenda_page_with_the_decision_log_in_the_browser(
+    airflow: Airflow,
+    browser: Any,  # noqa: F811
+    met: Met,
+) -> None:
+    """The agenda, reached from the Early life tab, in headless Chromium."""
+    from selenium.webdriver.common.by import By
+
+    log_in(browser, airflow, "viewer")
+    browser.get(f"{airflow.stack.base_url}/dags/{LIFE}/plugin/gonogo-early-life")
+    meeting = in_view(
+        browser,
+        "the meeting's decision on the status page",
+        lambda d: d.find_element(By.CSS_SELECTOR, 'tr.decision-row[data-forum="meeting"]'),
+    )
+    assert "Keep the old print server running" in meeting.text
+    shot(browser, "early_life")  # now with the meeting's decisions beside the DSL's
+    in_view(browser, "the agenda link", lambda d: d.find_element(By.ID, "agenda")).click()
+    blocked = in_view(
+        browser,
+        "the red that needs a decision on the agenda",
+        lambda d: d.find_element(By.CSS_SELECTOR, 'li[data-point="3"] li[data-area="tech"]'),
+    )
+    assert "needs a decision" in blocked.text
+    logged = in_view(
+        browser,
+        "the meeting's decision in the agenda's log",
+        lambda d: d.find_element(
+            By.CSS_SELECTOR, f'tr.decision-row[data-forum="meeting"][data-round="{met.group}"]'
+        ),
+    )
+    assert "svcowner2" in logged.text
+    shot(browser, "agenda")  # tests/artifacts/browser/agenda.png (git-ignored)

@@ -49,6 +49,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from gonogo.core import naming
 from gonogo.core.earlylife import names
+from gonogo.core.earlylife.meetinglog import log_form, log_refusal, logged
 from gonogo.core.earlylife.roster import on_standby
 from gonogo.core.earlylife.rounds import Slot, rounds, slots
 from gonogo.core.runbook.model import Area, EarlyLife, Runbook
@@ -149,17 +150,26 @@ def _section(runbook: Runbook) -> EarlyLife:
     return runbook.early_life
 
 
-class _Round:
-    """One slot's round as a task sees it at run time: when it opens, when the next one does."""
+#: What recurs: the areas' status rounds, or the leadership's meetings (EarlyLife's fields).
+REPORTS, MEETINGS = "reports", "meetings"
 
-    def __init__(self, section: EarlyLife, slot: Slot, context: Mapping[str, Any]) -> None:
+
+class _Round:
+    """One slot's round (or meeting) as a task sees it at run time: when it opens, when the
+    next one does."""
+
+    def __init__(
+        self, section: EarlyLife, slot: Slot, context: Mapping[str, Any], kind: str = REPORTS
+    ) -> None:
         support = _support_of(context)
         start = datetime.fromisoformat(support["start"])
-        planned = rounds(section.reports, start, section.lasts, section.timezone)
+        entries = section.meetings if kind == MEETINGS else section.reports
+        planned = rounds(entries, start, section.lasts, section.timezone)
         here = next((i for i, r in enumerate(planned) if r.slot == slot), None)
         if here is None:
+            what = "meeting" if kind == MEETINGS else "round"
             raise AirflowSkipException(
-                f"no round on day {slot.day} at {slot.at:%H:%M}: support started "
+                f"no {what} on day {slot.day} at {slot.at:%H:%M}: support started "
                 f"{support['start']} and lasts {section.lasts}"
             )
         self.at = planned[here].at
@@ -169,15 +179,19 @@ class _Round:
 
 
 class RoundOpensSensor(DateTimeSensorAsync):
-    """Waits, deferred, for its round's moment; skips its round when support does not reach it."""
+    """Waits, deferred, for its round's (or meeting's) moment; skips it when support does not
+    reach it, or when a cron entry does not name its date."""
 
-    def __init__(self, *, section: EarlyLife, slot: Slot, **kwargs: Any) -> None:
+    def __init__(
+        self, *, section: EarlyLife, slot: Slot, kind: str = REPORTS, **kwargs: Any
+    ) -> None:
         super().__init__(target_time=_PLACEHOLDER.isoformat(), **kwargs)
         self.section = section
         self.slot = slot
+        self.kind = kind
 
     def execute(self, context: Any) -> Any:
-        found = _Round(self.section, self.slot, context)
+        found = _Round(self.section, self.slot, context, self.kind)
         if found.at <= datetime.now(UTC):
             return None  # a deferral that resumes at once can hit Airflow's resume race
         log.info("the round opens at %s", found.at.isoformat())
@@ -333,6 +347,80 @@ class DecisionRequestOperator(Request):
         }
 
 
+class MeetingLogOperator(Request):
+    """One leadership meeting's decision log, kept by the coordinator role (seed 003).
+
+    Opens at the meeting's moment and stays open until the next meeting, or the
+    end of support after the last one; unanswered by then, it is skipped (nothing
+    was logged). The answer is **Logged** with the meeting's decisions, or **No
+    decisions**; the comment takes notes from the meeting.
+
+    How several decisions fit in one answer: Airflow 3.3's Required Actions form
+    (the same form as the trigger form) shows an ``array`` param whose items are
+    objects, and an ``object`` param, as a raw JSON editor, and an ``array`` of
+    strings as a text box with one line per item. A coordinator cannot be asked
+    to type JSON during a meeting, and one line per decision would lose the
+    owner, due and forum as separate, checkable values. So the form holds a fixed
+    number of rows (:data:`~gonogo.core.earlylife.names.LOG_ROWS`) of plain
+    fields, each row its own section (a fold-out panel in the UI): the decision
+    and its owner and due as text boxes, the forum it was escalated to as a
+    drop-down (an ``enum``: "none" or one of ``escalate_to``). Unused rows stay
+    empty. A meeting with more decisions than rows logs the rest at the next
+    meeting, whose log opens then. The rule an answer must meet (a decision and
+    an owner per logged row) is :func:`gonogo.core.earlylife.meetinglog.log_refusal`:
+    the API server refuses an answer that breaks it, and this task reads the
+    decisions with the same code.
+    """
+
+    def __init__(self, *, section: EarlyLife, slot: Slot, users: list[str], **kwargs: Any) -> None:
+        self.section = section
+        self.slot = slot
+        kwargs = self._request(kwargs, "Notes from the meeting (optional)")
+        for name, spec in log_form(section.escalate_to).items():
+            default = spec.pop("default")
+            kwargs["params"][name] = Param(default, **spec)
+        super().__init__(
+            subject=f"Decision log of the leadership meeting, day {slot.day} {slot.at:%H:%M}",
+            body=meeting_body(section),
+            options=[names.LOGGED, names.NO_DECISIONS],
+            assigned_users=assignees(users),
+            **kwargs,
+        )
+
+    def execute(self, context: Any) -> Any:
+        found = _Round(self.section, self.slot, context, MEETINGS)
+        self.response_timeout = max(found.closes - datetime.now(UTC), timedelta(minutes=1))
+        return super().execute(context)
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+        given = self.answer(context, event)
+        if given.timed_out:
+            raise AirflowSkipException("nobody logged this meeting's decisions before the next")
+        params = event.get("params_input") or {}
+        refused = log_refusal([given.option or ""], params)
+        if refused:  # the API server refuses these first; a task trusts its own check
+            raise AirflowFailException(f"the decision log of {given.by} is refused: {refused}")
+        found = logged(params)
+        log.info("%s logged %d decision(s) of the meeting", given.by, len(found))
+        return {"by": given.by, "option": given.option, "notes": given.comment, "decisions": found}
+
+
+def meeting_body(section: EarlyLife) -> str:
+    """What the coordinator reads: what to log, and where the agenda is."""
+    forums = ", then ".join(section.escalate_to) or "nobody (no forum is named)"
+    return "\n".join(
+        [
+            "Log the decisions of this leadership meeting: for each, **what** was decided, "
+            "**who** carries it out (required), **by when**, and the forum it was "
+            f"**escalated** to, if any ({forums}).",
+            "",
+            f"Answer **{names.LOGGED}** with the decisions, or **{names.NO_DECISIONS}** when "
+            f"the meeting decided nothing. The form holds {names.LOG_ROWS} decisions; log more "
+            "at the next meeting. The agenda is on the DAG's Early life tab.",
+        ]
+    )
+
+
 class ChaseOperator(BaseOperator):
     """At the round's deadline, reminds the late areas; later, tells the standby contact."""
 
@@ -426,6 +514,7 @@ def build_early_life_dag(runbook: Runbook) -> DAG:
     with dag:
         start = PythonOperator(task_id=names.START_TASK, python_callable=partial(_start, runbook))
         start >> SupportEndSensor(task_id=names.END_TASK, trigger_rule="all_success")
+        _meetings(section, start, users.get(section.coordinator, []))
         previous: BaseOperator = start
         for slot in slots(section.reports, section.lasts):
             group = names.round_group(slot.day, slot.at)
@@ -461,3 +550,25 @@ def build_early_life_dag(runbook: Runbook) -> DAG:
             previous >> opens
             previous = opens
     return dag
+
+
+def _meetings(section: EarlyLife, start: BaseOperator, keepers: list[str]) -> None:
+    """The meetings' chain beside the rounds': each waits for its moment, then opens its log."""
+    previous = start
+    for slot in slots(section.meetings, section.lasts):
+        group = names.meeting_group(slot.day, slot.at)
+        with TaskGroup(
+            group_id=group, tooltip=f"Leadership meeting day {slot.day} {slot.at:%H:%M}"
+        ):
+            opens = RoundOpensSensor(
+                task_id=names.OPENS,
+                section=section,
+                slot=slot,
+                kind=MEETINGS,
+                trigger_rule="none_failed",  # the chain goes on past a skipped meeting
+            )
+            opens >> MeetingLogOperator(
+                task_id=names.LOG, section=section, slot=slot, users=keepers
+            )
+        previous >> opens
+        previous = opens

@@ -15,8 +15,9 @@ from gonogo.core.documents.earlylife import support_data
 from gonogo.core.earlylife import names
 from gonogo.core.earlylife.agenda import agenda, next_meeting
 from gonogo.core.earlylife.status import (
+    Decision,
     Report,
-    decision_from_request,
+    decisions_from_request,
     report_from_request,
     support,
 )
@@ -66,6 +67,11 @@ def _reports(requests: Sequence[Request]) -> list[Report]:
     return [r for q in requests if (r := report_from_request(q)) is not None]
 
 
+def _decisions(requests: Sequence[Request], forums: Sequence[str]) -> list[Decision]:
+    """The decision log: the forums' answers to reds and the meetings' logged decisions."""
+    return [d for q in requests for d in decisions_from_request(q, forums)]
+
+
 def read_support(session: Any, runbook: Runbook, run: Any, now: datetime) -> dict[str, Any] | None:
     """The status of one early-life run; None before its start task recorded the go-live."""
     assert runbook.early_life is not None
@@ -76,8 +82,7 @@ def read_support(session: Any, runbook: Runbook, run: Any, now: datetime) -> dic
     section = runbook.early_life
     start = datetime.fromisoformat(started["start"])
     seen = support(section, start, _reports(requests), now)
-    forums = section.escalate_to
-    decisions = [x for q in requests if (x := decision_from_request(q, forums)) is not None]
+    decisions = _decisions(requests, section.escalate_to)
     data = support_data(runbook, seen, now, run.run_id, state, decisions)
     data["rollout_run_id"] = started.get("rollout_run_id")
     return data
@@ -96,7 +101,8 @@ def read_agenda(
     meeting = at or next_meeting(runbook.early_life, start, now)
     if meeting is None:
         return None
-    data = agenda(runbook.early_life, start, _reports(requests), meeting)
+    decisions = _decisions(requests, runbook.early_life.escalate_to)
+    data = agenda(runbook.early_life, start, _reports(requests), meeting, decisions)
     data.update(runbook=runbook.runbook, title=runbook.title, run_id=run.run_id)
     return data
 

@@ -13,7 +13,9 @@ carries gonogo's marker tag, only these writes pass:
 
 - **answers** (``PATCH …/hitlDetails``): refused for a NOGO, Failed or Continue
   without a comment that says something, a ``params_input`` that is not exactly
-  the request's form, an answer from the person who triggered the run (four-eyes,
+  the request's form (every field, each of its type and, for a drop-down, one of
+  its values), a meeting's decision log with a decision that lacks its text or
+  owner (:func:`gonogo.core.earlylife.meetinglog.log_refusal`), an answer from the person who triggered the run (four-eyes,
   by user id and name), a second role's answer from the same person at one gate,
   and an answer within ten seconds of the request opening (425; see below). After
   a final NOGO it withdraws the gate's other open requests.
@@ -59,6 +61,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gonogo.core import naming
+from gonogo.core.earlylife import names
+from gonogo.core.earlylife.meetinglog import log_refusal
 from gonogo.core.runs import stamp, states
 from gonogo.core.runs.decisions import missing_reason
 from gonogo.core.runs.gates import four_eyes_refusal
@@ -439,6 +443,10 @@ async def on_answer(request: Incoming) -> Refuse | Forward:
     reason = rules.form_refusal(answer["params_input"], asked.form)
     if reason:
         return Refuse(422, reason)
+    if names.runbook_of_dag(dag_id) and names.parse_log_task(task_id) is not None:
+        reason = log_refusal(answer["chosen_options"], answer["params_input"])
+        if reason:
+            return Refuse(422, reason)
     who = await _who(request.scope)
     if isinstance(who, Refuse):
         return who

@@ -71,16 +71,26 @@ def form_refusal(params_input: Mapping[str, Any], form: Mapping[str, Any] | None
     if unknown:
         asked = ", ".join(sorted(fields)) or "nothing"
         return f"the form has no field {', '.join(unknown)} (it asks for: {asked}); nothing was recorded"
+    missing = sorted(set(fields) - set(params_input)) if params_input else []
+    if missing:  # Airflow's task refuses a partial form when it resumes, losing the answer
+        return (
+            f"the answer leaves out {', '.join(missing)}: send every field of the form "
+            "(empty where there is nothing to say); nothing was recorded"
+        )
     for name, value in params_input.items():
         spec = fields[name] if isinstance(fields[name], Mapping) else {}
         schema = spec.get("schema") if isinstance(spec.get("schema"), Mapping) else spec
         wanted = schema.get("type") if isinstance(schema, Mapping) else None
         types = [wanted] if isinstance(wanted, str) else list(wanted or [])
-        if not types:
-            continue
-        if not is_json_type(value, types):
+        if types and not is_json_type(value, types):
             return (
                 f"{name} must be {' or '.join(types)}, got {type(value).__name__}; "
+                "nothing was recorded"
+            )
+        allowed = schema.get("enum") if isinstance(schema, Mapping) else None
+        if isinstance(allowed, list) and value not in allowed:
+            return (
+                f"{name} must be one of {', '.join(map(str, allowed))}, got {value!r}; "
                 "nothing was recorded"
             )
     return None

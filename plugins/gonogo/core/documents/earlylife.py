@@ -74,6 +74,7 @@ def support_data(
         "active": support.start <= now < support.end and state in ("running", "queued"),
         "at": now.isoformat(),
         "areas": [{"id": a, "title": titles.get(a, a)} for a in support.areas],
+        "meetings": bool(section.meetings),  # whether there is an agenda to link to
         "rounds": rounds,
         "latest": latest,
         "overdue": [{"round": g, "area": a, "title": titles.get(a, a)} for g, a in support.overdue],
@@ -83,11 +84,42 @@ def support_data(
             if r and r["needs_decision"]
         ],
         "status": {"colour": support.status.colour, "reasons": list(support.status.reasons)},
-        "decisions": [
-            {**d.as_dict(), "title": titles.get(d.area, d.area)}
-            for d in sorted(decisions, key=lambda d: (d.at or "~", d.round, d.area))
-        ],
+        "decisions": decision_rows(decisions, titles),
     }
+
+
+def decision_rows(decisions: Sequence[Decision], titles: Mapping[str, str]) -> list[dict[str, Any]]:
+    """The decision log as rows, oldest first (open ones last): the forums' answers to reds and
+    the meetings' logged decisions in one list, for the status page and the agenda alike."""
+
+    def title(d: Decision) -> str:
+        meeting = names.parse_meeting(d.round) if d.forum == names.MEETING_FORUM else None
+        if meeting is not None:
+            return f"Meeting day {meeting.day} {meeting.at:%H:%M}"
+        return titles.get(d.area, d.area)
+
+    ordered = sorted(decisions, key=lambda d: (d.at or "~", d.round, d.area))
+    return [{**d.as_dict(), "title": title(d)} for d in ordered]
+
+
+def decision_log_markdown(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The decision log as a Markdown table's lines (none when the log is empty)."""
+    if not rows:
+        return []
+    lines = [
+        "| round | area | forum | decision | owner | due | by | escalated to |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for d in rows:
+        said = f"{d['decision']}: {d['text']}" if d["decision"] else "waiting"
+        cells = [d["round"], d["title"], d["forum"], said, d["owner"], d["due"], d["by"]]
+        cells.append(d["escalated_to"])
+        lines.append("| " + " | ".join(_escaped(str(c)) for c in cells) + " |")
+    return lines
+
+
+def _escaped(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
 
 
 def _cell(cell: Mapping[str, Any]) -> str:
@@ -98,7 +130,7 @@ def _cell(cell: Mapping[str, Any]) -> str:
         text += " (needs a decision)"
     if cell["comment"]:
         text += f": {cell['comment']}"
-    return text.replace("|", "\\|").replace("\n", " ")
+    return _escaped(text)
 
 
 def support_markdown(data: Mapping[str, Any]) -> str:
@@ -132,19 +164,7 @@ def support_markdown(data: Mapping[str, Any]) -> str:
         lines += ["", "## Overdue", ""]
         lines += [f"- {o['title']}, round {o['round']}" for o in data["overdue"]]
     if data["decisions"]:
-        lines += [
-            "",
-            "## Decision log",
-            "",
-            "| round | area | forum | decision | owner | due | by | escalated to |",
-            "|---|---|---|---|---|---|---|---|",
-        ]
-        for d in data["decisions"]:
-            said = f"{d['decision']}: {d['text']}" if d["decision"] else "waiting"
-            lines.append(
-                f"| {d['round']} | {d['title']} | {d['forum']} | {said} | {d['owner']} | "
-                f"{d['due']} | {d['by']} | {d['escalated_to']} |"
-            )
+        lines += ["", "## Decision log", "", *decision_log_markdown(data["decisions"])]
     lines += ["", "## Rounds", ""]
     if data["rounds"]:
         lines.append("| round | " + " | ".join(a["title"] for a in data["areas"]) + " |")

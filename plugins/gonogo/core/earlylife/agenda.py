@@ -13,8 +13,12 @@ Seed 003's DSL walks a fixed agenda built from the reds and yellows:
 11. green reflections where things go really well.
 
 "Earlier" is what an area reported by the previous meeting; "now" is its
-latest report by this one. Pure: the reports are the HITL records, read by
-:func:`gonogo.core.earlylife.status.report_from_detail`.
+latest report by this one. Beside the points, the decision log as it stands
+for this meeting: what the forums decided on reds and what earlier meetings
+logged (and this one, once its log is recorded), with the open red decisions.
+Pure: the reports and decisions are the HITL records, read by
+:func:`gonogo.core.earlylife.status.report_from_request` and
+:func:`~gonogo.core.earlylife.status.decisions_from_request`.
 """
 
 from __future__ import annotations
@@ -23,8 +27,10 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from gonogo.core.documents.earlylife import decision_log_markdown, decision_rows
+from gonogo.core.earlylife import names
 from gonogo.core.earlylife.rounds import Round, rounds
-from gonogo.core.earlylife.status import Report
+from gonogo.core.earlylife.status import Decision, Report
 from gonogo.core.runbook.model import EarlyLife
 from gonogo.core.runs.status import GREEN, RED, YELLOW
 
@@ -34,10 +40,7 @@ def meetings(section: EarlyLife, start: datetime) -> list[Round]:
 
 
 def _when(report: Report) -> datetime | None:
-    try:
-        return datetime.fromisoformat(report.at) if report.at else None
-    except ValueError:
-        return None
+    return _moment(report.at)
 
 
 def latest_by(reports: Sequence[Report], moment: datetime | None) -> dict[str, Report]:
@@ -64,12 +67,42 @@ def _line(report: Report, titles: Mapping[str, str]) -> dict[str, Any]:
     }
 
 
+def log_so_far(
+    decisions: Sequence[Decision], meeting: datetime, group: str | None
+) -> list[Decision]:
+    """The decision log as it stands for the meeting at ``meeting`` (its group ``group``).
+
+    What was decided before it, what is still open, and what this meeting logged.
+    """
+
+    def shown(d: Decision) -> bool:
+        when = _moment(d.at)
+        return when is None or when <= meeting or d.round == group
+
+    return [d for d in decisions if shown(d)]
+
+
+def _moment(text: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text) if text else None
+    except ValueError:
+        return None
+
+
 def agenda(
-    section: EarlyLife, start: datetime, reports: Sequence[Report], meeting: datetime
+    section: EarlyLife,
+    start: datetime,
+    reports: Sequence[Report],
+    meeting: datetime,
+    decisions: Sequence[Decision] = (),
 ) -> dict[str, Any]:
-    """The agenda of the meeting at ``meeting``: the seed's eleven points, each with its areas."""
+    """The agenda of the meeting at ``meeting``: the seed's eleven points, each with its areas,
+    and the decision log so far."""
     titles = {a.id: a.title or a.id for a in section.areas}
-    held = [m.at for m in meetings(section, start) if m.at < meeting]
+    planned = meetings(section, start)
+    this = next((m for m in planned if m.at == meeting), None)
+    group = names.meeting_group(this.slot.day, this.slot.at) if this else None
+    held = [m.at for m in planned if m.at < meeting]
     previous = held[-1] if held else None
     before = latest_by(reports, previous)
     now = latest_by(reports, meeting)
@@ -96,13 +129,13 @@ def agenda(
         if r.colour == YELLOW and (a not in before or before[a].colour != YELLOW)
     ]
     yellows = [r for r in now.values() if r.colour == YELLOW]
-    decisions = [_line(r, titles) for r in now.values() if r.needs_decision]
+    to_decide = [_line(r, titles) for r in now.values() if r.needs_decision]
     points = [
         ("Earlier red events: have they moved? If not, what holds them?", earlier_reds),
         ("New red events: what makes the area flag red?", new_reds),
         (
             "What stops the areas from solving them: is a decision or a team needed?",
-            [line for line in decisions if line["colour"] == RED],
+            [line for line in to_decide if line["colour"] == RED],
         ),
         (
             "Must the red challenges be put in an order?",
@@ -114,7 +147,7 @@ def agenda(
             "Must the yellow issues be put in an order?",
             [_line(r, titles) for r in yellows] if len(yellows) > 1 else [],
         ),
-        ("Anything that affects the plan?", decisions),
+        ("Anything that affects the plan?", to_decide),
         ("Anything to tell the wards and the operations?", []),
         ("Does the care leadership need more about the red or yellow challenges?", []),
         (
@@ -133,6 +166,8 @@ def agenda(
         ],
         "not_reported": silent,
         "escalate_to": list(section.escalate_to),
+        "meeting_group": group,
+        "decisions": decision_rows(log_so_far(decisions, meeting, group), titles),
     }
 
 
@@ -164,6 +199,8 @@ def agenda_markdown(data: Mapping[str, Any], title: str) -> str:
             lines.append(text)
     if data["not_reported"]:
         lines += ["", f"No report yet from: {', '.join(data['not_reported'])}."]
+    if data.get("decisions"):
+        lines += ["", "## Decision log", "", *decision_log_markdown(data["decisions"])]
     return "\n".join(lines) + "\n"
 
 

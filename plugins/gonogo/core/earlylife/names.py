@@ -8,6 +8,8 @@ task starts it. Its task ids::
     <round>.<area>                    the area's status report, a HITL request
     <round>.chase                     reminds the late areas, then tells the standby contact
     <round>.decide__<area>[__<n>]     a red that needs a decision: forum n decides or escalates
+    <meeting>.opens                   waits for the leadership meeting's moment (m2_1000)
+    <meeting>.log                     the meeting's decision log, a HITL request to the coordinator
     end                               waits for the end of support
 """
 
@@ -30,6 +32,19 @@ DECIDE_PREFIX = "decide__"
 DECIDED, ESCALATE = "Decided", "Escalate"
 #: The decision form's fields besides the comment (the decision itself).
 OWNER, DUE = "owner", "due"
+
+#: ``<meeting>.log``: the decision log of one leadership meeting; its options.
+LOG = "log"
+LOGGED, NO_DECISIONS = "Logged", "No decisions"
+#: How many decisions one meeting's form holds (why a fixed number: gonogo.dag.earlylife).
+LOG_ROWS = 5
+#: The parts of one logged decision, each a form field ``<part>_<n>``; the forum a
+#: decision goes to is "none" or one of the section's ``escalate_to``.
+LOG_DECISION, LOG_OWNER, LOG_DUE, LOG_ESCALATED = "decision", "owner", "due", "escalated_to"
+LOG_PARTS = (LOG_DECISION, LOG_OWNER, LOG_DUE, LOG_ESCALATED)
+NOT_ESCALATED = "none"
+#: The forum column of a meeting's decisions in the decision log.
+MEETING_FORUM = "meeting"
 
 GREEN_OPTION, YELLOW_OPTION, RED_OPTION = "Green", "Yellow", "Red"
 OPTIONS = (GREEN_OPTION, YELLOW_OPTION, RED_OPTION)
@@ -59,20 +74,49 @@ def round_group(day: int, at: time) -> str:
     return f"d{day}_{at:%H%M}"
 
 
+def meeting_group(day: int, at: time) -> str:
+    """``m2_1000``: the group of the leadership meeting on day 2 of support at 10:00 local time."""
+    return f"m{day}_{at:%H%M}"
+
+
 class RoundId(NamedTuple):
     day: int
     at: time
 
 
-def parse_round(group: str) -> RoundId | None:
-    """``d2_0600`` is ``RoundId(2, time(6, 0))``; None for anything else."""
-    day, _, clock = group.removeprefix("d").partition("_")
-    if not group.startswith("d") or not day.isdigit() or len(clock) != 4 or not clock.isdigit():
+def _parse_group(group: str, prefix: str) -> RoundId | None:
+    day, _, clock = group.removeprefix(prefix).partition("_")
+    if not group.startswith(prefix) or not day.isdigit() or len(clock) != 4 or not clock.isdigit():
         return None
     hours, minutes = int(clock[:2]), int(clock[2:])
     if hours > 23 or minutes > 59:
         return None
     return RoundId(int(day), time(hours, minutes))
+
+
+def parse_round(group: str) -> RoundId | None:
+    """``d2_0600`` is ``RoundId(2, time(6, 0))``; None for anything else."""
+    return _parse_group(group, "d")
+
+
+def parse_meeting(group: str) -> RoundId | None:
+    """``m2_1000`` is ``RoundId(2, time(10, 0))``; None for anything else."""
+    return _parse_group(group, "m")
+
+
+def log_task(day: int, at: time) -> str:
+    return f"{meeting_group(day, at)}.{LOG}"
+
+
+def parse_log_task(task_id: str) -> RoundId | None:
+    """The meeting whose decision log ``task_id`` is (``m2_1000.log``); None for any other task."""
+    group, _, part = task_id.partition(".")
+    return parse_meeting(group) if part == LOG else None
+
+
+def log_field(part: str, row: int) -> str:
+    """``owner_2``: the form field of the second logged decision's owner."""
+    return f"{part}_{row}"
 
 
 def decide_task(area: str, forum: int) -> str:

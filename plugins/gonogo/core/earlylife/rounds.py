@@ -11,16 +11,20 @@ clocks skip is read as :func:`gonogo.core.calendar.times.local_moment` reads it.
 The DAG is built before anyone knows when support starts, so it holds every
 *slot* (a day of support and a local time) that support can reach, and a
 round's task turns its slot into a moment at run time, skipping the slots
-before the start or after the end.
+before the start or after the end. A ``cron`` entry's slots are every time of
+day its expression can name; which of them happen depends on the calendar date
+the day of support falls on (``0 9 * * mon-fri``), so :func:`rounds` keeps a
+cron slot only when the expression matches its local date and time.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from gonogo.core.calendar.cron import matches, times_of_day
 from gonogo.core.calendar.times import local_moment
 from gonogo.core.runbook.model import Rounds
 
@@ -55,6 +59,8 @@ def times_of(entry: Rounds) -> list[time]:
     """The local times of one day of ``entry``, in order."""
     if entry.at is not None:
         return sorted(set(entry.at))
+    if entry.cron is not None:
+        return times_of_day(entry.cron)
     start, end = entry.between or (DAYTIME if entry.at_least is not None else _WHOLE_DAY)
     first = start.hour * 60 + start.minute
     span = end.hour * 60 + end.minute - first
@@ -77,10 +83,22 @@ def slots(entries: Sequence[Rounds], lasts: timedelta) -> list[Slot]:
     return found
 
 
+def date_of(slot: Slot, start: datetime, zone: ZoneInfo) -> date:
+    """The local calendar date of the slot's day, for support that started at ``start``."""
+    return start.astimezone(zone).date() + timedelta(days=slot.day - 1)
+
+
 def moment_of(slot: Slot, start: datetime, zone: ZoneInfo) -> datetime:
     """The slot's moment in UTC, for support that started at ``start``."""
-    first_day = start.astimezone(zone).date()
-    return local_moment(first_day + timedelta(days=slot.day - 1), slot.at, zone)
+    return local_moment(date_of(slot, start, zone), slot.at, zone)
+
+
+def on_its_date(entries: Sequence[Rounds], slot: Slot, start: datetime, zone: ZoneInfo) -> bool:
+    """Whether the slot's entry plans it on the date its day falls on: always, except for cron."""
+    entry = entry_for(entries, slot.day)
+    if entry is None or entry.cron is None:
+        return entry is not None
+    return matches(entry.cron, date_of(slot, start, zone), slot.at)
 
 
 def in_support(moment: datetime, start: datetime, lasts: timedelta) -> bool:
@@ -103,11 +121,11 @@ def rounds(
 
     A time the clocks skip lands on the moment of the time an hour later (02:00
     is 03:00 on the night they go forward); two slots at one moment are one round,
-    the earlier slot's.
+    the earlier slot's. A cron slot happens only on the dates its expression names.
     """
     found: dict[datetime, Round] = {}
     for slot in slots(entries, lasts):
         at = moment_of(slot, start, zone)
-        if in_support(at, start, lasts):
+        if in_support(at, start, lasts) and on_its_date(entries, slot, start, zone):
             found.setdefault(at, Round(slot, at))
     return sorted(found.values(), key=lambda r: r.at)

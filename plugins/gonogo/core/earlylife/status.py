@@ -20,6 +20,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from gonogo.core.earlylife import names
+from gonogo.core.earlylife.meetinglog import logged
 from gonogo.core.earlylife.rounds import Round, rounds
 from gonogo.core.runbook.model import EarlyLife
 from gonogo.core.runs.records import Answer, Request
@@ -73,11 +74,11 @@ def _when(request: Request) -> str:
 
 @dataclass(frozen=True)
 class Decision:
-    """One forum's answer to a red that needs a decision: the decision log's row."""
+    """A row of the decision log: a forum's answer to a red, or a decision a meeting logged."""
 
-    area: str
-    round: str
-    forum: str  # the role asked
+    area: str  # "" for a meeting's decision
+    round: str  # the round's group, or the meeting's (m1_1000)
+    forum: str  # the role asked, or names.MEETING_FORUM
     decision: str  # Decided, Escalate; "" while open
     text: str  # what was decided, or why it goes on
     owner: str
@@ -116,6 +117,34 @@ def decision_from_request(request: Request, forums: Sequence[str]) -> Decision |
         at=_when(request) if given.option else "",
         escalated_to=forums[forum] if escalated else "",
     )
+
+
+def decisions_from_request(request: Request, forums: Sequence[str]) -> list[Decision]:
+    """The decision log's rows in one request of an early-life run: a forum's answer to a red
+    (one row, also while it waits), a meeting's logged decisions (one row each), or none."""
+    found = decision_from_request(request, forums)
+    if found is not None:
+        return [found]
+    meeting = names.parse_log_task(request.task_id)
+    given = request.answer
+    if meeting is None or given is None or given.option is None:
+        return []
+    group = names.meeting_group(meeting.day, meeting.at)
+    return [
+        Decision(
+            area="",
+            round=group,
+            forum=names.MEETING_FORUM,
+            decision=given.option,
+            text=row[names.LOG_DECISION],
+            owner=row[names.LOG_OWNER],
+            due=row[names.LOG_DUE],
+            by=given.by,
+            at=_when(request),
+            escalated_to=row[names.LOG_ESCALATED],
+        )
+        for row in logged(given.inputs)
+    ]
 
 
 def overall(latest: Mapping[str, str | None], overdue: Iterable[str] = ()) -> Status:

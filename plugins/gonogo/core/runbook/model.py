@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal, get_args
 from zoneinfo import ZoneInfo
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -26,6 +27,7 @@ from pydantic import (
     model_validator,
 )
 
+from gonogo.core.calendar.cron import times_of_day
 from gonogo.core.calendar.fields import LocalTime, TimeZone, Weekdays
 from gonogo.core.runs.status import GREEN, RED, YELLOW
 from gonogo.core.timing.clock import Clock, DecideBy, Duration
@@ -490,12 +492,31 @@ AREA_COLOURS: dict[str, str] = {
 Colour = Literal["green", "yellow", "red"]
 
 
-class Rounds(_Model):
-    """When something recurs on some days of support: at set times, every so often, or N times.
+def _cron(value: str) -> str:
+    times_of_day(value)  # refuses a bad expression, too many rounds a day, or too close
+    return " ".join(value.split())
 
-    Exactly one of ``at``, ``every`` or ``at_least``. ``between`` bounds ``every``
-    (default: the whole day) and ``at_least`` (default 06:00-18:00, as in seed 003),
-    whose rounds are spread evenly from its start to its end.
+
+Cron = Annotated[
+    str,
+    AfterValidator(_cron),
+    Field(
+        description="A 5-field cron expression (minute hour day-of-month month day-of-week) "
+        'on the local wall clock: "0 6-18/2 * * *"',
+        examples=["0 6-18/2 * * *", "0 9,15 * * mon-fri"],
+    ),
+]
+
+
+class Rounds(_Model):
+    """When something recurs on some days of support: at set times, every so often, N times, or by cron.
+
+    Exactly one of ``at``, ``every``, ``at_least`` or ``cron``. ``between`` bounds
+    ``every`` (default: the whole day) and ``at_least`` (default 06:00-18:00, as in
+    seed 003), whose rounds are spread evenly from its start to its end. ``cron``
+    is read on the section's local wall clock, for the entry's day range; its
+    day-of-month and day-of-week fields pick the days within that range
+    (:mod:`gonogo.core.calendar.cron`).
     """
 
     days: SupportDays
@@ -504,18 +525,22 @@ class Rounds(_Model):
     at_least: int | None = Field(
         default=None, ge=1, le=48, description="This many rounds a day, spread over between"
     )
+    cron: Cron | None = None
     between: tuple[LocalTime, LocalTime] | None = Field(
         default=None, description='From and to, local times: ["06:00", "18:00"]'
     )
 
     @model_validator(mode="after")
     def _one_kind(self) -> Rounds:
-        given = [k for k in ("at", "every", "at_least") if getattr(self, k) is not None]
+        given = [k for k in ("at", "every", "at_least", "cron") if getattr(self, k) is not None]
         if len(given) != 1:
             found = f"found {', '.join(given)}" if given else "found none"
-            raise ValueError(f"needs exactly one of at, every or at_least; {found}")
-        if self.at is not None and self.between is not None:
-            raise ValueError("between applies to every and at_least, not to at")
+            raise ValueError(f"needs exactly one of at, every, at_least or cron; {found}")
+        if (self.at is not None or self.cron is not None) and self.between is not None:
+            raise ValueError(
+                f"between applies to every and at_least, not to {given[0]}"
+                + ("; write the hours in the cron expression" if self.cron else "")
+            )
         if self.between is not None and self.between[1] <= self.between[0]:
             raise ValueError("between must end after it starts, on the same day")
         if self.every is not None and self.every < timedelta(minutes=5):
