@@ -191,6 +191,22 @@ class AirflowClient:
             f"/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}/hitlDetails", "hitl_details", **params
         )
 
+    def _form_as_asked(self, path: str) -> dict[str, Any]:
+        """Every field of the request's form at its default: an answer sends the whole form.
+
+        Airflow's task refuses a form answered in part when it resumes, and gonogo's
+        API server refuses it before that (422), so a comment alone is not enough
+        where the form asks for more. Unreadable, the form is left to the server to judge.
+        """
+        response = self.request("GET", path)
+        if response.status_code != 200:
+            return {}
+        form = response.json().get("params") or {}
+        return {
+            name: spec.get("value") if isinstance(spec, dict) else spec
+            for name, spec in form.items()
+        }
+
     def answer(
         self,
         dag_id: str,
@@ -207,9 +223,9 @@ class AirflowClient:
         back, and a 409 then is a success if the stored answer is this user's same one.
         """
         body: dict[str, Any] = {"chosen_options": [option], "params_input": {}}
-        if comment is not None:
-            body["params_input"] = {"comment": comment}
         path = f"/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}/taskInstances/{_q(task_id)}/{map_index}/hitlDetails"
+        if comment is not None:
+            body["params_input"] = {**self._form_as_asked(path), "comment": comment}
         server_errors = 0
         unsure_since: float | None = None
         for _ in range(60):
