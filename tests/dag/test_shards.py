@@ -267,3 +267,33 @@ def test_a_loader_file_that_runs_out_of_time_loads_what_it_built_and_reports_the
     message = bag.import_errors[next(iter(bag.import_errors))]
     assert "got through 187 of its 600 runbooks" in message
     assert "`gonogo shards 3`" in message
+
+
+def test_the_dag_processors_watch_touches_the_owner_of_a_written_runbook_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """gonogo.server.prompter: any loader file may own it, the first one too; once each."""
+    import os
+    import time
+
+    from gonogo.server.prompter import prompt
+
+    ids = [f"svc-{n:03d}" for n in range(12)]
+    dags = folder_of(tmp_path, 3, ids)
+    monkeypatch.setenv("GONOGO_RUNBOOKS_DIR", str(tmp_path / "runbooks"))
+    loaders = sorted(dags.glob("*.py"))
+    now = time.time_ns()
+    for path in (tmp_path / "runbooks").glob("*.yaml"):
+        os.utime(path, ns=(now - 100 * 10**9,) * 2)
+    past = now - 50 * 10**9
+    for path in loaders:
+        os.utime(path, ns=(past, past))
+    assert prompt(dags) == []
+
+    new_id = next(f"new-{n}" for n in range(100) if owner(f"new-{n}", 3) == 0)
+    added = tmp_path / "runbooks" / "rb-new.yaml"
+    added.write_text(runbook(new_id))
+    os.utime(added, ns=(now - 10 * 10**9,) * 2)
+    assert prompt(dags) == [loaders[0]]
+    assert [p.stat().st_mtime_ns > past for p in loaders] == [True, False, False]
+    assert prompt(dags) == []  # the loader file is now newer than the runbook

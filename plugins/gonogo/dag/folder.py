@@ -129,7 +129,7 @@ def owner(key: str, shards: int) -> int:
     return zlib.crc32(key.encode("utf-8")) % shards
 
 
-def _owners(files: list[str], folder: Path, shards: int) -> dict[str, int]:
+def owners_of(files: list[str], folder: Path, shards: int) -> dict[str, int]:
     """Each runbook file's shard, by the id its head names (or its path when it names none)."""
     if shards == 1:
         return dict.fromkeys(files, 0)
@@ -139,7 +139,7 @@ def _owners(files: list[str], folder: Path, shards: int) -> dict[str, int]:
     }
 
 
-def prompt_changed(owners: dict[str, int], loader: Path) -> list[Path]:
+def prompt_changed(owners: dict[str, int], loader: Path, parsing: bool = True) -> list[Path]:
     """Make the loader file of each runbook written since it look changed to Airflow.
 
     Airflow's DAG processor parses changed DAG files first (its default
@@ -159,7 +159,11 @@ def prompt_changed(owners: dict[str, int], loader: Path) -> list[Path]:
         return []
     times = [info.st_mtime_ns for info in infos]
     # This parse reads its own runbooks anew, and a linked loader file is not this folder's.
-    skip = {i for i, info in enumerate(infos) if stat.S_ISLNK(info.st_mode) or names[i] == loader}
+    skip = {
+        i
+        for i, info in enumerate(infos)
+        if stat.S_ISLNK(info.st_mode) or (parsing and names[i] == loader)
+    }
     now = time.time_ns()
     touched: set[int] = set()
     for file, index in owners.items():
@@ -229,7 +233,7 @@ def _candidates(
     if not files:
         log.warning("gonogo: no runbooks found in %s", folder)
     if loader:
-        owners = _owners(files, folder, shard[1])
+        owners = owners_of(files, folder, shard[1])
         files = [file for file in files if owners[file] == shard[0]]
         if shard[1] > 1 and not wanted and importing_dagbag() is not None:  # a full parse
             prompt_changed(owners, Path(loader))

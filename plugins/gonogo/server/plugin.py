@@ -5,6 +5,8 @@
   edits of gates, rollback and the outcome, and records who triggered a run.
   Behind it, on SQLite, write requests reach Airflow one at a time (gonogo.server.writers).
 - In the scheduler, a listener writes each run's note: outcome and decisions.
+- In the DAG processor, a new or edited runbook's loader file is parsed next
+  (gonogo.server.prompter).
 - In the API server, pages inside the UI: the kjøreplan (per DAG), the status board
   and the change calendar (nav), a rollout and its report (per run), early-life
   support after go-live (per DAG).
@@ -17,7 +19,7 @@ from airflow.plugins_manager import AirflowPlugin
 from gonogo.core.documents.board import BOARD_ROUTE, KJOREPLAN_ROUTE, REPORT_ROUTE, RUN_ROUTE
 from gonogo.core.documents.calendar import CALENDAR_ROUTE
 from gonogo.core.documents.earlylife import EARLY_LIFE_ROUTE
-from gonogo.server import listener
+from gonogo.server import listener, prompter
 from gonogo.server.middleware import GonogoMiddleware
 from gonogo.server.pages import URL_PREFIX, create_app
 from gonogo.server.writers import OneWriterMiddleware
@@ -31,7 +33,8 @@ class GonogoPlugin(AirflowPlugin):
         {"name": "gonogo: one write at a time on SQLite", "middleware": OneWriterMiddleware},
         {"name": "gonogo: answers, state edits and triggers", "middleware": GonogoMiddleware},
     ]
-    listeners = [listener]  # noqa: RUF012
+    # The scheduler writes each run's note; the DAG processor parses a changed runbook next.
+    listeners = [listener, prompter]  # noqa: RUF012
     # The kjøreplan, the status board, a rollout and its report, as pages inside the UI.
     # The app checks every caller itself (gonogo.server.pages): Airflow does not.
     fastapi_apps = [  # noqa: RUF012
