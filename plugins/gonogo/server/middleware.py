@@ -436,7 +436,9 @@ async def on_answer(request: Incoming) -> Refuse | Forward:
     reason = missing_reason(answer["chosen_options"], comment, asked.form)
     if reason:
         return Refuse(422, reason)
-    reason = rules.form_refusal(answer["params_input"], asked.form)
+    reason = rules.form_refusal(answer["params_input"], asked.form) or rules.only_with_refusal(
+        answer["chosen_options"], answer["params_input"], asked.form
+    )
     if reason:
         return Refuse(422, reason)
     who = await _who(request.scope)
