@@ -1,7 +1,8 @@
 """What ``gonogo validate`` says about a runbook's ``early_life:`` section.
 
 The shape of each piece is the model's; these checks need the whole runbook:
-the roles it names exist, area ids are unique, no day of support is planned by
+the roles it names exist (and the incident manager, who approves an incident
+report), area ids are unique, no day of support is planned by
 two entries, no two standby shifts cover the same moment, and someone hears
 about a late report.
 """
@@ -67,6 +68,17 @@ def early_life_problems(runbook: Runbook, source: Source) -> list[Problem]:
                 (_SECTION, "standby", "shifts", j),
                 f"this shift covers some of the same times as shifts[{i}]: at every moment "
                 "exactly one contact is on standby",
+            )
+        )
+    manager = runbook.incident.manager
+    if manager not in runbook.roles:
+        problems.append(
+            source.problem(
+                ("incident", "manager") if "incident" in runbook.model_fields_set else (_SECTION,),
+                f"the role {manager!r} approves the P1/P2 incident report of a failed rollback "
+                "or a red reported as P1/P2, and is not defined; add it under roles or name "
+                "another in incident.manager",
+                warning=True,
             )
         )
     problems += _day_ranges(section.reports, ("reports",), source)
