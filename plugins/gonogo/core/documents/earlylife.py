@@ -145,6 +145,16 @@ def support_markdown(data: Mapping[str, Any]) -> str:
                 f"| {d['round']} | {d['title']} | {d['forum']} | {said} | {d['owner']} | "
                 f"{d['due']} | {d['by']} | {d['escalated_to']} |"
             )
+    for kept in data.get("incident_reports") or []:
+        lines += [
+            "",
+            f"## Incident report ({kept.get('priority')}), approved by {kept.get('by')}",
+            "",
+            *(
+                f"##{line}" if line.startswith("#") else line
+                for line in kept["report"].splitlines()
+            ),
+        ]
     lines += ["", "## Rounds", ""]
     if data["rounds"]:
         lines.append("| round | " + " | ".join(a["title"] for a in data["areas"]) + " |")
