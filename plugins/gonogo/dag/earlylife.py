@@ -14,6 +14,7 @@ The early-life run::
     start -> d1_0600.opens -> d1_1000.opens -> ...      one chain: one wait at a time
              d1_0600.opens -> d1_0600.<area> ...        each area's report (HITL)
              d1_0600.opens -> d1_0600.chase             reminds, then tells the standby contact
+             d1_0600.<area> -> call__<area>__<n> ...    a P1/P2 red: :mod:`gonogo.dag.incident`
     start -> end                                        waits for the end of support
 
 ``start`` checks the event against the records before anything is asked: it

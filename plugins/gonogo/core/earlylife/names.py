@@ -8,6 +8,8 @@ task starts it. Its task ids::
     <round>.<area>                    the area's status report, a HITL request
     <round>.chase                     reminds the late areas, then tells the standby contact
     <round>.decide__<area>[__<n>]     a red that needs a decision: forum n decides or escalates
+    <round>.call__<area>__<n>         a P1/P2 red called to the standby contact (incident.py)
+    <round>.report__<area>[__<k>]     its incident report, for the incident manager
     end                               waits for the end of support
 """
 
