@@ -278,3 +278,15 @@ def test_the_incident_manager_must_exist_where_p1_reports_are_approved() -> None
     _, problems = load_text(text, str(EHR))
     said = [str(p) for p in problems]
     assert any("'boss'" in p and "approves the P1/P2 incident report" in p for p in said), said
+
+
+def test_a_roster_nobody_is_told_through_is_warned_about() -> None:
+    text = EHR.read_text().replace(
+        "[report_overdue, report_escalated, incident_call, incident_report]",
+        "[report_overdue, report_escalated]",
+    )
+    _, problems = load_text(text, str(EHR))
+    said = [str(p) for p in problems]
+    assert any("no notify rule carries incident_call" in p for p in said), said
+    _, problems = load_file(EHR)
+    assert not any("incident_call" in str(p) for p in problems)

@@ -4,7 +4,7 @@ The shape of each piece is the model's; these checks need the whole runbook:
 the roles it names exist (and the incident manager, who approves an incident
 report), area ids are unique, no day of support is planned by
 two entries, no two standby shifts cover the same moment, and someone hears
-about a late report.
+about a late report and about an incident called to standby.
 """
 
 from __future__ import annotations
@@ -88,6 +88,15 @@ def early_life_problems(runbook: Runbook, source: Source) -> list[Problem]:
             source.problem(
                 (_SECTION, "report_within"),
                 "no notify rule carries report_overdue, so nobody is reminded of a late report",
+                warning=True,
+            )
+        )
+    if not any("incident_call" in rule.on for rule in runbook.notify):
+        problems.append(
+            source.problem(
+                (_SECTION, "standby"),
+                "no notify rule carries incident_call, so the contact on standby hears of an "
+                "incident only on the Required Actions page",
                 warning=True,
             )
         )
