@@ -187,3 +187,88 @@ def test_a_p1_red_is_called_to_standby_then_the_next_contact_and_its_report_appr
     page = operator.gonogo(f"/early-life/{DAG}")
     (shown,) = page["incident_reports"]
     assert shown["report"] == body and shown["priority"] == "P1"
+
+
+FAILING = "it-incident-rollback"
+
+
+def failing_runbook() -> str:
+    """A rollout whose only undo fails: rollback_failed, with the same roster."""
+    return f"""\
+runbook: {FAILING}
+title: Lab system change whose undo fails
+service: {FAILING}
+environment: test
+change: {{id: CHG-IT-INCIDENT-2, type: standard}}
+roles:
+  ops: {{users: [dba], title: Technology coordinator}}
+  oncall: {{users: [svcowner2], title: On-call engineer}}
+  owner: {{users: [svcowner], title: System owner}}
+  incident_manager: {{users: [relman], title: Incident manager}}
+notify:
+  - on: [incident_call, incident_report, report_overdue, rollback_failed]
+    connection: {HOOK}
+phases:
+  - id: work
+    steps:
+      - {{id: change_it, bash: echo changed, rollback: {{bash: exit 3}}}}
+      - {{id: verify, bash: exit 1, read_only: true}}
+early_life:
+  lasts: 1h
+  timezone: UTC
+  coordinator: ops
+  areas:
+    - {{id: tech, title: Technology, role: ops}}
+  reports:
+    - {{days: "1-", at: ["12:00"]}}
+  standby:
+    shifts:
+      - role: oncall
+        days: [monday, tuesday, wednesday, thursday, friday, saturday, sunday]
+        start: "00:00"
+        end: "00:00"
+        next: owner
+    fallback: owner
+    acknowledge_within: 5m
+"""
+
+
+def test_a_failed_rollback_is_called_to_standby_and_its_report_kept_in_the_run_report(
+    airflow: Airflow, hook: WebhookReceiver
+) -> None:
+    (airflow.stack.runbooks_dir / f"{FAILING}.yaml").write_text(failing_runbook())
+    airflow.wait_dags(FAILING)
+    admin, operator = airflow.admin, airflow.operator
+    run = operator.trigger(FAILING)
+    first = "incident.call__1"
+    asked = admin.wait_pending(FAILING, run, first, timeout=240)
+    assert [u["id"] for u in asked["assigned_users"]] == ["svcowner2"]
+    assert admin.xcom(FAILING, run, "outcome", key="outcome")["outcome"] == "rollback_failed"
+    path = f"/dags/{FAILING}/dagRuns/{quote(run)}/taskInstances/{{}}/-1/hitlDetails"
+
+    def answer_as(user: str, task: str, body: dict[str, Any]) -> Any:
+        client = airflow.client(user)
+
+        def settled() -> Any:
+            response = client.request("PATCH", path.format(quote(task)), json=body)
+            return None if response.status_code == 425 else [response]
+
+        return client.wait_for(f"{task} to take an answer", settled, timeout=60, interval=2)[0]
+
+    took = answer_as("svcowner2", first, {"chosen_options": ["Acknowledge"]})
+    assert took.status_code == 200, took.text
+    draft = "incident.report"
+    asked = admin.wait_pending(FAILING, run, draft, timeout=120)
+    assert "# Incident report (P2): Rollback failed" in asked["body"]
+    assert "**not undone**: change_it: undo failed" in asked["body"]
+    assert "oncall was called and acknowledged (svcowner2" in asked["body"]
+    approved = answer_as("relman", draft, {"chosen_options": ["Approve"]})
+    assert approved.status_code == 200, approved.text
+    # The run still ends failed, and its report keeps the approved incident report.
+    assert operator.wait_run(FAILING, run, timeout=120)["state"] == "failed"
+    states = admin.task_instances(FAILING, run)
+    assert states["incident.call__2"]["state"] == "skipped"  # acknowledged: nobody else called
+    report = operator.gonogo(f"/report/{FAILING}/{quote(run, safe='')}")
+    (kept,) = report["incident_reports"]
+    assert kept["by"] == "relman" and kept["report"] == asked["body"]
+    assert any("INCIDENT P2: Rollback failed" in a.title for a in hook.at("incident"))
