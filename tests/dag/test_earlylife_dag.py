@@ -13,7 +13,7 @@ from tests.conftest import EHR, RUNBOOKS
 
 from gonogo import load_file, load_text
 from gonogo.core import naming
-from gonogo.core.earlylife import names
+from gonogo.core.earlylife import incident, names
 from gonogo.core.earlylife.rounds import Slot, moment_of, slots
 from gonogo.core.runs.decisions import reason_for
 from gonogo.dag.builder import build_dags
@@ -73,7 +73,9 @@ def test_every_round_asks_each_area_and_is_chased(life: Any) -> None:
     for group in groups:
         tasks = {t.split(".", 1)[1] for t in life.task_ids if t.startswith(f"{group}.")}
         decide = {names.decide_task(a, n) for a in areas for n in (1, 2)}  # DSL, then LGV
-        assert tasks == {*areas, *decide, names.OPENS, names.CHASE}
+        calls = {incident.call_task(n, a) for a in areas for n in (1, 2)}  # standby, next
+        reports = {incident.report_task(a, k) for a in areas for k in (1, 2)}
+        assert tasks == {*areas, *decide, *calls, *reports, names.OPENS, names.CHASE}
         for task in {*areas, names.CHASE}:
             assert life.get_task(f"{group}.{task}").upstream_task_ids == {f"{group}.{names.OPENS}"}
         for area in areas:

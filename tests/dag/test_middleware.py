@@ -428,7 +428,7 @@ def test_a_meeting_log_without_an_owner_or_with_an_unknown_forum_is_refused(
     unknown = {**form, "owner_1": "hospital", "escalated_to_1": "the board"}
     response = client.patch(path, json={"chosen_options": ["Logged"], "params_input": unknown})
     assert response.status_code == 422
-    assert "escalated_to_1 must be one of none, deployment_lead" in response.json()["detail"]
+    assert "escalated_to_1 must be one of 'none', 'deployment_lead'" in response.json()["detail"]
     assert seen == []
     good = {**form, "owner_1": "hospital", "escalated_to_1": "care_leadership"}
     response = client.patch(path, json={"chosen_options": ["Logged"], "params_input": good})

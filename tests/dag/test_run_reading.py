@@ -73,6 +73,15 @@ XCOMS: list[tuple[str, str, datetime, Any]] = [
         at(2),
         [{"at": rest(at(0)), "finish": rest(at(60))}, {"at": rest(at(2)), "finish": rest(at(90))}],
     ),
+    # The incident manager approved the second draft of the incident report; the first was
+    # sent back and so kept nothing under the key.
+    (
+        "incident.report__2",
+        "incident_report",
+        at(200),
+        {"approved": True, "by": "relman", "priority": "P1", "report": "# Incident report (P1)"},
+    ),
+    ("incident.report", "incident_report", at(150), {"approved": False, "report": "sent back"}),
 ]
 
 
@@ -184,6 +193,13 @@ def test_the_latest_forecast_and_the_outcome_are_read_on_both_sides() -> None:
     for record in (from_database(), from_rest()):
         assert record.forecast == {"at": rest(at(2)), "finish": rest(at(90))}
         assert record.outcome == {"outcome": "rollback_failed", "undo_failed": ["first"]}
+
+
+def test_the_approved_incident_report_is_read_on_both_sides() -> None:
+    for record in (from_database(), from_rest()):
+        (kept,) = record.incident_reports
+        assert kept["task_id"] == "incident.report__2" and kept["by"] == "relman"
+        assert kept["report"] == "# Incident report (P1)"
 
 
 def test_the_decision_log_and_the_note_are_the_same_from_either_side() -> None:

@@ -77,6 +77,11 @@ def test_the_ehr_dag_has_exactly_the_expected_tasks(ehr: Any) -> None:
         "release_lock",
         "outcome",
         "go_live",  # early_life: a succeeded outcome starts support
+        # early_life's roster: a failed rollback is called (standby, then next) and reported
+        "incident.call__1",
+        "incident.call__2",
+        "incident.report",
+        "incident.report__2",
     }
     assert set(ehr.task_ids) == expected
 

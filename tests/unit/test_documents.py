@@ -368,3 +368,27 @@ def test_a_planned_gate_meeting_has_its_length_on_the_board_as_in_the_kjoreplan(
         shown["planned_end"],
     )
     assert gate.planned_end - gate.planned_start == at(20) - at(0)
+
+
+def test_the_report_keeps_the_approved_incident_report(runbook: Any) -> None:
+    from dataclasses import replace
+
+    kept = {
+        "approved": True,
+        "by": "relman",
+        "at": at(90).isoformat(),
+        "priority": "P1",
+        "incident": "INC0010001",
+        "report": "# Incident report (P1): Rollback failed\n\n## What happened\n\n- <b>x</b>",
+    }
+    record = replace(rolled_back(), incident_reports=(kept,))
+    data = report_data(progress(runbook, record, at(95)), at(95))
+    text = report_markdown(data)
+    assert "## Incident report (P1), approved" in text
+    assert "Approved by relman at" in text and "incident INC0010001 closed" in text
+    assert "### Incident report (P1): Rollback failed" in text  # its headings under the report's
+    page = report_html(data)
+    assert 'class="incident-report-text"' in page and "&lt;b&gt;x&lt;/b&gt;" in page
+    assert "## Incident report" not in report_markdown(
+        report_data(progress(runbook, rolled_back(), at(95)), at(95))
+    )

@@ -117,6 +117,21 @@ def test_an_incident_gets_its_priority_and_the_change_link(
     assert itsm.find_incident("key-1") == number and itsm.find_incident("key-2") is None
 
 
+def test_an_incident_is_closed_with_the_approved_report_as_close_notes(
+    snow: FakeServiceNow,
+) -> None:
+    itsm = client(snow)
+    change = itsm.find_change("CHG0034512")
+    assert change is not None
+    number = itsm.raise_incident(change, "P1", "Rollback failed", "text", "key-1")
+    itsm.close_incident(number, "# Incident report (P1)")
+    (incident,) = snow.incidents()
+    assert incident["state"] == "7" and incident["close_code"] == "Solved (Permanently)"
+    assert incident["close_notes"] == "# Incident report (P1)"
+    with pytest.raises(ItsmError, match="no incident INC9"):
+        itsm.close_incident("INC9", "x")
+
+
 def test_a_server_error_is_reported_with_its_status(snow: FakeServiceNow) -> None:
     snow.fail_next = [503]
     with pytest.raises(ItsmError, match="503 Transaction cancelled"):

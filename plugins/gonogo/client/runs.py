@@ -21,6 +21,7 @@ from gonogo.core.runs.records import (
     Request,
     RunRecord,
     TaskRecord,
+    approved_reports,
     events_in_order,
     given_start,
     latest_forecast,
@@ -34,7 +35,12 @@ DEFAULT_OWNER = "airflow"
 def read_run(client: AirflowClient, dag_id: str, run_id: str) -> RunRecord:
     """One run's records, through the REST API as the client's user."""
     xcoms = []
-    for key in (naming.XCOM_OUTCOME, naming.XCOM_FORECAST, *EVENT_KEYS):
+    for key in (
+        naming.XCOM_OUTCOME,
+        naming.XCOM_FORECAST,
+        naming.XCOM_INCIDENT_REPORT,
+        *EVENT_KEYS,
+    ):
         for entry in client.xcom_entries(dag_id, run_id, key):
             if entry.get("map_index", -1) == -1:
                 value = client.xcom(dag_id, run_id, entry["task_id"], key=key)
@@ -92,6 +98,9 @@ def run_record(
         ),
         forecast=forecasts[0] if forecasts else None,
         planned_start=given_start(run.get("conf")),
+        incident_reports=approved_reports(
+            (str(e["task_id"]), e["value"]) for e in by_key.get(naming.XCOM_INCIDENT_REPORT, [])
+        ),
     )
 
 

@@ -83,6 +83,7 @@ XCOM_DECISIONS = "decisions"  # a guided step's decisions
 XCOM_STARTED_AT = "started_at"  # a forward step's start, for the forecast
 XCOM_FORECAST = "forecast"  # the forecast history, pushed by the forecast task
 XCOM_NOTICES = "notices"  # notifications and change-record updates that failed, for the note
+XCOM_INCIDENT_REPORT = "incident_report"  # an approved P1/P2 incident report, for the pages
 XCOM_CALENDAR = "calendar"  # before_start: what the change calendar said about the run's times
 
 # -- the change calendar ----------------------------------------------------------------------

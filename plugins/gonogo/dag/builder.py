@@ -49,6 +49,7 @@ from gonogo.dag.earlylife import build_early_life_dag, go_live_task
 from gonogo.dag.forecast import forecast_task
 from gonogo.dag.gates import build_gate, verify_gates
 from gonogo.dag.guided import GuidedStepOperator
+from gonogo.dag.incident import rollback_incident_group
 from gonogo.dag.lock import AcquireLockSensor, release_lock
 from gonogo.dag.notify import attach, begin_task, step_failed
 from gonogo.dag.preflight import preflight_task, role_users
@@ -256,6 +257,9 @@ class DagBuilder:
             release >> outcome
             if runbook.early_life is not None:  # a succeeded outcome starts early-life support
                 outcome >> go_live_task(runbook)
+                # A failed rollback is called to the standby contact (the roster is in
+                # early_life:); go_live stays a leaf, so the run still ends failed.
+                rollback_incident_group(runbook, outcome)
         dag.params = dag_params(runbook)  # type: ignore[assignment]  # the DAG converts it
         return dag
 

@@ -14,6 +14,7 @@ The early-life run::
     start -> d1_0600.opens -> d1_1000.opens -> ...      one chain: one wait at a time
              d1_0600.opens -> d1_0600.<area> ...        each area's report (HITL)
              d1_0600.opens -> d1_0600.chase             reminds, then tells the standby contact
+             d1_0600.<area> -> call__<area>__<n> ...    a P1/P2 red: :mod:`gonogo.dag.incident`
     start -> end                                        waits for the end of support
 
 ``start`` checks the event against the records before anything is asked: it
@@ -48,7 +49,7 @@ from airflow.sdk.bases.operator import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from gonogo.core import naming
-from gonogo.core.earlylife import names
+from gonogo.core.earlylife import incident, names
 from gonogo.core.earlylife.meetinglog import log_form, log_refusal, logged
 from gonogo.core.earlylife.roster import on_standby
 from gonogo.core.earlylife.rounds import Slot, rounds, slots
@@ -56,6 +57,7 @@ from gonogo.core.runbook.model import Area, EarlyLife, Runbook
 from gonogo.core.runs import states
 from gonogo.core.runs.status import COLOURS
 from gonogo.dag.hitl import Request, assignees
+from gonogo.dag.incident import RedReport, build_incident_tasks, incident_field, reported_incident
 from gonogo.dag.notify import attach, tell
 from gonogo.dag.preflight import role_users
 from gonogo.dag.states import is_rehearsal
@@ -244,6 +246,7 @@ class AreaReportOperator(Request):
         kwargs["params"][names.NEEDS_DECISION] = Param(
             False, type="boolean", description="The leadership must decide something"
         )
+        kwargs["params"][incident.INCIDENT_FIELD] = incident_field()
         super().__init__(
             subject=f"Status of {area.title or area.id}, day {slot.day} {slot.at:%H:%M}",
             body=report_body(area),
@@ -269,6 +272,8 @@ class AreaReportOperator(Request):
             "by": given.by,
             "comment": given.comment,
             names.NEEDS_DECISION: flag,
+            incident.INCIDENT_FIELD: reported_incident(given.option, params),
+            "at": datetime.now(UTC).isoformat(),
         }
 
 
@@ -344,6 +349,7 @@ class DecisionRequestOperator(Request):
             names.OWNER: str(params.get(names.OWNER) or ""),
             names.DUE: str(params.get(names.DUE) or ""),
             "by": given.by,
+            "at": datetime.now(UTC).isoformat(),
         }
 
 
@@ -534,6 +540,9 @@ def build_early_life_dag(runbook: Runbook) -> DAG:
                         users=users.get(area.role, []),
                     )
                     opens >> asked
+                    build_incident_tasks(
+                        RedReport(runbook, group, area), asked, first_rule="all_success"
+                    )
                     for forum, role in enumerate(section.escalate_to, start=1):
                         keeper = users.get(section.coordinator, [])
                         decide = DecisionRequestOperator(

@@ -69,7 +69,17 @@ class Request(HITLOperator):
         return kwargs
 
     def answer(self, context: Any, event: dict[str, Any]) -> Answer:
-        """The answer in ``event``; Airflow's own checks of it first, unless it timed out."""
+        """The answer in ``event``; Airflow's own checks of it first, unless it timed out.
+
+        A form answered with some of its fields keeps the default of the others:
+        Airflow checks a given form against every field, and would fail the task
+        for a field the answer left out (an API client that knows an older form).
+        """
+        given = event.get("params_input")
+        if given:
+            form = self.serialized_params
+            missing = {k: f.get("value") for k, f in form.items() if k not in given}
+            event = {**event, "params_input": {**missing, **given}}
         if event.get("error_type") != "timeout":
             super().execute_complete(context, event)
         return Answer.from_event(event)

@@ -404,42 +404,127 @@ def _record_on_change(
             action=lambda: system.close_change(change, code, text or str(detail.get("outcome"))),
         )
     if event == "rollback_failed":
-        key = naming.sent_key(context["dag"].dag_id, context["run_id"], "incident", "", "itsm")
         priority = runbook.incident.priority
-
-        def raise_once() -> str:
-            # The Variable keeps a retried task from asking; the ITSM's own record of the
-            # key keeps even a lost Variable write from raising a second incident.
-            found: str | None = system.find_incident(key)
-            if found:
-                return found
-            return str(
-                system.raise_incident(
-                    change,
-                    priority,
-                    f"Rollback failed: {runbook.title} ({runbook.change.id})",
-                    "\n".join(
-                        [
-                            f"The rollback of change {runbook.change.id} failed in run {context['run_id']}.",
-                            *(f"Not undone: {line}" for line in detail.get("not_undone") or []),
-                            f"Run: {run_url(context) or context['run_id']}",
-                        ]
-                    ),
-                    key,
-                )
-            )
-
-        number = once(
+        detail["incident"] = _raise(
             context,
             event,
-            scope,
-            "itsm:incident",
-            what="raising the incident",
-            to=to,
-            action=raise_once,
+            runbook,
+            system,
+            change,
+            "",
+            priority,
+            f"Rollback failed: {runbook.title} ({runbook.change.id})",
+            [
+                f"The rollback of change {runbook.change.id} failed in run {context['run_id']}.",
+                *(f"Not undone: {line}" for line in detail.get("not_undone") or []),
+                f"Run: {run_url(context) or context['run_id']}",
+            ],
         )
-        detail["incident"] = number
         detail["priority"] = priority
+
+
+def incident_key(context: Mapping[str, Any], scope: str) -> str:
+    """The run's key of the incident raised for ``scope`` ("" for a failed rollback)."""
+    return naming.sent_key(context["dag"].dag_id, context["run_id"], "incident", scope, "itsm")
+
+
+def _raise(
+    context: Mapping[str, Any],
+    event: str,
+    runbook: Runbook,
+    system: Any,
+    change: ChangeRecord,
+    scope: str,
+    priority: str,
+    title: str,
+    lines: list[str],
+) -> str | None:
+    key = incident_key(context, scope)
+
+    def raise_once() -> str:
+        # The Variable keeps a retried task from asking; the ITSM's own record of the
+        # key keeps even a lost Variable write from raising a second incident.
+        found: str | None = system.find_incident(key)
+        if found:
+            return found
+        return str(system.raise_incident(change, priority, title, "\n".join(lines), key))
+
+    number: str | None = once(
+        context,
+        event,
+        scope,
+        "itsm:incident",
+        what="raising the incident",
+        to=f"{system.name} {runbook.change.id}",
+        action=raise_once,
+    )
+    return number
+
+
+def raise_incident(
+    context: Mapping[str, Any], scope: str, priority: str, title: str, lines: list[str]
+) -> str | None:
+    """Raise one incident linked to the change (once per run and scope); its number, or None.
+
+    None without an ``itsm:`` section, or when the change is not found or the ITSM
+    refused (then the failure is in the run note). Never raises.
+    """
+    runbook = runbook_of(context)
+    if runbook is None or runbook.itsm is None:
+        return None
+    try:
+        system = _system(runbook)
+        change = system.find_change(runbook.change.id)
+    except Exception as exc:
+        log.error("the change record could not be read to raise the incident: %s", _why(exc))
+        return None
+    if change is None:
+        log.warning("%s has no change %s: no incident is raised", system.name, runbook.change.id)
+        return None
+    return _raise(context, "incident", runbook, system, change, scope, priority, title, lines)
+
+
+def incident_number(context: Mapping[str, Any], scope: str) -> str | None:
+    """The number of the incident raised for ``scope`` in this run, as the ITSM holds it."""
+    runbook = runbook_of(context)
+    if runbook is None or runbook.itsm is None:
+        return None
+    try:
+        found: str | None = _system(runbook).find_incident(incident_key(context, scope))
+    except Exception as exc:
+        log.warning("the incident could not be looked up: %s", _why(exc))
+        return None
+    return found
+
+
+def close_incident(context: Mapping[str, Any], scope: str, notes: str) -> str | None:
+    """Close the incident raised for ``scope`` with ``notes``; its number, or None if none was.
+
+    The incident is found by the run's key in the ITSM itself, not by what a task
+    said. Never raises: a refusal is retried, then recorded in the run note.
+    """
+    runbook = runbook_of(context)
+    if runbook is None or runbook.itsm is None:
+        return None
+    try:
+        system = _system(runbook)
+        number = system.find_incident(incident_key(context, scope))
+    except Exception as exc:
+        log.error("the incident could not be looked up: %s", _why(exc))
+        return None
+    if not number:
+        log.warning("no incident was raised for this run in %s: none to close", system.name)
+        return None
+    once(
+        context,
+        "incident_closed",
+        scope,
+        "itsm:incident_close",
+        what="closing the incident",
+        to=f"{system.name} {number}",
+        action=lambda: system.close_incident(number, notes),
+    )
+    return str(number)
 
 
 # -- hooks for the DAG code -------------------------------------------------------------------

@@ -22,7 +22,7 @@ from gonogo.core.earlylife.status import (
     support,
 )
 from gonogo.core.runbook.model import Runbook
-from gonogo.core.runs.records import Request
+from gonogo.core.runs.records import Request, RunRecord
 from gonogo.server import rundata
 
 
@@ -54,13 +54,13 @@ def latest_run(session: Any, dag_id: str) -> Any:
     )
 
 
-def _read(session: Any, run: Any) -> tuple[dict[str, Any], Sequence[Request], str] | None:
-    """What the start task recorded, the run's requests and its state; None before the start."""
+def _read(session: Any, run: Any) -> tuple[dict[str, Any], RunRecord] | None:
+    """What the start task recorded and the run's records; None before the start."""
     started = _starts(session, [run.dag_id]).get((run.dag_id, run.run_id))
     if started is None:
         return None
     (record,) = rundata.read_runs(session, [run])
-    return started, record.requests, record.state
+    return started, record
 
 
 def _reports(requests: Sequence[Request]) -> list[Report]:
@@ -78,13 +78,15 @@ def read_support(session: Any, runbook: Runbook, run: Any, now: datetime) -> dic
     found = _read(session, run)
     if found is None:
         return None
-    started, requests, state = found
+    started, record = found
+    requests, state = record.requests, record.state
     section = runbook.early_life
     start = datetime.fromisoformat(started["start"])
     seen = support(section, start, _reports(requests), now)
     decisions = _decisions(requests, section.escalate_to)
     data = support_data(runbook, seen, now, run.run_id, state, decisions)
     data["rollout_run_id"] = started.get("rollout_run_id")
+    data["incident_reports"] = [dict(r) for r in record.incident_reports]
     return data
 
 
@@ -96,7 +98,8 @@ def read_agenda(
     found = _read(session, run)
     if found is None:
         return None
-    started, requests, _ = found
+    started, record = found
+    requests = record.requests
     start = datetime.fromisoformat(started["start"])
     meeting = at or next_meeting(runbook.early_life, start, now)
     if meeting is None:

@@ -440,7 +440,9 @@ async def on_answer(request: Incoming) -> Refuse | Forward:
     reason = missing_reason(answer["chosen_options"], comment, asked.form)
     if reason:
         return Refuse(422, reason)
-    reason = rules.form_refusal(answer["params_input"], asked.form)
+    reason = rules.form_refusal(answer["params_input"], asked.form) or rules.only_with_refusal(
+        answer["chosen_options"], answer["params_input"], asked.form
+    )
     if reason:
         return Refuse(422, reason)
     if names.runbook_of_dag(dag_id) and names.parse_log_task(task_id) is not None:

@@ -8,10 +8,11 @@ because a person reads it on the Required Actions page or in a terminal.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from gonogo.core import naming
+from gonogo.core.earlylife.incident import ONLY_WITH
 from gonogo.core.runbook.rules import is_json_type
 
 #: Task types whose state is a person's decision or gonogo's own bookkeeping.
@@ -25,6 +26,8 @@ PROTECTED_TYPES = frozenset(
         "RollbackStartSensor",
         "RollbackApprovalOperator",
         "AcquireLockSensor",
+        "CallOperator",
+        "IncidentReportOperator",
     }
 )
 PROTECTED_IDS = frozenset(naming.RESERVED_IDS - {naming.ROLLBACK_GROUP})
@@ -71,12 +74,6 @@ def form_refusal(params_input: Mapping[str, Any], form: Mapping[str, Any] | None
     if unknown:
         asked = ", ".join(sorted(fields)) or "nothing"
         return f"the form has no field {', '.join(unknown)} (it asks for: {asked}); nothing was recorded"
-    missing = sorted(set(fields) - set(params_input)) if params_input else []
-    if missing:  # Airflow's task refuses a partial form when it resumes, losing the answer
-        return (
-            f"the answer leaves out {', '.join(missing)}: send every field of the form "
-            "(empty where there is nothing to say); nothing was recorded"
-        )
     for name, value in params_input.items():
         spec = fields[name] if isinstance(fields[name], Mapping) else {}
         schema = spec.get("schema") if isinstance(spec.get("schema"), Mapping) else spec
@@ -89,9 +86,32 @@ def form_refusal(params_input: Mapping[str, Any], form: Mapping[str, Any] | None
             )
         allowed = schema.get("enum") if isinstance(schema, Mapping) else None
         if isinstance(allowed, list) and value not in allowed:
+            shown = ", ".join(repr(a) for a in allowed)
+            return f"{name} must be one of {shown}, got {value!r}; nothing was recorded"
+    return None
+
+
+def only_with_refusal(
+    chosen: Sequence[str], params_input: Mapping[str, Any], form: Mapping[str, Any] | None
+) -> str | None:
+    """Why a field was set with an option it does not go with, or None.
+
+    A field declares the options it goes with under :data:`ONLY_WITH` in its schema
+    (an area report's ``incident`` only with Red); set to anything but its default
+    with another option, the answer is refused.
+    """
+    for name, value in params_input.items():
+        spec = (form or {}).get(name)
+        if not isinstance(spec, Mapping):
+            continue
+        schema = spec.get("schema", spec)
+        allowed = schema.get(ONLY_WITH) if isinstance(schema, Mapping) else None
+        if not isinstance(allowed, list) or value in (None, "", False, spec.get("value")):
+            continue
+        if not set(chosen) & set(allowed):
             return (
-                f"{name} must be one of {', '.join(map(str, allowed))}, got {value!r}; "
-                "nothing was recorded"
+                f"{name} {value!r} goes only with {' or '.join(allowed)}, not with "
+                f"{', '.join(chosen) or 'no option'}; nothing was recorded"
             )
     return None
 

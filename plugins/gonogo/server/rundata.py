@@ -24,7 +24,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from gonogo.core.naming import XCOM_FORECAST, XCOM_OUTCOME, approved_runbook
+from gonogo.core.naming import (
+    XCOM_FORECAST,
+    XCOM_INCIDENT_REPORT,
+    XCOM_OUTCOME,
+    approved_runbook,
+)
 from gonogo.core.runbook.loader import load_file, runbook_files
 from gonogo.core.runbook.model import Runbook
 from gonogo.core.runs.records import (
@@ -32,6 +37,7 @@ from gonogo.core.runs.records import (
     Request,
     RunRecord,
     TaskRecord,
+    approved_reports,
     events_in_order,
     given_start,
     latest_forecast,
@@ -192,7 +198,7 @@ def read_runs(session: Any, runs: Sequence[Any]) -> list[RunRecord]:
         ).where(
             XComModel.dag_id.in_(dag_ids),
             XComModel.run_id.in_(run_ids),
-            XComModel.key.in_([XCOM_OUTCOME, XCOM_FORECAST, *EVENT_KEYS]),
+            XComModel.key.in_([XCOM_OUTCOME, XCOM_FORECAST, XCOM_INCIDENT_REPORT, *EVENT_KEYS]),
         )
     )
     return records_of(
@@ -227,6 +233,7 @@ def records_of(
     outcomes: dict[tuple[str, str], Any] = {}
     forecasts: dict[tuple[str, str], Any] = {}
     pushed: dict[tuple[str, str], list[tuple[str, Any, Any]]] = {k: [] for k in keys}
+    reports: dict[tuple[str, str], list[tuple[str, Any]]] = {k: [] for k in keys}
     for dag_id, run_id, task_id, key, at, value in xcom_rows:
         if (dag_id, run_id) not in pushed:
             continue
@@ -236,6 +243,8 @@ def records_of(
             forecasts[(dag_id, run_id)] = latest_forecast(value)
         elif key in EVENT_KEYS:
             pushed[(dag_id, run_id)].append((task_id, at, value))
+        elif key == XCOM_INCIDENT_REPORT:
+            reports[(dag_id, run_id)].append((task_id, value))
     return [
         RunRecord(
             dag_id=r.dag_id,
@@ -250,6 +259,7 @@ def records_of(
             events=events_in_order(pushed[(r.dag_id, r.run_id)]),
             forecast=forecasts.get((r.dag_id, r.run_id)),
             planned_start=given_start(r.conf),
+            incident_reports=approved_reports(reports[(r.dag_id, r.run_id)]),
         )
         for r in runs
     ]

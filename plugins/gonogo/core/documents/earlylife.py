@@ -165,6 +165,16 @@ def support_markdown(data: Mapping[str, Any]) -> str:
         lines += [f"- {o['title']}, round {o['round']}" for o in data["overdue"]]
     if data["decisions"]:
         lines += ["", "## Decision log", "", *decision_log_markdown(data["decisions"])]
+    for kept in data.get("incident_reports") or []:
+        lines += [
+            "",
+            f"## Incident report ({kept.get('priority')}), approved by {kept.get('by')}",
+            "",
+            *(
+                f"##{line}" if line.startswith("#") else line
+                for line in kept["report"].splitlines()
+            ),
+        ]
     lines += ["", "## Rounds", ""]
     if data["rounds"]:
         lines.append("| round | " + " | ".join(a["title"] for a in data["areas"]) + " |")

@@ -206,6 +206,19 @@ def report_markdown(data: dict[str, Any], ui_base: str = "") -> str:
                 f"| {md_cell(r['task_id'])} | {r['state']} | [log]({ui_base}{r['log']}) |"
                 for r in data["rollback"]
             ]
+    for kept in data.get("incident_reports") or []:
+        closed = f"; incident {t(kept['incident'])} closed" if kept.get("incident") else ""
+        lines += [
+            "",
+            f"## Incident report ({t(kept.get('priority') or '')}), approved",
+            "",
+            f"Approved by {t(kept.get('by') or '')} at {_clock(kept.get('at'))}{closed}.",
+            "",
+            *(
+                f"##{line}" if line.startswith("#") else line
+                for line in kept["report"].splitlines()
+            ),
+        ]
     if data["events"]:
         lines += ["", "## Events", ""]
         for e in data["events"]:

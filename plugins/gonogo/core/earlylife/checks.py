@@ -1,9 +1,10 @@
 """What ``gonogo validate`` says about a runbook's ``early_life:`` section.
 
 The shape of each piece is the model's; these checks need the whole runbook:
-the roles it names exist, area ids are unique, no day of support is planned by
+the roles it names exist (and the incident manager, who approves an incident
+report), area ids are unique, no day of support is planned by
 two entries, no two standby shifts cover the same moment, and someone hears
-about a late report.
+about a late report and about an incident called to standby.
 """
 
 from __future__ import annotations
@@ -69,6 +70,17 @@ def early_life_problems(runbook: Runbook, source: Source) -> list[Problem]:
                 "exactly one contact is on standby",
             )
         )
+    manager = runbook.incident.manager
+    if manager not in runbook.roles:
+        problems.append(
+            source.problem(
+                ("incident", "manager") if "incident" in runbook.model_fields_set else (_SECTION,),
+                f"the role {manager!r} approves the P1/P2 incident report of a failed rollback "
+                "or a red reported as P1/P2, and is not defined; add it under roles or name "
+                "another in incident.manager",
+                warning=True,
+            )
+        )
     problems += _day_ranges(section.reports, ("reports",), source)
     problems += _day_ranges(section.meetings, ("meetings",), source)
     if not any("report_overdue" in rule.on for rule in runbook.notify):
@@ -76,6 +88,15 @@ def early_life_problems(runbook: Runbook, source: Source) -> list[Problem]:
             source.problem(
                 (_SECTION, "report_within"),
                 "no notify rule carries report_overdue, so nobody is reminded of a late report",
+                warning=True,
+            )
+        )
+    if not any("incident_call" in rule.on for rule in runbook.notify):
+        problems.append(
+            source.problem(
+                (_SECTION, "standby"),
+                "no notify rule carries incident_call, so the contact on standby hears of an "
+                "incident only on the Required Actions page",
                 warning=True,
             )
         )

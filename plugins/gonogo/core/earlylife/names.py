@@ -10,6 +10,8 @@ task starts it. Its task ids::
     <round>.decide__<area>[__<n>]     a red that needs a decision: forum n decides or escalates
     <meeting>.opens                   waits for the leadership meeting's moment (m2_1000)
     <meeting>.log                     the meeting's decision log, a HITL request to the coordinator
+    <round>.call__<area>__<n>         a P1/P2 red called to the standby contact (incident.py)
+    <round>.report__<area>[__<k>]     its incident report, for the incident manager
     end                               waits for the end of support
 """
 

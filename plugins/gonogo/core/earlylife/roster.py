@@ -65,6 +65,34 @@ def next_contact(standby: Standby, moment: datetime, zone: ZoneInfo) -> str:
     return standby.fallback
 
 
+def call_order(standby: Standby, moment: datetime, zone: ZoneInfo) -> list[str]:
+    """Who is called about an incident raised at ``moment``, in order, each role once.
+
+    The contact on standby first; when they do not acknowledge in time, their
+    shift's ``next`` (or the fallback); then the fallback, if not called yet.
+    """
+    return list(
+        dict.fromkeys(
+            [
+                on_standby(standby, moment, zone),
+                next_contact(standby, moment, zone),
+                standby.fallback,
+            ]
+        )
+    )
+
+
+def most_calls(standby: Standby) -> int:
+    """The longest call order at any moment: how many calls a DAG holds for one incident.
+
+    Fixed by the roster alone, so the DAG's shape does not depend on when it is parsed.
+    """
+    orders = [[standby.fallback]] + [
+        [s.role, s.next or standby.fallback, standby.fallback] for s in standby.shifts
+    ]
+    return max(len(dict.fromkeys(order)) for order in orders)
+
+
 def overlapping(standby: Standby) -> list[tuple[int, int]]:
     """Every pair of shifts (by index) that share a minute of the week."""
     pairs = []

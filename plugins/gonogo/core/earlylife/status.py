@@ -20,6 +20,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from gonogo.core.earlylife import names
+from gonogo.core.earlylife.incident import parse_part
 from gonogo.core.earlylife.meetinglog import logged
 from gonogo.core.earlylife.rounds import Round, rounds
 from gonogo.core.runbook.model import EarlyLife
@@ -53,8 +54,8 @@ def report_from_request(request: Request) -> Report | None:
     group, _, area = request.task_id.partition(".")
     if names.parse_round(group) is None or area in (names.OPENS, names.CHASE, ""):
         return None
-    if names.parse_decide(area) is not None:
-        return None
+    if names.parse_decide(area) is not None or parse_part(area) is not None:
+        return None  # a decision, or an incident's call or report
     given = request.answer or Answer(None, "", "", "")
     flag = given.inputs.get(names.NEEDS_DECISION)
     return Report(

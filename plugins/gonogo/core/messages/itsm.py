@@ -41,7 +41,7 @@ class ChangeRecord:
 
 
 class ChangeSystem(Protocol):
-    """What gonogo needs from an ITSM. A second adapter implements these five methods."""
+    """What gonogo needs from an ITSM. A second adapter implements these six methods."""
 
     name: str
 
@@ -61,6 +61,9 @@ class ChangeSystem(Protocol):
         self, change: ChangeRecord, priority: str, title: str, text: str, key: str
     ) -> str:
         """Raise an incident linked to the change; return its number."""
+
+    def close_incident(self, number: str, notes: str) -> None:
+        """Close the incident once its incident report is approved; ``notes`` is the report."""
 
 
 def refusal(

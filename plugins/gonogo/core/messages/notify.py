@@ -26,9 +26,14 @@ from gonogo.core.timing.clock import in_words
 Severity = Literal["info", "success", "warning", "failure"]
 
 #: Events that ask the reader to act, so their message must carry the link to the request.
-ASKING = frozenset({"gate_waiting", "gate_expiring", "decision_needed"})
+ASKING = frozenset(
+    {"gate_waiting", "gate_expiring", "decision_needed", "incident_call", "incident_report"}
+)
 #: Early-life events whose message also addresses the roles in the detail's ``address``.
 EARLY_LIFE_EVENTS = frozenset({"report_overdue", "report_escalated"})
+#: Events whose message addresses the roles in the detail's ``address``: the early-life
+#: reminders, the contact called about an incident, the incident manager asked to approve.
+ADDRESSED = EARLY_LIFE_EVENTS | {"incident_call", "incident_report"}
 #: Incident priorities that wake the incident manager (seeds 004: P1/P2 go to them at once).
 URGENT = frozenset({"P1", "P2"})
 
@@ -141,7 +146,7 @@ def deliveries(runbook: Runbook, event: str, detail: Mapping[str, Any]) -> list[
             manager = runbook.incident.manager
             if manager in runbook.roles and manager not in roles:
                 roles.append(manager)
-        if event in EARLY_LIFE_EVENTS:  # the late area, then the standby contact too
+        if event in ADDRESSED:  # the late area and the standby contact; the called role
             roles += [
                 r for r in detail.get("address") or () if r in runbook.roles and r not in roles
             ]
@@ -435,6 +440,38 @@ def _report_escalated(
     )
 
 
+def _incident_call(
+    f: RunFacts, d: Mapping[str, Any], now: datetime, rb: Runbook | None
+) -> _Written:
+    role = _role_name(rb, str(d.get("role") or ""))
+    users = ", ".join(d.get("users") or [])
+    before = ", ".join(_role_name(rb, str(r)) for r in d.get("not_acknowledged") or [])
+    return (
+        f"INCIDENT {d.get('priority') or ''}: {d.get('what')}: {f.title}".replace("  ", " "),
+        [
+            f"{d.get('what')}. The {role}{f' ({users})' if users else ''} is on call for it.",
+            f"Not acknowledged in time by: {before}." if before else "",
+            _deadline(d, now, "acknowledge")
+            + " Without an acknowledgement in time the next contact is called.",
+        ],
+        "failure",
+    )
+
+
+def _incident_report(
+    f: RunFacts, d: Mapping[str, Any], now: datetime, rb: Runbook | None
+) -> _Written:
+    return (
+        f"Incident report to approve: {d.get('what')}: {f.title}",
+        [
+            f"gonogo drafted the {d.get('priority')} incident report from the run's records.",
+            "Approve it, or send it back with what is missing; the incident is closed "
+            "only once it is approved.",
+        ],
+        "warning",
+    )
+
+
 _WRITERS = {
     "run_started": _run_started,
     "gate_waiting": _gate_waiting,
@@ -448,5 +485,7 @@ _WRITERS = {
     "forecast_overrun": _forecast_overrun,
     "report_overdue": _report_overdue,
     "report_escalated": _report_escalated,
+    "incident_call": _incident_call,
+    "incident_report": _incident_report,
 }
 assert set(_WRITERS) == set(EVENTS), "every event needs a writer"

@@ -50,6 +50,8 @@ Event = Literal[
     "forecast_overrun",
     "report_overdue",
     "report_escalated",
+    "incident_call",
+    "incident_report",
 ]
 #: Every event a ``notify`` rule may name, in one place: the ``Event`` type above.
 #: What each one means for the reader is in :mod:`gonogo.core.messages.notify`.
@@ -166,7 +168,13 @@ class Incident(_Model):
     priority: Literal["P1", "P2", "P3", "P4"] = "P2"
     manager: str = Field(
         default="incident_manager",
-        description="The role told at once about a P1 or P2 incident",
+        description="The role told at once about a P1 or P2 incident; it approves the incident report",
+    )
+    approve_within: Duration = Field(
+        default=timedelta(hours=24),
+        description="A failed rollout's P1/P2 incident report waits this long for the incident "
+        "manager's approval (the rollout's next run waits with it); unapproved, the incident "
+        "stays open",
     )
 
 

@@ -187,6 +187,17 @@ class RunRecord:
     events: Sequence[Event] = ()
     forecast: Mapping[str, Any] | None = None  # the forecast task's latest forecast
     planned_start: str | None = None  # the trigger's planned_start param, as the run was given it
+    #: The P1/P2 incident reports the incident manager approved (each report task's XCom).
+    incident_reports: Sequence[Mapping[str, Any]] = ()
+
+
+def approved_reports(pushed: Iterable[tuple[str, Any]]) -> tuple[Mapping[str, Any], ...]:
+    """The approved incident reports among (task id, value) XComs, in task order, each once."""
+    return tuple(
+        {**value, "task_id": task_id}
+        for task_id, value in sorted(pushed, key=lambda row: row[0])
+        if isinstance(value, Mapping) and value.get("approved") is True and value.get("report")
+    )
 
 
 def given_start(conf: Any) -> str | None:

@@ -89,6 +89,7 @@ class Progress:
     outcome: Mapping[str, Any] | None
     events: tuple[Mapping[str, Any], ...]
     status: Status
+    incident_reports: tuple[Mapping[str, Any], ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready: datetimes as ISO 8601, durations in seconds."""
@@ -294,6 +295,7 @@ def progress(
         outcome=record.outcome,
         events=tuple(e.data for e in record.events),
         status=status,
+        incident_reports=tuple(record.incident_reports),
     )
 
 

@@ -1,7 +1,8 @@
 """ServiceNow over its documented Table API: ``change_request``, ``incident``, work notes, schedules.
 
 Only what gonogo needs: read a change by number, append work notes, close it
-with a close code, raise one incident linked to it, and read the maintenance
+with a close code, raise one incident linked to it, close that incident once
+its incident report is approved, and read the maintenance
 and blackout schedules (``cmn_schedule``) for the change calendar. Records are read with
 ``sysparm_display_value=all`` so a refusal can quote ServiceNow's own words
 ("Authorize", "requested") next to the stored values.
@@ -32,6 +33,9 @@ IMPACT_URGENCY = {"P1": ("1", "1"), "P2": ("1", "2"), "P3": ("2", "2"), "P4": ("
 #: change_request states (values) that mean the change will not be implemented.
 ENDED_STATES = {"3", "4"}  # Closed, Canceled
 CLOSED = "3"
+#: incident state Closed, and the close code of an incident whose report was approved.
+INCIDENT_CLOSED = "7"
+INCIDENT_CLOSE_CODE = "Solved (Permanently)"
 REQUEST_TIMEOUT = 15.0
 
 
@@ -156,6 +160,33 @@ class ServiceNow:
             },
         )
         return str(created["number"])
+
+    def close_incident(self, number: str, notes: str) -> None:
+        """Close the incident: state Closed, a close code, and the approved report as close notes.
+
+        ServiceNow makes the close code and notes mandatory to resolve or close an incident.
+        """
+        rows = self._call(
+            "GET",
+            "incident",
+            params={
+                "sysparm_query": f"number={number}",
+                "sysparm_limit": "1",
+                "sysparm_fields": "sys_id",
+            },
+        )
+        if not rows:
+            raise ItsmError(f"ServiceNow has no incident {number} to close")
+        self._call(
+            "PATCH",
+            "incident",
+            f"/{rows[0]['sys_id']}",
+            json={
+                "state": INCIDENT_CLOSED,
+                "close_code": INCIDENT_CLOSE_CODE,
+                "close_notes": notes,
+            },
+        )
 
     def schedules(self) -> list[Schedule]:
         """The maintenance and blackout schedules, their spans, and the items that use each."""
