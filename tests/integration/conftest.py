@@ -7,7 +7,9 @@ Every process is killed by its process group at the end of the session.
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.server
+import json
 import os
 import shutil
 import subprocess
@@ -18,11 +20,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import quote
 
 import pytest
 from tests.conftest import ROOT, RUNBOOKS
 
 from gonogo.client.api import AirflowClient
+from gonogo.dev.receivers import WebhookReceiver
 from gonogo.dev.stack import AirflowStack, User, running
 
 HERE = Path(__file__).resolve().parent
@@ -203,3 +207,58 @@ def cli(airflow: Airflow, user: str, *args: str) -> subprocess.CompletedProcess[
         text=True,
         timeout=120,
     )
+
+
+def answer_when_open(
+    airflow: Airflow, user: str, dag_id: str, run: str, task: str, body: dict[str, Any]
+) -> Any:
+    """Answer a request as ``user``: the raw response (gonogo holds back a just-opened request)."""
+    client = airflow.client(user)
+    path = f"/dags/{quote(dag_id)}/dagRuns/{quote(run)}/taskInstances/{quote(task)}/-1/hitlDetails"
+
+    def settled() -> Any:
+        response = client.request("PATCH", path, json=body)
+        return None if response.status_code == 425 else [response]  # a 4xx Response is falsy
+
+    return client.wait_for(f"{task} to take an answer", settled, timeout=60, interval=2)[0]
+
+
+@contextlib.contextmanager
+def apprise_hook(airflow: Airflow, connection: str, name: str) -> Iterator[WebhookReceiver]:
+    """A webhook receiver behind the Apprise connection ``connection``, for a runbook's notify."""
+    receiver = WebhookReceiver()
+    receiver.start()
+    admin = airflow.admin
+    admin.request("DELETE", f"/connections/{connection}")
+    admin.call(
+        "POST",
+        "/connections",
+        json={
+            "connection_id": connection,
+            "conn_type": "apprise",
+            "extra": json.dumps({"config": {"path": receiver.apprise_url(name)}}),
+        },
+    )
+    try:
+        yield receiver
+    finally:
+        receiver.stop()
+
+
+def go_live(airflow: Airflow, dag_id: str, text: str) -> tuple[str, str]:
+    """Write a runbook with ``early_life:``, roll it out to success, and find the early-life run.
+
+    Returns the rollout's run id and the run of ``<dag_id>.early_life`` it started.
+    """
+    life_dag = f"{dag_id}.early_life"
+    (airflow.stack.runbooks_dir / f"{dag_id}.yaml").write_text(text)
+    airflow.wait_dags(dag_id, life_dag)
+    admin, operator = airflow.admin, airflow.operator
+    rollout = operator.trigger(dag_id)
+    assert operator.wait_run(dag_id, rollout, timeout=180)["state"] == "success"
+
+    def started() -> str | None:
+        runs = admin.call("GET", f"/dags/{quote(life_dag)}/dagRuns").get("dag_runs", [])
+        return runs[0]["dag_run_id"] if runs else None
+
+    return rollout, admin.wait_for("the early-life run", started, timeout=120, interval=2)

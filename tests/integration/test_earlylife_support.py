@@ -13,16 +13,14 @@ meeting's decisions, which join the decision log on the status page and in the a
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import quote
 
 import pytest
 import requests
-from tests.integration.conftest import Airflow, cli
+from tests.integration.conftest import Airflow, answer_when_open, apprise_hook, cli, go_live
 from tests.integration.test_browser import browser, in_view, log_in, shot  # noqa: F401
 
 from gonogo.dev.receivers import WebhookReceiver
@@ -80,33 +78,12 @@ early_life:
 
 @pytest.fixture(scope="module")
 def hook(airflow: Airflow) -> Iterator[WebhookReceiver]:
-    receiver = WebhookReceiver()
-    receiver.start()
-    admin = airflow.admin
-    admin.request("DELETE", "/connections/it_early_hook")
-    admin.call(
-        "POST",
-        "/connections",
-        json={
-            "connection_id": "it_early_hook",
-            "conn_type": "apprise",
-            "extra": json.dumps({"config": {"path": receiver.apprise_url("early")}}),
-        },
-    )
-    yield receiver
-    receiver.stop()
+    with apprise_hook(airflow, "it_early_hook", "early") as receiver:
+        yield receiver
 
 
 def report(airflow: Airflow, user: str, run: str, task: str, body: dict[str, Any]) -> Any:
-    """Answer a report as ``user``: the raw response (gonogo holds back a just-opened request)."""
-    client = airflow.client(user)
-    path = f"/dags/{quote(LIFE)}/dagRuns/{quote(run)}/taskInstances/{quote(task)}/-1/hitlDetails"
-
-    def settled() -> Any:
-        response = client.request("PATCH", path, json=body)
-        return None if response.status_code == 425 else [response]  # a 4xx Response is falsy
-
-    return client.wait_for(f"{task} to take an answer", settled, timeout=60, interval=2)[0]
+    return answer_when_open(airflow, user, LIFE, run, task, body)
 
 
 @dataclass(frozen=True)
@@ -123,17 +100,8 @@ def went_live(airflow: Airflow, hook: WebhookReceiver) -> WentLive:
     """The rollout succeeds; in the round, two areas report and the DSL decides; one is chased."""
     now = datetime.now(UTC)
     round_at = (now + timedelta(minutes=3)).replace(second=0, microsecond=0)
-    (airflow.stack.runbooks_dir / f"{DAG}.yaml").write_text(runbook(round_at))
-    airflow.wait_dags(DAG, LIFE)
+    rollout, life = go_live(airflow, DAG, runbook(round_at))
     admin, operator = airflow.admin, airflow.operator
-    rollout = operator.trigger(DAG)
-    assert operator.wait_run(DAG, rollout, timeout=180)["state"] == "success"
-
-    def started() -> str | None:
-        runs = admin.call("GET", f"/dags/{quote(LIFE)}/dagRuns").get("dag_runs", [])
-        return runs[0]["dag_run_id"] if runs else None
-
-    life = admin.wait_for("the early-life run", started, timeout=120, interval=2)
     support = admin.wait_task(LIFE, life, "start", ["success", "failed"], timeout=120)
     assert support["state"] == "success"
     recorded = admin.xcom(LIFE, life, "start")

@@ -11,14 +11,13 @@ the status page then keeps.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
 import pytest
-from tests.integration.conftest import Airflow
+from tests.integration.conftest import Airflow, answer_when_open, apprise_hook, go_live
 
 from gonogo.dev.receivers import WebhookReceiver
 
@@ -71,33 +70,12 @@ early_life:
 
 @pytest.fixture(scope="module")
 def hook(airflow: Airflow) -> Iterator[WebhookReceiver]:
-    receiver = WebhookReceiver()
-    receiver.start()
-    admin = airflow.admin
-    admin.request("DELETE", f"/connections/{HOOK}")
-    admin.call(
-        "POST",
-        "/connections",
-        json={
-            "connection_id": HOOK,
-            "conn_type": "apprise",
-            "extra": json.dumps({"config": {"path": receiver.apprise_url("incident")}}),
-        },
-    )
-    yield receiver
-    receiver.stop()
+    with apprise_hook(airflow, HOOK, "incident") as receiver:
+        yield receiver
 
 
 def answer(airflow: Airflow, user: str, run: str, task: str, body: dict[str, Any]) -> Any:
-    """Answer a request as ``user``: the raw response (gonogo holds back a just-opened request)."""
-    client = airflow.client(user)
-    path = f"/dags/{quote(LIFE)}/dagRuns/{quote(run)}/taskInstances/{quote(task)}/-1/hitlDetails"
-
-    def settled() -> Any:
-        response = client.request("PATCH", path, json=body)
-        return None if response.status_code == 425 else [response]  # a 4xx Response is falsy
-
-    return client.wait_for(f"{task} to take an answer", settled, timeout=60, interval=2)[0]
+    return answer_when_open(airflow, user, LIFE, run, task, body)
 
 
 def test_a_p1_red_is_called_to_standby_then_the_next_contact_and_its_report_approved(
@@ -105,17 +83,8 @@ def test_a_p1_red_is_called_to_standby_then_the_next_contact_and_its_report_appr
 ) -> None:
     now = datetime.now(UTC)
     round_at = (now + timedelta(minutes=3)).replace(second=0, microsecond=0)
-    (airflow.stack.runbooks_dir / f"{DAG}.yaml").write_text(runbook(round_at))
-    airflow.wait_dags(DAG, LIFE)
+    _, life = go_live(airflow, DAG, runbook(round_at))
     admin, operator = airflow.admin, airflow.operator
-    rollout = operator.trigger(DAG)
-    assert operator.wait_run(DAG, rollout, timeout=180)["state"] == "success"
-
-    def started() -> str | None:
-        runs = admin.call("GET", f"/dags/{quote(LIFE)}/dagRuns").get("dag_runs", [])
-        return runs[0]["dag_run_id"] if runs else None
-
-    life = admin.wait_for("the early-life run", started, timeout=120, interval=2)
     group = f"d{1 if round_at.date() == now.date() else 2}_{round_at:%H%M}"
     report = f"{group}.tech"
     admin.wait_pending(LIFE, life, report, timeout=300)
