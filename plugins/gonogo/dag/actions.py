@@ -32,6 +32,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,7 @@ from gonogo.core.runbook.model import Activity, Http, Runbook
 from gonogo.core.runbook.shell import as_written, param_variable
 from gonogo.core.runs.gates import literal
 from gonogo.core.settings import DEFAULT_DECIDE_TIMEOUT, python_prefixes
+from gonogo.core.timing.timeplan import TimePlan, time_plan
 from gonogo.dag.hitl import ManualStepOperator
 from gonogo.dag.journal import (
     ENDED,
@@ -136,6 +138,11 @@ class Actions:
         self.window_end = runbook.window.end.isoformat() if runbook.window else None
         self.deciders = deciders(runbook)
         self.decide_timeout = runbook.rollback.timeout or DEFAULT_DECIDE_TIMEOUT
+
+    @cached_property
+    def plan(self) -> TimePlan:
+        """The runbook's time plan, made once per build: every gate and wait reads its begin."""
+        return time_plan(self.runbook)
 
     def env(self, step_id: str, extra: Mapping[str, str]) -> dict[str, str]:
         """The environment of a bash or exec action: what the run is, every param, its own.

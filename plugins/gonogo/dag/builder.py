@@ -34,7 +34,6 @@ from gonogo.core.runbook.graph import phase_leaves, phase_upstreams
 from gonogo.core.runbook.model import Gate, Phase, Runbook, Step
 from gonogo.core.runbook.shell import shquote
 from gonogo.core.settings import LOCK_POOL
-from gonogo.core.timing.timeplan import time_plan
 from gonogo.dag.actions import Actions, Hook, chain, rehearse_instead, step_doc
 from gonogo.dag.approval import (
     Plan,
@@ -199,7 +198,7 @@ class DagBuilder:
             first = preflight_task(runbook, self.preflight_check())
             previous: list[BaseOperator] = [first]
             if runbook.window is not None:
-                window = wait_for_window(runbook.window, time_plan(runbook).begin)
+                window = wait_for_window(runbook.window, self.actions.plan.begin)
                 first >> window
                 previous = [window]
             freeze: list[BaseOperator] = []

@@ -39,7 +39,6 @@ from gonogo.core.runbook.model import Gate, Window
 from gonogo.core.runs import states
 from gonogo.core.runs.gates import eligible, evidence, gate_body, gate_verdict, literal, summarize
 from gonogo.core.settings import EXPIRING_AT
-from gonogo.core.timing.timeplan import time_plan
 from gonogo.dag.actions import Actions, Hook, run_action
 from gonogo.dag.clock import hold_until_open
 from gonogo.dag.hitl import Request, assignees
@@ -492,7 +491,7 @@ def build_gate(
                     users=actions.users(role),
                     round_no=number,
                     window=runbook.window,
-                    begin=time_plan(runbook).begin,
+                    begin=actions.plan.begin,
                     evidence_steps=evidence_steps,
                     subject=literal(f"{gate.title or gate.gate}: {runbook.title} ({role})"),
                     body=gate_body(runbook, gate, role),
