@@ -51,8 +51,8 @@ from gonogo.core.earlylife import incident as names
 from gonogo.core.earlylife.names import DECIDED, RED_OPTION, START_TASK, decide_task
 from gonogo.core.earlylife.roster import call_order, most_calls
 from gonogo.core.runbook.model import Area, EarlyLife, Runbook
-from gonogo.core.runs.records import moment
 from gonogo.core.runs.gates import eligible, started_the_run
+from gonogo.core.runs.records import moment
 from gonogo.core.runs.rollback import ROLLBACK_FAILED
 from gonogo.core.timing.clock import in_words
 from gonogo.dag.hitl import Request, assignees
