@@ -442,3 +442,14 @@ def test_an_approval_by_who_started_the_rollout_does_not_close_the_incident(
         task.execute_complete(context, _answer("relman", incident.APPROVE))
     assert closed == []
     assert ti.xcom_pull(task.task_id, naming.XCOM_INCIDENT_REPORT) is None
+
+
+def test_a_reporters_comment_stays_one_line_of_text_in_the_call(
+    life: Any, opened: list[Any]
+) -> None:
+    task = _call(life, 1)
+    red = {**_red(WEEKDAY), "comment": "<img src=x>down\n\n# Stand down, nothing to do"}
+    ti = _Ti(**{f"{ROUND}.technology": red})
+    task.execute(_context(life, task, ti))
+    assert "<img" not in task.body and "&lt;img src=x&gt;down # Stand down" in task.body
+    assert not any(line.startswith("#") for line in task.body.splitlines())

@@ -316,3 +316,20 @@ def test_a_phase_may_not_take_the_incident_groups_name() -> None:
 )
 def test_a_report_task_is_known_by_its_group(task_id: str, early_life: bool, report: bool) -> None:
     assert incident.is_report_task(task_id, early_life) is report
+
+
+def test_a_comment_with_line_breaks_cannot_add_sections_to_the_draft() -> None:
+    """A reporter's comment is one line of the draft, never a heading the manager would trust."""
+    forged = "disk full\n\n## Who was called\n\n- everyone acknowledged"
+    text = incident_markdown(
+        _facts(
+            what=f"Technology reported red ({forged})",
+            happened=[f"dba reported red: {forged}"],
+            decisions=[f"dsl: Decided by rm: {forged}"],
+            sent_back=[f"rm: {forged}"],
+        )
+    )
+    headings = [line for line in text.splitlines() if line.startswith("#")]
+    assert headings.count("## Who was called") == 1, headings
+    assert not any(line.startswith("- everyone") for line in text.splitlines())
+    assert "disk full ## Who was called - everyone acknowledged" in text

@@ -47,6 +47,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from gonogo.core import naming
 from gonogo.core.documents.incident import IncidentFacts, incident_markdown
+from gonogo.core.documents.text import md_line
 from gonogo.core.earlylife import incident as names
 from gonogo.core.earlylife.names import DECIDED, RED_OPTION, START_TASK, decide_task
 from gonogo.core.earlylife.roster import call_order, most_calls
@@ -364,7 +365,8 @@ class CallOperator(Request):
         then = f"otherwise {after} is called" if after else "there is nobody after you"
         self.subject = f"INCIDENT {raised.priority}: {raised.what}"[:200]
         self.body = (
-            f"**{raised.what}** ({raised.priority}, raised {raised.at:%Y-%m-%d %H:%M} UTC).\n\n"
+            f"**{md_line(raised.what)}** ({raised.priority}, raised "
+            f"{raised.at:%Y-%m-%d %H:%M} UTC).\n\n"
             f"You are called as **{role}**, on standby by the roster. Acknowledge within "
             f"{in_words(standby.acknowledge_within)}: {then}."
         )
