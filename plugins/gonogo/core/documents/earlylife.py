@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from gonogo.core.documents.text import md_cell, md_text
+from gonogo.core.documents.text import md_cell, md_line, md_text
 from gonogo.core.earlylife import names
 from gonogo.core.earlylife.status import Decision, Support
 from gonogo.core.runbook.model import Runbook
@@ -134,9 +134,9 @@ def support_markdown(data: Mapping[str, Any]) -> str:
     """The status as Markdown, for a file beside the change record or a chat message."""
     status = data["status"]
     lines = [
-        f"# Early-life support: {md_text(data['title'])}",
+        f"# Early-life support: {md_line(data['title'])}",
         "",
-        f"Change {data['change_id']}, run `{data['run_id']}` ({data['state']}). "
+        f"Change {md_text(data['change_id'])}, run `{data['run_id']}` ({data['state']}). "
         f"Support from {data['start']} to {data['end']} ({data['timezone']}).",
         "",
         f"**Overall: {status['colour'].upper()}**"

@@ -28,7 +28,7 @@ from datetime import datetime
 from typing import Any
 
 from gonogo.core.documents.earlylife import decision_log_markdown, decision_rows
-from gonogo.core.documents.text import md_cell, md_text
+from gonogo.core.documents.text import md_cell, md_line
 from gonogo.core.earlylife import names
 from gonogo.core.earlylife.rounds import Round, rounds
 from gonogo.core.earlylife.status import Decision, Report
@@ -183,7 +183,7 @@ def next_meeting(section: EarlyLife, start: datetime, now: datetime) -> datetime
 
 def agenda_markdown(data: Mapping[str, Any], title: str) -> str:
     """The agenda as Markdown, to share before the meeting or project in it."""
-    lines = [f"# DSL meeting {data['local']}: {md_text(title)}", ""]
+    lines = [f"# DSL meeting {data['local']}: {md_line(title)}", ""]
     if data["previous"]:
         lines += [f"Changes since the previous meeting ({data['previous']}).", ""]
     for point in data["points"]:
