@@ -396,3 +396,60 @@ def test_a_p2_rollback_report_waits_for_the_incident_managers_time(
     assert "- undone: backup_db" in task.body
     assert "**not undone**: install_app: undo failed" in task.body
     assert "Why the rollback ran: step install.install_app failed" in task.body
+
+
+# -- four eyes: who started the rollout does not approve the report of its failed rollback ------
+
+
+class _Run:
+    """The DAG run as a task sees it: who triggered it (the name Airflow records)."""
+
+    def __init__(self, by: str) -> None:
+        self.triggering_user_name = by
+        self.conf: dict[str, Any] = {}
+
+
+def _failed_rollback(ti: _Ti) -> None:
+    ti.xcoms[(naming.OUTCOME_TASK, naming.XCOM_OUTCOME)] = {
+        "outcome": "rollback_failed",
+        "reasons": ["step install.install_app failed"],
+    }
+
+
+def test_who_started_the_rollout_is_not_asked_to_approve_its_incident_report(
+    rollout: Any, opened: list[Any]
+) -> None:
+    task = rollout.get_task(f"{incident.GROUP}.{incident.report_task()}")
+    ti = _Ti()
+    _failed_rollback(ti)
+    context = {**_context(rollout, task, ti), "dag_run": _Run("relman")}
+    with pytest.raises(AirflowFailException, match="four-eyes"):
+        task.execute(context)  # relman is the incident manager's only user, and started it
+    assert opened == []
+
+
+def test_an_approval_by_who_started_the_rollout_does_not_close_the_incident(
+    rollout: Any, opened: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    closed: list[Any] = []
+    monkeypatch.setattr("gonogo.dag.incident.close_incident", lambda *a: closed.append(a))
+    task = rollout.get_task(f"{incident.GROUP}.{incident.report_task()}")
+    ti = _Ti()
+    _failed_rollback(ti)
+    task.execute(_context(rollout, task, ti))  # opened before the run's starter was known
+    context = {**_context(rollout, task, ti), "dag_run": _Run("relman")}
+    with pytest.raises(AirflowFailException, match="four-eyes"):
+        task.execute_complete(context, _answer("relman", incident.APPROVE))
+    assert closed == []
+    assert ti.xcom_pull(task.task_id, naming.XCOM_INCIDENT_REPORT) is None
+
+
+def test_a_reporters_comment_stays_one_line_of_text_in_the_call(
+    life: Any, opened: list[Any]
+) -> None:
+    task = _call(life, 1)
+    red = {**_red(WEEKDAY), "comment": "<img src=x>down\n\n# Stand down, nothing to do"}
+    ti = _Ti(**{f"{ROUND}.technology": red})
+    task.execute(_context(life, task, ti))
+    assert "<img" not in task.body and "&lt;img src=x&gt;down # Stand down" in task.body
+    assert not any(line.startswith("#") for line in task.body.splitlines())

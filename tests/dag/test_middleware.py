@@ -434,3 +434,23 @@ def test_a_meeting_log_without_an_owner_or_with_an_unknown_forum_is_refused(
     response = client.patch(path, json={"chosen_options": ["Logged"], "params_input": good})
     assert response.status_code == 200, response.text
     assert seen[0]["body"]["params_input"] == good
+
+
+@pytest.mark.usefixtures("gonogo_dag")
+def test_who_started_the_rollout_cannot_approve_the_report_of_its_incident(
+    client: TestClient, seen: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def as_operator(scope: Any) -> middleware.Caller:
+        return middleware.Caller("operator", "operator")  # the fixture's run was started by them
+
+    monkeypatch.setattr(middleware, "caller", as_operator)
+    body = {"chosen_options": ["Approve"], "params_input": {"comment": ""}}
+    for task in ("incident.report", "incident.report__2"):
+        path = f"/api/v2/dags/ours/dagRuns/r/taskInstances/{task}/-1/hitlDetails"
+        response = client.patch(path, json=body)
+        assert response.status_code == 403, task
+        assert "four-eyes" in response.json()["detail"]
+    assert seen == []
+    # A manual step of a phase that happens to be called report is not a report to approve.
+    path = "/api/v2/dags/ours/dagRuns/r/taskInstances/install.report/-1/hitlDetails"
+    assert client.patch(path, json={"chosen_options": ["Done"]}).status_code == 200

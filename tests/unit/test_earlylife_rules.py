@@ -778,3 +778,44 @@ def test_the_agenda_and_the_status_show_one_log_of_the_forums_and_the_meetings_d
     page = support_html(status)
     assert 'id="agenda" href="ehr-upgrade-4-2.early_life/agenda?run_id=r"' in page
     assert 'data-forum="meeting" data-round="m1_1000"' in page
+
+
+# -- what a reporter or the coordinator types stays text in the Markdown pages -----------------
+
+_TAG = "<img src=x onerror=alert(1)>"
+_LINES = "fine\n\n# All green, approved by the incident manager"
+
+
+def test_a_comment_or_a_decisions_fields_never_become_markup_in_the_status_markdown() -> None:
+    from gonogo.core.documents.earlylife import support_data, support_markdown
+    from gonogo.core.earlylife.status import Decision
+
+    runbook, _ = load_file(EHR)
+    assert runbook.early_life is not None
+    start = datetime(2027, 1, 13, 1, 30, tzinfo=UTC)
+    reports = [Report("technology", "d1_0600", "red", f"{_TAG}{_LINES}", "dba", "t", True)]
+    logged = Decision(
+        "", "m1_1000", "meeting", "Logged", _LINES, "<script>x</script>", _TAG, "rm", "t", ""
+    )
+    now = datetime(2027, 1, 13, 5, 45, tzinfo=UTC)
+    seen = support(runbook.early_life, start, reports, now)
+    text = support_markdown(support_data(runbook, seen, now, "r", "running", [logged]))
+    assert "<img" not in text and "<script" not in text
+    assert "&lt;img src=x onerror=alert(1)&gt;" in text
+    assert "\n# All green" not in text  # a comment is one cell, never a heading of the page
+
+
+def test_a_comment_never_becomes_markup_in_the_agenda_markdown() -> None:
+    from gonogo.core.earlylife.agenda import agenda, agenda_markdown
+
+    life = section(
+        reports=[{"days": "1-", "at": ["09:00"]}],
+        meetings=[{"days": "1-", "at": ["10:00"]}],
+    )
+    start = datetime(2027, 1, 13, 8, 0, tzinfo=OSLO)
+    at = datetime(2027, 1, 13, 9, 5, tzinfo=OSLO).isoformat()
+    reports = [Report("tech", "d1_0900", "red", f"{_TAG}{_LINES}", "u", at, True)]
+    found = agenda(life, start, reports, datetime(2027, 1, 13, 10, 0, tzinfo=OSLO))
+    text = agenda_markdown(found, "<b>go-live</b>")
+    assert "<img" not in text and "<b>" not in text
+    assert "\n# All green" not in text

@@ -17,6 +17,7 @@ from gonogo.core.earlylife import incident
 from gonogo.core.earlylife.roster import call_order, most_calls, next_contact, on_standby
 from gonogo.core.messages.notify import RunFacts, deliveries, render
 from gonogo.core.runbook.model import Shift, Standby
+from gonogo.errors import RunbookError
 from gonogo.server.rules import form_refusal, only_with_refusal
 
 OSLO = ZoneInfo("Europe/Oslo")
@@ -290,3 +291,45 @@ def test_a_roster_nobody_is_told_through_is_warned_about() -> None:
     assert any("no notify rule carries incident_call" in p for p in said), said
     _, problems = load_file(EHR)
     assert not any("incident_call" in str(p) for p in problems)
+
+
+def test_a_phase_may_not_take_the_incident_groups_name() -> None:
+    """The rollout's incident tasks are a group of that name; a phase of it would clash."""
+    text = EHR.read_text().replace("  - id: preflight\n", "  - id: incident\n", 1)
+    assert "  - id: incident\n" in text
+    with pytest.raises(RunbookError, match=r"phases\[0\]\.id: 'incident' is a name gonogo uses"):
+        load_text(text, str(EHR))
+
+
+@pytest.mark.parametrize(
+    ("task_id", "early_life", "report"),
+    [
+        ("incident.report", False, True),
+        ("incident.report__2", False, True),
+        ("install.report", False, False),  # a step that happens to be called report
+        ("incident.call__1", False, False),
+        ("d1_0600.report__technology", True, True),
+        ("d1_0600.report__technology__2", True, True),
+        ("d1_0600.report__technology", False, False),
+        ("report", False, False),
+    ],
+)
+def test_a_report_task_is_known_by_its_group(task_id: str, early_life: bool, report: bool) -> None:
+    assert incident.is_report_task(task_id, early_life) is report
+
+
+def test_a_comment_with_line_breaks_cannot_add_sections_to_the_draft() -> None:
+    """A reporter's comment is one line of the draft, never a heading the manager would trust."""
+    forged = "disk full\n\n## Who was called\n\n- everyone acknowledged"
+    text = incident_markdown(
+        _facts(
+            what=f"Technology reported red ({forged})",
+            happened=[f"dba reported red: {forged}"],
+            decisions=[f"dsl: Decided by rm: {forged}"],
+            sent_back=[f"rm: {forged}"],
+        )
+    )
+    headings = [line for line in text.splitlines() if line.startswith("#")]
+    assert headings.count("## Who was called") == 1, headings
+    assert not any(line.startswith("- everyone") for line in text.splitlines())
+    assert "disk full ## Who was called - everyone acknowledged" in text

@@ -40,6 +40,8 @@ FORECAST_TASK = "forecast"  # recomputes the forecast; raises forecast_overrun
 GO_LIVE_TASK = "go_live"  # after a succeeded outcome: starts early-life support (an asset event)
 ROLLBACK_GROUP = "rollback"
 ROLLBACK_START = f"{ROLLBACK_GROUP}.start"
+#: The rollout's group of incident tasks after the outcome (gonogo.core.earlylife.incident).
+INCIDENT_GROUP = "incident"
 APPROVED_JOIN = "approved"
 
 GATE_PREFIX = "gate__"
@@ -56,6 +58,7 @@ RESERVED_IDS = frozenset(
         FORECAST_TASK,
         GO_LIVE_TASK,
         ROLLBACK_GROUP,
+        INCIDENT_GROUP,
     }
 )
 CHECKS = "checks"

@@ -47,17 +47,19 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from gonogo.core import naming
 from gonogo.core.documents.incident import IncidentFacts, incident_markdown
+from gonogo.core.documents.text import md_line
 from gonogo.core.earlylife import incident as names
 from gonogo.core.earlylife.names import DECIDED, RED_OPTION, START_TASK, decide_task
 from gonogo.core.earlylife.roster import call_order, most_calls
 from gonogo.core.runbook.model import Area, EarlyLife, Runbook
+from gonogo.core.runs.gates import eligible, started_the_run
 from gonogo.core.runs.records import moment
 from gonogo.core.runs.rollback import ROLLBACK_FAILED
 from gonogo.core.timing.clock import in_words
 from gonogo.dag.hitl import Request, assignees
 from gonogo.dag.notify import close_incident, incident_number, raise_incident, request_link, tell
 from gonogo.dag.preflight import role_users
-from gonogo.dag.states import is_rehearsal
+from gonogo.dag.states import is_rehearsal, run_trigger
 
 log = logging.getLogger(__name__)
 
@@ -363,7 +365,8 @@ class CallOperator(Request):
         then = f"otherwise {after} is called" if after else "there is nobody after you"
         self.subject = f"INCIDENT {raised.priority}: {raised.what}"[:200]
         self.body = (
-            f"**{raised.what}** ({raised.priority}, raised {raised.at:%Y-%m-%d %H:%M} UTC).\n\n"
+            f"**{md_line(raised.what)}** ({raised.priority}, raised "
+            f"{raised.at:%Y-%m-%d %H:%M} UTC).\n\n"
             f"You are called as **{role}**, on standby by the roster. Acknowledge within "
             f"{in_words(standby.acknowledge_within)}: {then}."
         )
@@ -465,6 +468,14 @@ class IncidentReportOperator(Request):
             raise AirflowFailException(
                 f"the incident manager role {self.manager!r} has no users to approve the report"
             )
+        trigger_id, trigger_name = run_trigger(context)
+        approvers = eligible(self.users, trigger_id, trigger_name)
+        if not approvers:
+            raise AirflowFailException(
+                f"{trigger_name or trigger_id} started this run and is the only user of the "
+                f"incident manager role {self.manager!r}: the report of its incident needs "
+                "another approver (four-eyes rule); add one to the role"
+            )
         calls = [
             context["ti"].xcom_pull(task_ids=self.source.call_id(n))
             for n in range(1, self.calls + 1)
@@ -486,6 +497,7 @@ class IncidentReportOperator(Request):
         context["ti"].xcom_push(key=XCOM_DRAFT, value=draft)
         self.subject = f"Incident report {raised.priority} to approve: {raised.what}"[:200]
         self.body = draft
+        self.assigned_users = assignees(approvers)
         within = self.source.report_within(context)
         self.response_timeout = within
         deadline = datetime.now(UTC) + within if within else None
@@ -497,7 +509,7 @@ class IncidentReportOperator(Request):
                     "what": raised.what,
                     "priority": raised.priority,
                     "role": self.manager,
-                    "users": self.users,
+                    "users": approvers,
                     "deadline": deadline.isoformat() if deadline else None,
                     "address": [self.manager],
                 },
@@ -515,6 +527,12 @@ class IncidentReportOperator(Request):
             raise AirflowFailException(
                 f"{given.by} answered but is not the incident manager ({self.manager}): "
                 "the report is not approved and the incident stays open"
+            )
+        if started_the_run([given.by_id, given.by], *run_trigger(context)):
+            raise AirflowFailException(
+                f"{given.by} started this run and may not answer for the report of its "
+                "incident (four-eyes rule): the report is not approved and the incident "
+                "stays open"
             )
         if given.option == names.SEND_BACK:
             log.info("%s sent the report back: %s", given.by, given.comment)

@@ -15,9 +15,11 @@ carries gonogo's marker tag, only these writes pass:
   without a comment that says something, a ``params_input`` that is not exactly
   the request's form (every field, each of its type and, for a drop-down, one of
   its values), a meeting's decision log with a decision that lacks its text or
-  owner (:func:`gonogo.core.earlylife.meetinglog.log_refusal`), an answer from the person who triggered the run (four-eyes,
-  by user id and name), a second role's answer from the same person at one gate,
-  and an answer within ten seconds of the request opening (425; see below). After
+  owner (:func:`gonogo.core.earlylife.meetinglog.log_refusal`), an answer from the
+  person who triggered the run (four-eyes, by user id and name) at a gate or to the
+  incident report of its failed rollback, a second role's answer from the same
+  person at one gate, and an answer within ten seconds of the request opening (425;
+  see below). After
   a final NOGO it withdraws the gate's other open requests.
 - **triggers**: refused while the lock pool is missing or has more than one slot,
   or when the conf sets one of gonogo's own keys; the API server records who
@@ -61,7 +63,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gonogo.core import naming
-from gonogo.core.earlylife import names
+from gonogo.core.earlylife import incident, names
 from gonogo.core.earlylife.meetinglog import log_refusal
 from gonogo.core.runs import stamp, states
 from gonogo.core.runs.decisions import missing_reason
@@ -462,6 +464,11 @@ async def on_answer(request: Incoming) -> Refuse | Forward:
         reason = rules.second_role_refusal(who.id, task_id, answered)
         if reason:
             return Refuse(409, reason)
+    elif who is not None and incident.is_report_task(task_id, bool(names.runbook_of_dag(dag_id))):
+        trigger_id = (record.trigger or {}).get("id")
+        reason = four_eyes_refusal(who.id, who.name, trigger_id, record.triggered_by)
+        if reason:
+            return Refuse(403, reason)
     if asked.answer is None and asked.created_at is not None:
         age = (datetime.now(UTC) - asked.created_at).total_seconds()
         if age < SETTLE_SECONDS:

@@ -30,7 +30,7 @@ PROTECTED_TYPES = frozenset(
         "IncidentReportOperator",
     }
 )
-PROTECTED_IDS = frozenset(naming.RESERVED_IDS - {naming.ROLLBACK_GROUP})
+PROTECTED_IDS = frozenset(naming.RESERVED_IDS - {naming.ROLLBACK_GROUP, naming.INCIDENT_GROUP})
 
 
 def is_protected(task_id: str, task_type: str | None) -> bool:

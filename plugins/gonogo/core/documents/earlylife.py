@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from gonogo.core.documents.text import md_cell, md_line, md_text
 from gonogo.core.earlylife import names
 from gonogo.core.earlylife.status import Decision, Support
 from gonogo.core.runbook.model import Runbook
@@ -114,12 +115,8 @@ def decision_log_markdown(rows: Sequence[Mapping[str, Any]]) -> list[str]:
         said = f"{d['decision']}: {d['text']}" if d["decision"] else "waiting"
         cells = [d["round"], d["title"], d["forum"], said, d["owner"], d["due"], d["by"]]
         cells.append(d["escalated_to"])
-        lines.append("| " + " | ".join(_escaped(str(c)) for c in cells) + " |")
+        lines.append("| " + " | ".join(md_cell(c) for c in cells) + " |")
     return lines
-
-
-def _escaped(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
 
 
 def _cell(cell: Mapping[str, Any]) -> str:
@@ -130,16 +127,16 @@ def _cell(cell: Mapping[str, Any]) -> str:
         text += " (needs a decision)"
     if cell["comment"]:
         text += f": {cell['comment']}"
-    return _escaped(text)
+    return md_cell(text)
 
 
 def support_markdown(data: Mapping[str, Any]) -> str:
     """The status as Markdown, for a file beside the change record or a chat message."""
     status = data["status"]
     lines = [
-        f"# Early-life support: {data['title']}",
+        f"# Early-life support: {md_line(data['title'])}",
         "",
-        f"Change {data['change_id']}, run `{data['run_id']}` ({data['state']}). "
+        f"Change {md_text(data['change_id'])}, run `{data['run_id']}` ({data['state']}). "
         f"Support from {data['start']} to {data['end']} ({data['timezone']}).",
         "",
         f"**Overall: {status['colour'].upper()}**"
@@ -154,21 +151,22 @@ def support_markdown(data: Mapping[str, Any]) -> str:
         found = data["latest"].get(area["id"])
         if found:
             lines.append(
-                f"| {area['title']} | {found['colour']}"
+                f"| {md_cell(area['title'])} | {found['colour']}"
                 f"{' (needs a decision)' if found['needs_decision'] else ''} | {found['round']} | "
-                f"{found['comment']} |"
+                f"{md_cell(found['comment'])} |"
             )
         else:
-            lines.append(f"| {area['title']} | no report yet | | |")
+            lines.append(f"| {md_cell(area['title'])} | no report yet | | |")
     if data["overdue"]:
         lines += ["", "## Overdue", ""]
-        lines += [f"- {o['title']}, round {o['round']}" for o in data["overdue"]]
+        lines += [f"- {md_cell(o['title'])}, round {o['round']}" for o in data["overdue"]]
     if data["decisions"]:
         lines += ["", "## Decision log", "", *decision_log_markdown(data["decisions"])]
     for kept in data.get("incident_reports") or []:
         lines += [
             "",
-            f"## Incident report ({kept.get('priority')}), approved by {kept.get('by')}",
+            f"## Incident report ({md_text(kept.get('priority'))}), approved by "
+            f"{md_text(kept.get('by'))}",
             "",
             *(
                 f"##{line}" if line.startswith("#") else line
@@ -177,7 +175,7 @@ def support_markdown(data: Mapping[str, Any]) -> str:
         ]
     lines += ["", "## Rounds", ""]
     if data["rounds"]:
-        lines.append("| round | " + " | ".join(a["title"] for a in data["areas"]) + " |")
+        lines.append("| round | " + " | ".join(md_cell(a["title"]) for a in data["areas"]) + " |")
         lines.append("|---" * (len(data["areas"]) + 1) + "|")
         for item in data["rounds"]:
             cells = [_cell(item["areas"][a["id"]]) for a in data["areas"]]

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from gonogo.core.documents.text import md_cell, md_text
+from gonogo.core.documents.text import md_cell, md_line
 from gonogo.core.runs.records import moment
 
 
@@ -64,30 +64,30 @@ def _call_line(call: Mapping[str, Any]) -> str:
 
 def incident_markdown(facts: IncidentFacts) -> str:
     """The draft as Markdown: the request's body, and the approved report kept afterwards."""
-    number = f", incident {md_text(facts.number)}" if facts.number else ""
+    number = f", incident {md_line(facts.number)}" if facts.number else ""
     lines = [
-        f"# Incident report ({md_text(facts.priority)}): {md_text(facts.what)}",
+        f"# Incident report ({md_line(facts.priority)}): {md_line(facts.what)}",
         "",
-        f"{md_text(facts.title)}, change {md_text(facts.change_id)}, run "
-        f"{md_text(facts.run_id)}{number}. Raised {_at(facts.raised_at)}.",
+        f"{md_line(facts.title)}, change {md_line(facts.change_id)}, run "
+        f"{md_line(facts.run_id)}{number}. Raised {_at(facts.raised_at)}.",
         "",
         "## What happened",
         "",
-        *(f"- {md_text(h)}" for h in facts.happened or ["(nothing recorded)"]),
+        *(f"- {md_line(h)}" for h in facts.happened or ["(nothing recorded)"]),
         "",
         "## Decisions",
         "",
-        *(f"- {md_text(d)}" for d in facts.decisions or ["No decision was recorded."]),
+        *(f"- {md_line(d)}" for d in facts.decisions or ["No decision was recorded."]),
         "",
         "## Who was called",
         "",
-        *(f"- {md_text(_call_line(c))}" for c in facts.calls or []),
+        *(f"- {md_line(_call_line(c))}" for c in facts.calls or []),
         *([] if facts.calls else ["- Nobody was called."]),
         "",
         "## What was undone",
         "",
-        *(f"- undone: {md_text(u)}" for u in facts.undone),
-        *(f"- **not undone**: {md_text(n)}" for n in facts.not_undone),
+        *(f"- undone: {md_line(u)}" for u in facts.undone),
+        *(f"- **not undone**: {md_line(n)}" for n in facts.not_undone),
         *([] if facts.undone or facts.not_undone else ["- Nothing was undone."]),
         "",
         "## Timeline",
@@ -101,7 +101,7 @@ def incident_markdown(facts: IncidentFacts) -> str:
             "",
             "## Sent back earlier",
             "",
-            *(f"- {md_text(c)}" for c in facts.sent_back),
+            *(f"- {md_line(c)}" for c in facts.sent_back),
         ]
     return "\n".join(lines) + "\n"
 

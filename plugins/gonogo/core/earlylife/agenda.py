@@ -28,6 +28,7 @@ from datetime import datetime
 from typing import Any
 
 from gonogo.core.documents.earlylife import decision_log_markdown, decision_rows
+from gonogo.core.documents.text import md_cell, md_line
 from gonogo.core.earlylife import names
 from gonogo.core.earlylife.rounds import Round, rounds
 from gonogo.core.earlylife.status import Decision, Report
@@ -182,23 +183,23 @@ def next_meeting(section: EarlyLife, start: datetime, now: datetime) -> datetime
 
 def agenda_markdown(data: Mapping[str, Any], title: str) -> str:
     """The agenda as Markdown, to share before the meeting or project in it."""
-    lines = [f"# DSL meeting {data['local']}: {title}", ""]
+    lines = [f"# DSL meeting {data['local']}: {md_line(title)}", ""]
     if data["previous"]:
         lines += [f"Changes since the previous meeting ({data['previous']}).", ""]
     for point in data["points"]:
         lines.append(f"{point['number']}. {point['question']}")
         for item in point["items"]:
-            text = f"   - {item['title']}: {item['colour']}"
+            text = f"   - {md_cell(item['title'])}: {item['colour']}"
             if "moved" in item:
                 text += f", now {item['now'] or 'not reported'}"
                 text += "" if item["moved"] else " (has not moved)"
             if item["needs_decision"]:
                 text += ", needs a decision"
             if item["comment"]:
-                text += f": {item['comment']}"
+                text += f": {md_cell(item['comment'])}"
             lines.append(text)
     if data["not_reported"]:
-        lines += ["", f"No report yet from: {', '.join(data['not_reported'])}."]
+        lines += ["", f"No report yet from: {md_cell(', '.join(data['not_reported']))}."]
     if data.get("decisions"):
         lines += ["", "## Decision log", "", *decision_log_markdown(data["decisions"])]
     return "\n".join(lines) + "\n"

@@ -24,8 +24,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
+from gonogo.core.naming import INCIDENT_GROUP
+
 #: The rollout DAG's group of incident tasks, after the outcome.
-GROUP = "incident"
+GROUP = INCIDENT_GROUP
 CALL_PREFIX = "call__"
 REPORT_PREFIX = "report"
 #: How many drafts the incident manager may see: a draft sent back is drafted once more.
@@ -84,6 +86,19 @@ def parse_part(part: str) -> Part | None:
         if len(pieces) == 2 and pieces[1].isdigit():
             return Part("report", pieces[0], int(pieces[1]))
     return None
+
+
+def is_report_task(task_id: str, early_life: bool) -> bool:
+    """Whether ``task_id`` is a draft of an incident report, which the four-eyes rule covers.
+
+    In a rollout only the ``incident`` group holds one (a phase may not take that
+    name); in an early-life DAG every round's group may.
+    """
+    group, dot, part = task_id.partition(".")
+    if not dot or (group != GROUP and not early_life):
+        return False
+    found = parse_part(part)
+    return found is not None and found.kind == "report"
 
 
 def red_incident(report: Any) -> str | None:
