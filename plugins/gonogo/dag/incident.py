@@ -41,7 +41,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 from airflow.sdk import Param, TaskGroup
-from airflow.sdk.bases.notifier import BaseNotifier
 from airflow.sdk.bases.operator import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
@@ -57,7 +56,7 @@ from gonogo.core.runs.records import moment
 from gonogo.core.runs.rollback import ROLLBACK_FAILED
 from gonogo.core.timing.clock import in_words
 from gonogo.dag.hitl import Request, assignees
-from gonogo.dag.notify import close_incident, incident_number, raise_incident, request_link, tell
+from gonogo.dag.notify import RequestNotifier, close_incident, incident_number, raise_incident
 from gonogo.dag.preflight import role_users
 from gonogo.dag.states import is_rehearsal, run_trigger
 
@@ -290,21 +289,6 @@ def reported_incident(option: str | None, params: Mapping[str, Any]) -> str | No
     return str(given)
 
 
-class _Tell(BaseNotifier):
-    """Tells the communication plan once the request is written, so its link works."""
-
-    template_fields = ()
-
-    def __init__(self, event: str, scope: str, detail: dict[str, Any]) -> None:
-        super().__init__()
-        self.event = event
-        self.scope = scope
-        self.detail = detail
-
-    def notify(self, context: Any) -> None:
-        tell(context, self.event, self.scope, **self.detail, link=request_link(context))
-
-
 class CallOperator(Request):
     """The n-th call about an incident: the contact at that place in the call order acknowledges."""
 
@@ -374,9 +358,8 @@ class CallOperator(Request):
         self.response_timeout = standby.acknowledge_within
         deadline = now + standby.acknowledge_within
         self.notifiers = [
-            _Tell(
+            RequestNotifier(
                 "incident_call",
-                self.task_id,
                 {
                     "what": raised.what,
                     "priority": raised.priority,
@@ -502,9 +485,8 @@ class IncidentReportOperator(Request):
         self.response_timeout = within
         deadline = datetime.now(UTC) + within if within else None
         self.notifiers = [
-            _Tell(
+            RequestNotifier(
                 "incident_report",
-                self.task_id,
                 {
                     "what": raised.what,
                     "priority": raised.priority,

@@ -579,13 +579,18 @@ def asking(
 
 
 class RequestNotifier(BaseNotifier):
-    """Called by a HITL request once it is written: tells the asked roles, with the link. Never raises."""
+    """Called by a HITL request once it is written: tells the asked roles, with the link. Never raises.
+
+    ``detail`` adds to what is read off the task (an incident's priority and whom it
+    addresses), and wins where both name a field.
+    """
 
     template_fields = ()
 
-    def __init__(self, event: str) -> None:
+    def __init__(self, event: str, detail: dict[str, Any] | None = None) -> None:
         super().__init__()
         self.event = event
+        self.detail = dict(detail or {})
 
     def notify(self, context: Any) -> None:
         task = context["task"]
@@ -610,7 +615,7 @@ class RequestNotifier(BaseNotifier):
                 role=task.role,
                 round=getattr(task, "round_no", 0) + 1,
             )
-        tell(context, self.event, task.task_id, **detail)
+        tell(context, self.event, task.task_id, **{**detail, **self.detail})
 
 
 def step_failed(context: Any) -> None:
