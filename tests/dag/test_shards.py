@@ -297,3 +297,41 @@ def test_the_dag_processors_watch_touches_the_owner_of_a_written_runbook_once(
     assert prompt(dags) == [loaders[0]]
     assert [p.stat().st_mtime_ns > past for p in loaders] == [True, False, False]
     assert prompt(dags) == []  # the loader file is now newer than the runbook
+
+
+def test_the_watch_reads_a_runbooks_head_again_only_when_the_file_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It looks every 2 s: a runbook newer than the oldest loader file is not re-read each time."""
+    import os
+    import time
+
+    from gonogo.server import prompter
+
+    dags = folder_of(tmp_path, 3, [f"svc-{n:03d}" for n in range(6)])
+    monkeypatch.setenv("GONOGO_RUNBOOKS_DIR", str(tmp_path / "runbooks"))
+    loaders = sorted(dags.glob("*.py"))
+    now = time.time_ns()
+    os.utime(loaders[0], ns=(now - 100 * 10**9,) * 2)  # the oldest loader file, never touched
+    for path in loaders[1:]:
+        os.utime(path, ns=(now,) * 2)
+    for path in (tmp_path / "runbooks").glob("*.yaml"):
+        os.utime(path, ns=(now - 50 * 10**9,) * 2)
+    read: list[list[str]] = []
+    real = prompter.owners_of
+    monkeypatch.setattr(
+        prompter, "owners_of", lambda files, *rest: read.append(sorted(files)) or real(files, *rest)
+    )
+    known: prompter.Owners = {}
+    first = prompter.newer_owners(loaders, tmp_path / "runbooks", known)
+    again = prompter.newer_owners(loaders, tmp_path / "runbooks", known)
+    assert first == again and len(first) == 6
+    assert [len(files) for files in read] == [6, 0]  # the second look read no head
+    edited = tmp_path / "runbooks" / "rb-002.yaml"
+    os.utime(edited, ns=(now - 10 * 10**9,) * 2)
+    assert prompter.newer_owners(loaders, tmp_path / "runbooks", known) == first
+    assert read[-1] == [str(edited)]  # only the edited file's head is read again
+    removed = tmp_path / "runbooks" / "rb-003.yaml"
+    removed.unlink()
+    assert len(prompter.newer_owners(loaders, tmp_path / "runbooks", known)) == 5
+    assert str(removed) not in known  # a removed runbook is forgotten

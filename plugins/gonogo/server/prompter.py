@@ -47,29 +47,51 @@ _KIND_WAIT = 60.0
 _DAG_PROCESSOR = "DagProcessorJob"
 
 
-def newer_owners(loaders: list[Path], runbooks: Path) -> dict[str, int]:
+#: Each runbook file's owner as last read: (its time, the number of loader files, the owner).
+#: A file's head is read again only when its time or the number of loader files changes, so
+#: runbooks edited since the oldest loader file changed are not re-read at every look.
+Owners = dict[str, tuple[int, int, int]]
+
+
+def newer_owners(
+    loaders: list[Path], runbooks: Path, known: Owners | None = None
+) -> dict[str, int]:
     """The runbooks written since the oldest loader file changed, each with its loader's index."""
     try:
         oldest = min(loader.stat().st_mtime_ns for loader in loaders)
     except (OSError, ValueError):
         return {}
-    newer = []
-    for file in runbook_names(runbooks) if runbooks.is_dir() else []:
+    known = {} if known is None else known
+    found: dict[str, int] = {}
+    unread: dict[str, int] = {}
+    listed = runbook_names(runbooks) if runbooks.is_dir() else []
+    for gone in known.keys() - set(listed):
+        del known[gone]
+    for file in listed:
         try:
-            if os.stat(file).st_mtime_ns > oldest:
-                newer.append(file)
+            written = os.stat(file).st_mtime_ns
         except OSError:
             continue
-    return owners_of(newer, runbooks, len(loaders)) if newer else {}
+        if written <= oldest:
+            continue
+        seen = known.get(file)
+        if seen is not None and seen[:2] == (written, len(loaders)):
+            found[file] = seen[2]
+        else:
+            unread[file] = written
+    for file, index in owners_of(list(unread), runbooks, len(loaders)).items():
+        known[file] = (unread[file], len(loaders), index)
+        found[file] = index
+    return found
 
 
-def prompt(folder: Path) -> list[Path]:
+def prompt(folder: Path, known: Owners | None = None) -> list[Path]:
     """Touch each loader file in ``folder`` that owns a runbook newer than it; returns them."""
     loaders = sorted(folder.glob(LOADER_GLOB))
     if not loaders:
         return []
     runbooks = runbooks_dir(loaders[0].resolve().parent.parent / "runbooks")
-    owners = newer_owners(loaders, runbooks)
+    owners = newer_owners(loaders, runbooks, known)
     return prompt_changed(owners, loaders[0], parsing=False) if owners else []
 
 
@@ -111,11 +133,11 @@ def local_bundles() -> list[tuple[str, Path]]:
     return found
 
 
-def watch_once(bundles: list[tuple[str, Path]]) -> list[str]:
+def watch_once(bundles: list[tuple[str, Path]], known: dict[str, Owners]) -> list[str]:
     """One look: prompt and ask for the loader files with newer runbooks; returns what was asked."""
     asked = []
     for name, path in bundles:
-        touched = prompt(path)
+        touched = prompt(path, known.setdefault(name, {}))
         if touched:
             asked += ask_to_parse(name, [p.relative_to(path).as_posix() for p in touched])
     for relative in asked:
@@ -132,9 +154,10 @@ def _watch(job: Any) -> None:
         return
     bundles = local_bundles()
     log.info("gonogo: watching the runbooks of %d DAG bundle(s)", len(bundles))
+    known: dict[str, Owners] = {}
     while True:
         try:
-            watch_once(bundles)
+            watch_once(bundles, known)
         except Exception:  # a look that fails is tried again; it must never stop parsing
             log.exception("gonogo: looking for changed runbooks failed")
         time.sleep(EVERY)
