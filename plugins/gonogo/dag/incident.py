@@ -187,9 +187,20 @@ class RedReport(Source):
         assert self.area is not None
         return self.area
 
+    @property
+    def _title(self) -> str:
+        return self._area.title or self._area.id
+
     def _report(self, context: Any) -> dict[str, Any]:
         found = context["ti"].xcom_pull(task_ids=self.task_id(self._area.id))
         return found if isinstance(found, dict) else {}
+
+    def _reported(self, report: Mapping[str, Any], priority: str) -> str:
+        """The report as one sentence: the change record's incident and the draft both say it."""
+        return (
+            f"{report.get('by')} reported {self._title} red as a {priority} incident: "
+            f"{report.get('comment')}"
+        )
 
     def raised(self, context: Any) -> Raised:
         report = self._report(context)
@@ -198,10 +209,9 @@ class RedReport(Source):
             raise AirflowSkipException(
                 f"{self._area.id} reported no P1 or P2 incident in this round"
             )
-        title = self._area.title or self._area.id
         return Raised(
             priority,
-            f"{title} reported red ({report.get('comment') or 'no comment'})",
+            f"{self._title} reported red ({report.get('comment') or 'no comment'})",
             moment(report.get("at")) or self._first_call_at(context) or datetime.now(UTC),
             self.task_id(self._area.id),
         )
@@ -220,13 +230,8 @@ class RedReport(Source):
             context,
             raised.scope,
             raised.priority,
-            f"{raised.priority} after go-live: {self._area.title or self._area.id} "
-            f"({self.runbook.change.id})",
-            [
-                f"{report.get('by')} reported {self._area.title or self._area.id} red "
-                f"as a {raised.priority} incident: {report.get('comment')}",
-                f"Early-life run: {context['run_id']}",
-            ],
+            f"{raised.priority} after go-live: {self._title} ({self.runbook.change.id})",
+            [self._reported(report, raised.priority), f"Early-life run: {context['run_id']}"],
         )
 
     def facts(self, context: Any, raised: Raised) -> dict[str, Any]:
@@ -234,10 +239,7 @@ class RedReport(Source):
         report = self._report(context)
         section = self.runbook.early_life
         assert section is not None
-        line = (
-            f"{report.get('by')} reported {self._area.title or self._area.id} red as a "
-            f"{raised.priority} incident: {report.get('comment')}"
-        )
+        line = self._reported(report, raised.priority)
         timeline = [(str(report.get("at") or ""), line)]
         decisions = []
         for forum, role in enumerate(section.escalate_to, start=1):
