@@ -222,8 +222,8 @@ def test_only_an_emergency_dag_has_the_exception_gate_and_all_its_work_checks_it
     assert GRANT not in build_dag(runbook("normal"), tmp_path).task_ids
     checked = "freeze_granted.<locals>.hook"
     for task_id in ("work.fix", "gate__go.ops"):
-        assert checked in hooks(emergency.get_task(task_id)._pre_execute_hook), task_id
-    assert checked not in hooks(emergency.get_task(GRANT)._pre_execute_hook)
+        assert checked in hooks(emergency.get_task(task_id).run_before), task_id
+    assert checked not in hooks(emergency.get_task(GRANT).run_before)
 
 
 def test_the_exception_gate_passes_at_once_outside_a_freeze(tmp_path: Path) -> None:

@@ -59,7 +59,7 @@ def start(task_id: str, finished: set[str]) -> None:
     task = dag.get_task(task_id)
     context = {"ti": Records(finished), "dag": dag, "run_id": "r", "task": task}
     context["dag_run"] = SimpleNamespace(conf={}, run_type="manual")
-    task._pre_execute_hook(context)  # what the task runner calls before execute
+    task.pre_execute(context)  # what the task runner calls before execute
 
 
 @pytest.mark.parametrize(

@@ -333,10 +333,32 @@ def _hooks(hook: Any) -> list[str]:
 
 
 def test_every_step_after_a_gate_checks_the_gates_answer_records_first(ehr: Any) -> None:
-    before = _hooks(ehr.get_task("preflight.announce_start")._pre_execute_hook)
-    after = _hooks(ehr.get_task("install.stop_app")._pre_execute_hook)
+    before = _hooks(ehr.get_task("preflight.announce_start").run_before)
+    after = _hooks(ehr.get_task("install.stop_app").run_before)
     guard = ["stop_if_failed.<locals>.guard", "unchanged.<locals>.hook"]
     assert before[:2] == guard and "verify_gates.<locals>.hook" not in before
     # After a gate: the same guard, then the check of the gate's records, then the rehearsal.
     assert after[:3] == [*guard, "verify_gates.<locals>.hook"]
     assert "rehearse_instead.<locals>.hook" in after
+
+
+def test_hooks_run_from_the_tasks_own_methods_and_stay_out_of_the_serialized_dag(
+    ehr: Any,
+) -> None:
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    from gonogo.core import naming
+    from gonogo.dag.rollback import record_finish
+
+    # Airflow serializes its own pre_execute=/post_execute= arguments as source code.
+    assert all(t._pre_execute_hook is None and t._post_execute_hook is None for t in ehr.tasks)
+    step = ehr.get_task("install.stop_app")
+    assert step.run_after is record_finish
+    assert "stop_if_failed.<locals>.guard" in _hooks(step.run_before)
+    text = str(DagSerialization.to_dict(ehr))
+    assert "stop_if_failed" not in text and "record_finish" not in text
+
+    pushed: dict[str, Any] = {}
+    ti = type("TI", (), {"xcom_push": lambda self, key, value: pushed.update({key: value})})()
+    step.post_execute({"ti": ti}, result=None)  # as the task runner calls it, after execute
+    assert naming.XCOM_FINISHED_AT in pushed

@@ -48,6 +48,7 @@ from gonogo.core.runs.gates import literal
 from gonogo.core.settings import DEFAULT_DECIDE_TIMEOUT, python_prefixes
 from gonogo.core.timing.timeplan import TimePlan, time_plan
 from gonogo.dag.hitl import ManualStepOperator
+from gonogo.dag.hooks import Hook, Hooked, hooked
 from gonogo.dag.journal import (
     ENDED,
     REASK_DELAY,
@@ -66,10 +67,8 @@ log = logging.getLogger(__name__)
 BODY_SHOWN = 2000
 RETRY_PAUSE_SECONDS = 5
 
-Hook = Callable[[Any], None]
 
-
-class CommandStep(Interruptible):
+class CommandStep(Hooked, Interruptible):
     """A task whose command a crash can cut off: the next try asks a person (gonogo.dag.journal).
 
     :attr:`policy_retries` is the runbook's retries; the task has one more for the
@@ -188,7 +187,8 @@ class Actions:
         owner: str | None,
         timeout: timedelta | None = None,
         retries: int = 0,
-        pre_execute: Hook | None = None,
+        before: Hook | None = None,
+        after: Hook | None = None,
         in_window: bool = True,
         title: str | None = None,
         **kwargs: Any,
@@ -207,14 +207,14 @@ class Actions:
             **({"owner": owner} if owner else {}),
             **kwargs,
         }
-        hook = self.hooks(pre_execute, in_window=in_window)
-        if hook is not None:
-            common["pre_execute"] = hook
+        hook = self.hooks(before, in_window=in_window)
         if action.manual is None:
-            return self._command(action, step_id, title or step_id, retries, common)
+            return hooked(
+                self._command(action, step_id, title or step_id, retries, common), hook, after
+            )
         assert action.manual is not None and owner is not None  # the rules guarantee both
         common.pop("execution_timeout")
-        return ManualStepOperator(
+        manual = ManualStepOperator(
             instruction=literal(action.manual),
             role=owner,
             users=self.users(owner),
@@ -222,6 +222,7 @@ class Actions:
             response_timeout=timeout,
             **common,
         )
+        return hooked(manual, hook, after)
 
     def _command(
         self, action: Activity, step_id: str, what: str, retries: int, common: dict[str, Any]

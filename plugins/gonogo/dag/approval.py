@@ -45,8 +45,9 @@ from gonogo.core.change.fingerprint import Fingerprint, changes, fingerprint
 from gonogo.core.change.policy import current_policy
 from gonogo.core.documents.kjoreplan import plan_data, plan_markdown
 from gonogo.core.runbook.model import Gate, Runbook
-from gonogo.dag.actions import Actions, Hook
+from gonogo.dag.actions import Actions
 from gonogo.dag.gates import build_gate, verify_gates
+from gonogo.dag.hooks import Hook, Hooked, hooked
 from gonogo.dag.notify import attach
 from gonogo.dag.preflight import preflight, role_users
 from gonogo.dag.states import is_rehearsal, run_trigger
@@ -89,6 +90,10 @@ def needs_approval_dag(runbook: Runbook) -> bool:
 def _read(key: str, default: Any) -> Any:
     found = Variable.get(key, default=None, deserialize_json=True)
     return found if isinstance(found, type(default)) else default
+
+
+class RecordOperator(Hooked, PythonOperator):
+    """Writes the approval once the gate's answer records say GO (its hook checks them)."""
 
 
 class LedgerEdited(AirflowFailException, ledger.BrokenLedger):
@@ -382,10 +387,12 @@ def build_approval_dag(runbook: Runbook, runbooks_dir: Path, plan: Plan) -> DAG:
             unchanged(plan),
             appendix=lambda: plan_markdown(plan_data(runbook)),
         )
-        record = PythonOperator(
-            task_id=naming.APPROVAL_RECORD,
-            python_callable=partial(_record, runbook, plan, roles),
-            pre_execute=verify_gates([gate], role_users(runbook)),
+        record = hooked(
+            RecordOperator(
+                task_id=naming.APPROVAL_RECORD,
+                python_callable=partial(_record, runbook, plan, roles),
+            ),
+            verify_gates([gate], role_users(runbook)),
         )
         start >> entries
         exits >> record

@@ -34,7 +34,7 @@ from gonogo.core.runbook.graph import phase_leaves, phase_upstreams
 from gonogo.core.runbook.model import Gate, Phase, Runbook, Step
 from gonogo.core.runbook.shell import shquote
 from gonogo.core.settings import LOCK_POOL
-from gonogo.dag.actions import Actions, Hook, chain, rehearse_instead, step_doc
+from gonogo.dag.actions import Actions, chain, rehearse_instead, step_doc
 from gonogo.dag.approval import (
     Plan,
     build_approval_dag,
@@ -48,6 +48,7 @@ from gonogo.dag.earlylife import build_early_life_dag, go_live_task
 from gonogo.dag.forecast import forecast_task
 from gonogo.dag.gates import build_gate, verify_gates
 from gonogo.dag.guided import GuidedStepOperator
+from gonogo.dag.hooks import Hook, hooked
 from gonogo.dag.incident import rollback_incident_group
 from gonogo.dag.lock import AcquireLockSensor, release_lock
 from gonogo.dag.notify import attach, begin_task, step_failed
@@ -123,18 +124,17 @@ class DagBuilder:
             self.step_guard(), earlier_steps_finished(before), rehearse_instead(rehearse, step.id)
         )
         if self.runbook.rollback.mode == "decide" and step.manual is None:
-            return GuidedStepOperator(
+            guided = GuidedStepOperator(
                 task_id=step.id,
                 step_id=step.id,
                 action={**self.actions.spec(step.id, step, step.owner), "retries": step.retries},
                 deciders=self.actions.deciders,
                 decide_timeout=self.actions.decide_timeout,
                 execution_timeout=step.timeout,
-                pre_execute=self.actions.hooks(guard, in_window=True),
-                post_execute=record_finish,
                 on_failure_callback=step_failed,
                 doc_md=step_doc(step.id, step.owner),
             )
+            return hooked(guided, self.actions.hooks(guard, in_window=True), record_finish)
         return self.actions.operator(
             step.id,
             step,
@@ -144,8 +144,8 @@ class DagBuilder:
             timeout=step.timeout,
             retries=step.retries,
             retry_delay=step.retry_delay,
-            pre_execute=guard,
-            post_execute=record_finish,
+            before=guard,
+            after=record_finish,
             on_failure_callback=step_failed,
         )
 

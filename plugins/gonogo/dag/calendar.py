@@ -41,9 +41,9 @@ from gonogo.core.runbook.model import Gate, Runbook
 from gonogo.core.runs.gates import eligible, gate_verdict, literal
 from gonogo.core.settings import calendar_file
 from gonogo.core.timing.timeplan import time_plan
-from gonogo.dag.actions import Hook
 from gonogo.dag.clock import run_start
 from gonogo.dag.gates import GateRoleOperator
+from gonogo.dag.hooks import Hook, hooked
 from gonogo.dag.states import is_rehearsal, run_trigger
 from gonogo.errors import CalendarError, ItsmError, TimePlanError
 
@@ -235,13 +235,12 @@ def freeze_gate(runbook: Runbook, guard: Hook) -> tuple[BaseOperator, list[BaseO
             body="",
             window=runbook.window,
             begin=time_plan(runbook).begin,
-            pre_execute=guard,
             runbook_title=runbook.title,
             change_id=runbook.change.id,
             doc_md="An emergency change in a freeze: one member of the freeze's exception "
             "roles grants the exception (GO) before any step. Passes at once outside a freeze.",
         )
-    return task, [task]
+    return hooked(task, guard), [task]
 
 
 def freeze_granted() -> Hook:

@@ -39,9 +39,10 @@ from gonogo.core.runbook.model import Gate, Window
 from gonogo.core.runs import states
 from gonogo.core.runs.gates import eligible, evidence, gate_body, gate_verdict, literal, summarize
 from gonogo.core.settings import EXPIRING_AT
-from gonogo.dag.actions import Actions, Hook, run_action
+from gonogo.dag.actions import Actions, run_action
 from gonogo.dag.clock import hold_until_open
 from gonogo.dag.hitl import Request, assignees
+from gonogo.dag.hooks import Hook, Hooked, hooked
 from gonogo.dag.notify import asking, tell
 from gonogo.dag.states import run_states, run_trigger
 from gonogo.errors import GateError
@@ -80,7 +81,7 @@ def run_checks(checks: list[dict[str, Any]], gate: str, **context: Any) -> list[
     return results
 
 
-class GateChecksOperator(PythonOperator):
+class GateChecksOperator(Hooked, PythonOperator):
     """Runs the checks; each check is rendered by :func:`run_action` when it runs, not before."""
 
     template_fields: Sequence[str] = ()
@@ -336,7 +337,7 @@ def verify_gates(gates: Sequence[Gate], role_users: Mapping[str, Sequence[str]])
 # -- watch and result --------------------------------------------------------------------------
 
 
-class GateWatchSensor(BaseSensorOperator):
+class GateWatchSensor(Hooked, BaseSensorOperator):
     """Emits ``gate_expiring`` at 80 % of the gate's timeout, naming who has not answered."""
 
     def __init__(self, *, gate: Gate, **kwargs: Any) -> None:
@@ -472,11 +473,13 @@ def build_gate(
                 }
                 for check in gate.checks
             ]
-            checks = GateChecksOperator(
-                task_id=naming.CHECKS,
-                python_callable=run_checks,
-                op_kwargs={"checks": specs, "gate": gate.gate},
-                pre_execute=guard,
+            checks = hooked(
+                GateChecksOperator(
+                    task_id=naming.CHECKS,
+                    python_callable=run_checks,
+                    op_kwargs={"checks": specs, "gate": gate.gate},
+                ),
+                guard,
             )
             entries.append(checks)
             tasks.append(checks)
@@ -496,9 +499,9 @@ def build_gate(
                     subject=literal(f"{gate.title or gate.gate}: {runbook.title} ({role})"),
                     body=gate_body(runbook, gate, role),
                     appendix=appendix,
-                    pre_execute=guard,
                     doc_md=f"GO/NOGO for role {role}" + (f", round {number + 1}" if number else ""),
                 )
+                hooked(request, guard)
                 tasks.append(request)
                 if previous is not None:
                     previous >> request
@@ -510,7 +513,7 @@ def build_gate(
             finals.append(previous)
         if gate.timeout is not None:
             # Not forward work: its failure never starts a rollback, so it is not in `tasks`.
-            watch = GateWatchSensor(task_id=naming.WATCH, gate=gate, pre_execute=guard)
+            watch = hooked(GateWatchSensor(task_id=naming.WATCH, gate=gate), guard)
             (checks >> watch) if checks is not None else entries.append(watch)
         result = PythonOperator(
             task_id=naming.RESULT,

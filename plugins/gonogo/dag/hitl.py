@@ -23,6 +23,7 @@ from airflow.sdk.execution_time.hitl import HITLUser
 from gonogo.core.naming import COMMENT, DONE, FAILED
 from gonogo.core.runs.decisions import comment_schema
 from gonogo.core.runs.records import Answer
+from gonogo.dag.hooks import Hooked
 from gonogo.dag.notify import RequestNotifier
 from gonogo.dag.states import Rehearsable
 
@@ -45,7 +46,7 @@ def assignees(users: Iterable[str]) -> list[HITLUser]:
     return [HITLUser(id=u, name=u) for u in users]
 
 
-class Request(HITLOperator):
+class Request(Hooked, HITLOperator):
     """A gonogo HITL request: a comment form, and the answer read as one :class:`Answer`."""
 
     #: The event told once the request is open (gonogo.core.runbook.model.Event), if any.

@@ -45,10 +45,11 @@ from gonogo.core.runs import rollback as plan
 from gonogo.core.runs import states
 from gonogo.core.runs.records import Answer
 from gonogo.core.settings import DEFAULT_DECIDE_TIMEOUT, ROLLBACK_WAIT
-from gonogo.dag.actions import ActionRunner, Actions, Hook, rehearse_instead
+from gonogo.dag.actions import ActionRunner, Actions, rehearse_instead
 from gonogo.dag.approval import LedgerEdited, Plan, approval_of, record_success
 from gonogo.dag.gates import verify_gates
 from gonogo.dag.hitl import Request, assignees
+from gonogo.dag.hooks import Hook
 from gonogo.dag.journal import (
     ENDED,
     REASK_DELAY,
@@ -130,8 +131,8 @@ def earlier_steps_finished(task_ids: Sequence[str]) -> Hook:
     return hook
 
 
-def record_finish(context: Any, result: Any = None) -> None:
-    """A post_execute hook on forward steps: when the step completed, for the rollback order."""
+def record_finish(context: Any) -> None:
+    """A hook run after on forward steps: when the step completed, for the rollback order."""
     context["ti"].xcom_push(key=naming.XCOM_FINISHED_AT, value=datetime.now(UTC).isoformat())
 
 
@@ -451,7 +452,7 @@ def build_rollback_group(
                 timeout=global_step.timeout,
                 retries=global_step.retries,
                 in_window=False,
-                pre_execute=rehearse_instead(None, global_step.id),
+                before=rehearse_instead(None, global_step.id),
                 trigger_rule="none_failed_min_one_success",
             )
             before >> task
