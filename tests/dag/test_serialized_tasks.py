@@ -1,4 +1,8 @@
-"""A task's hooks run where Airflow's task runner runs pre_execute and post_execute."""
+"""What the DAG processor serializes of each task stays cheap, and the hooks moved out of it still run.
+
+A task's hooks run where Airflow's task runner runs pre_execute and post_execute; a
+request's comment field is checked by Airflow against a cheaper meta-schema, as before.
+"""
 
 from __future__ import annotations
 
@@ -45,3 +49,19 @@ def test_a_hook_that_refuses_stops_the_work() -> None:
     with pytest.raises(AirflowFailException, match="not started"):
         run(task)
     assert seen == []
+
+
+def test_a_requests_comment_field_names_its_dialect_and_airflow_checks_it_as_before() -> None:
+    from airflow.sdk import Param
+    from airflow.sdk.definitions.param import ParamValidationError
+    from jsonschema import Draft7Validator, validators
+
+    from gonogo.core.runs.decisions import comment_schema
+
+    schema = comment_schema(["Failed"])
+    assert validators.validator_for(schema) is Draft7Validator  # the cheaper meta-schema
+    field = Param("", **schema)
+    assert field.resolve("checked the logs") == "checked the logs"
+    assert field.resolve(None) is None  # null: a comment left out
+    with pytest.raises(ParamValidationError):
+        field.resolve(3)
