@@ -5,8 +5,9 @@
 One real Airflow (as the other live benchmarks, with the test stack's DAG
 processor settings: ``refresh_interval`` 10 s, ``min_file_process_interval`` 10 s,
 one parsing process) holds N generated runbooks over ``gonogo shards`` loader files,
-50 a file (``--per-file``), as the README advises where runbooks must appear fast. Once every DAG is listed, the clock runs from writing a file to
-``GET /api/v2/dags/{id}`` answering 200 (the DAG can be triggered), alternately for:
+50 a file (``--per-file``), as the README advises where runbooks must appear fast.
+Once every DAG is listed, the clock runs from writing a file to ``GET
+/api/v2/dags/{id}`` answering 200 (the DAG can be triggered), alternately for:
 
 - **a new runbook**: a new file in the runbooks folder, one more ``gen.py`` runbook;
 - **a new hand-written DAG file (anchor)**: the same DAG as a ``.py`` file in the DAGs
