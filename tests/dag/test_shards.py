@@ -299,6 +299,54 @@ def test_the_dag_processors_watch_touches_the_owner_of_a_written_runbook_once(
     assert prompt(dags) == []  # the loader file is now newer than the runbook
 
 
+def test_a_loader_file_is_asked_for_again_until_a_parse_began_after_the_runbook_was_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Airflow drops a request for a file it is parsing; that parse may have listed too early."""
+    import os
+    import time
+
+    from gonogo.dag.folder import mark_parse_started, parse_started
+    from gonogo.server import prompter
+
+    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "home"))
+    dags = folder_of(tmp_path, 3, [f"svc-{n:03d}" for n in range(6)])
+    loaders = sorted(dags.glob("*.py"))
+    bag_of(loaders[1], monkeypatch)  # a full parse, as the DAG processor's, marks its start
+    assert parse_started(loaders[1]).exists() and not parse_started(loaders[0]).exists()
+
+    now = time.time_ns()
+    for path in [*loaders, *(tmp_path / "runbooks").glob("*.yaml")]:
+        os.utime(path, ns=(now - 100 * 10**9,) * 2)
+    asked: list[list[str]] = []
+    monkeypatch.setattr(
+        prompter, "ask_to_parse", lambda bundle, files: asked.append(files) or files
+    )
+    bundles = [("dags-folder", dags)]
+    known: dict[str, prompter.Owners] = {}
+    pending: dict[str, prompter.Asked] = {}
+
+    new_id = next(f"new-{n}" for n in range(100) if owner(f"new-{n}", 3) == 0)
+    added = tmp_path / "runbooks" / "rb-new.yaml"
+    added.write_text(runbook(new_id))
+    os.utime(added, ns=(now - 10 * 10**9,) * 2)
+    mark_parse_started(loaders[0])  # a parse running when the runbook was written ...
+    os.utime(parse_started(loaders[0]), ns=(now - 20 * 10**9,) * 2)  # ... began before it
+    assert prompter.watch_once(bundles, known, pending) == ["gonogo_dags.py"]
+    assert prompter.watch_once(bundles, known, pending) == ["gonogo_dags.py"]  # asked again
+    mark_parse_started(loaders[0])  # a parse that lists the folder now reads the runbook
+    assert prompter.watch_once(bundles, known, pending) == []
+    assert pending == {"dags-folder": {}}
+
+    monkeypatch.setattr(prompter, "ASK_FOR", -1.0)  # one whose parse never starts is given up
+    os.utime(loaders[0], ns=(now - 100 * 10**9,) * 2)
+    os.utime(added, ns=(now - 5 * 10**9,) * 2)  # edited
+    os.utime(parse_started(loaders[0]), ns=(now - 20 * 10**9,) * 2)
+    assert prompter.watch_once(bundles, known, pending) == ["gonogo_dags.py"]
+    assert prompter.watch_once(bundles, known, pending) == []
+    assert len(asked) == 3
+
+
 def test_the_watch_reads_a_runbooks_head_again_only_when_the_file_changes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import hashlib
 import logging
 import os
 import re
@@ -290,6 +291,27 @@ def _out_of_time(loader: str, shards: int, file: Path, done: int, total: int) ->
     )
 
 
+def parse_started(loader: Path) -> Path:
+    """The file whose time says when the latest full parse of ``loader`` began to read runbooks.
+
+    The DAG processor's watch (:mod:`gonogo.server.prompter`) asks for a loader file
+    again until a parse of it began after the runbook was written: a parse that was
+    already running when it asked listed the folder too early.
+    """
+    where = hashlib.sha256(os.fsencode(loader.resolve())).hexdigest()[:16]
+    return state_home() / "parsing" / f"{loader.name}.{where}"
+
+
+def mark_parse_started(loader: Path) -> None:
+    """Set :func:`parse_started`'s file to now, before the runbooks are listed."""
+    stamp = parse_started(loader)
+    try:
+        stamp.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        stamp.touch()
+    except OSError as exc:  # the watch then stops asking, and Airflow's order applies
+        log.warning("gonogo: could not mark the parse of %s: %s", loader, exc)
+
+
 def _build_all(folder: Path, namespace: dict[str, Any]) -> dict[str, Any]:
     from airflow.sdk import get_parsing_context
 
@@ -298,6 +320,8 @@ def _build_all(folder: Path, namespace: dict[str, Any]) -> dict[str, Any]:
     started = _clock()
     wanted = get_parsing_context().dag_id
     loader = namespace.get("__file__")
+    if loader and not wanted and importing_dagbag() is not None:  # a full parse: say so first
+        mark_parse_started(Path(loader))
     shard = shard_of(Path(loader)) if loader else (0, 1)
     named = _named_file(folder, wanted, shard) if wanted else None
     files = named if named is not None else _candidates(folder, loader, shard, wanted)

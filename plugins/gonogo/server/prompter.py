@@ -15,6 +15,13 @@ and asks for it to be parsed next with Airflow's own priority parsing request,
 the one its "Reparse" button writes (``DagPriorityParsingRequest``). Airflow's
 manager claims the request within a loop and parses that file next.
 
+Unless that file is being parsed right then: Airflow drops a queued file that is
+already running (``_start_new_processes``), and the running parse may have listed
+the runbooks before the new one was written. A parse records when it began
+(:func:`gonogo.dag.folder.parse_started`), so the thread asks again at each look
+until a parse of the file began after the runbook was written, for at most
+:data:`ASK_FOR` seconds.
+
 The thread starts from the plugin's listener when a job starts; it goes on only in
 the DAG processor (a ``DagProcessorJob``) and only for loader files inside one of
 its DAG bundles. It reads file times and, for the runbooks newer than a loader
@@ -36,12 +43,15 @@ from airflow.listeners import hookimpl
 
 from gonogo.core.runbook.loader import runbook_names
 from gonogo.core.settings import runbooks_dir
-from gonogo.dag.folder import LOADER_GLOB, owners_of, prompt_changed
+from gonogo.dag.folder import LOADER_GLOB, owners_of, parse_started, prompt_changed
 
 log = logging.getLogger(__name__)
 
 #: Seconds between two looks at the runbooks: a stat of each file, and no more.
 EVERY = 2.0
+#: Seconds a loader file is asked for again while no parse of it has begun since the
+#: runbook was written (a parse takes seconds; Airflow gives a file 30 s at most).
+ASK_FOR = 300.0
 #: How long a starting job may take to say what kind of job it is.
 _KIND_WAIT = 60.0
 _DAG_PROCESSOR = "DagProcessorJob"
@@ -85,14 +95,58 @@ def newer_owners(
     return found
 
 
-def prompt(folder: Path, known: Owners | None = None) -> list[Path]:
-    """Touch each loader file in ``folder`` that owns a runbook newer than it; returns them."""
+#: Each loader file asked for: (the newest time of its runbooks it must read, when first asked).
+Asked = dict[Path, tuple[int, float]]
+
+
+def prompt(folder: Path, known: Owners | None = None, asked: Asked | None = None) -> list[Path]:
+    """Touch each loader file in ``folder`` that owns a runbook newer than it; returns them.
+
+    ``asked`` keeps, for each touched file, the newest of its runbooks' times.
+    """
     loaders = sorted(folder.glob(LOADER_GLOB))
     if not loaders:
         return []
     runbooks = runbooks_dir(loaders[0].resolve().parent.parent / "runbooks")
     owners = newer_owners(loaders, runbooks, known)
-    return prompt_changed(owners, loaders[0], parsing=False) if owners else []
+    touched = prompt_changed(owners, loaders[0], parsing=False) if owners else []
+    if asked is not None and touched:
+        now = time.monotonic()
+        for loader in touched:
+            index = loaders.index(loader)
+            written = [_written(file) for file, owner in owners.items() if owner == index]
+            asked[loader] = (max(written, default=0), now)
+    return touched
+
+
+def _written(file: str) -> int:
+    try:
+        return os.stat(file).st_mtime_ns
+    except OSError:
+        return 0
+
+
+def not_yet_read(asked: Asked) -> list[Path]:
+    """The loader files asked for that no parse begun since their runbooks were written has read.
+
+    A file whose parse cannot be told (no record of it) or that was asked for
+    longer than :data:`ASK_FOR` is forgotten, and Airflow's own order applies.
+    """
+    now = time.monotonic()
+    waiting = []
+    for loader, (written, since) in list(asked.items()):
+        try:
+            began = parse_started(loader).stat().st_mtime_ns
+        except OSError:
+            began = None
+        if began is None or began > written:
+            del asked[loader]
+        elif now - since > ASK_FOR:
+            log.warning("gonogo: %s was not parsed within %.0f s of asking", loader, ASK_FOR)
+            del asked[loader]
+        else:
+            waiting.append(loader)
+    return waiting
 
 
 def request_key(bundle: str, relative: str) -> str:
@@ -133,13 +187,24 @@ def local_bundles() -> list[tuple[str, Path]]:
     return found
 
 
-def watch_once(bundles: list[tuple[str, Path]], known: dict[str, Owners]) -> list[str]:
-    """One look: prompt and ask for the loader files with newer runbooks; returns what was asked."""
+def watch_once(
+    bundles: list[tuple[str, Path]],
+    known: dict[str, Owners],
+    pending: dict[str, Asked] | None = None,
+) -> list[str]:
+    """One look: prompt and ask for the loader files with newer runbooks; returns what was asked.
+
+    ``pending``: per bundle, the files asked for at earlier looks, asked again until read.
+    """
+    pending = {} if pending is None else pending
     asked = []
     for name, path in bundles:
-        touched = prompt(path, known.setdefault(name, {}))
-        if touched:
-            asked += ask_to_parse(name, [p.relative_to(path).as_posix() for p in touched])
+        waiting = pending.setdefault(name, {})
+        again = not_yet_read(waiting)
+        touched = prompt(path, known.setdefault(name, {}), waiting)
+        files = touched + [loader for loader in again if loader not in touched]
+        if files:
+            asked += ask_to_parse(name, [p.relative_to(path).as_posix() for p in files])
     for relative in asked:
         log.info("gonogo: a runbook changed; asked Airflow to parse %s next", relative)
     return asked
@@ -155,9 +220,10 @@ def _watch(job: Any) -> None:
     bundles = local_bundles()
     log.info("gonogo: watching the runbooks of %d DAG bundle(s)", len(bundles))
     known: dict[str, Owners] = {}
+    pending: dict[str, Asked] = {}
     while True:
         try:
-            watch_once(bundles, known)
+            watch_once(bundles, known, pending)
         except Exception:  # a look that fails is tried again; it must never stop parsing
             log.exception("gonogo: looking for changed runbooks failed")
         time.sleep(EVERY)
