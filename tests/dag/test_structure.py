@@ -346,12 +346,16 @@ def test_hooks_run_from_the_tasks_own_methods_and_stay_out_of_the_serialized_dag
     ehr: Any,
 ) -> None:
     from airflow.serialization.serialized_objects import DagSerialization
+    from tests.conftest import EXAMPLES
 
     from gonogo.core import naming
+    from gonogo.dag.builder import build_dags
     from gonogo.dag.rollback import record_finish
 
     # Airflow serializes its own pre_execute=/post_execute= arguments as source code.
-    assert all(t._pre_execute_hook is None and t._post_execute_hook is None for t in ehr.tasks)
+    for example in EXAMPLES:
+        for dag in build_dags(load_file(example)[0], RUNBOOKS):
+            assert not [t for t in dag.tasks if t._pre_execute_hook or t._post_execute_hook]
     step = ehr.get_task("install.stop_app")
     assert step.run_after is record_finish
     assert "stop_if_failed.<locals>.guard" in _hooks(step.run_before)
