@@ -218,8 +218,12 @@ def _py(value: Any) -> str:
     if isinstance(value, Seconds):
         return f"timedelta(seconds={float(value)!r})"
     if isinstance(value, ParamSpec):
-        schema = ", ".join(f"{k}={_py(v)}" for k, v in value.schema.items())
-        return f"Param({_py(value.value)}{', ' if schema else ''}{schema})"
+        named = {k: v for k, v in value.schema.items() if k.isidentifier()}
+        other = {k: v for k, v in value.schema.items() if k not in named}  # "$schema"
+        parts = [_py(value.value), *(f"{k}={_py(v)}" for k, v in named.items())]
+        if other:
+            parts.append(f"**{_py(other)}")
+        return f"Param({', '.join(parts)})"
     if value == "noop":
         return "noop"
     if isinstance(value, dict):
