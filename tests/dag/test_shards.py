@@ -347,6 +347,41 @@ def test_a_loader_file_is_asked_for_again_until_a_parse_began_after_the_runbook_
     assert len(asked) == 3
 
 
+def test_a_runbook_written_since_the_last_look_is_asked_for_though_a_parse_touched_its_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another loader file's parse touches the owner first: a touch alone waits for the round."""
+    import os
+    import time
+
+    from gonogo.dag.folder import mark_parse_started
+    from gonogo.server import prompter
+
+    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "home"))
+    dags = folder_of(tmp_path, 3, [f"svc-{n:03d}" for n in range(6)])
+    monkeypatch.setenv("GONOGO_RUNBOOKS_DIR", str(tmp_path / "runbooks"))
+    loaders = sorted(dags.glob("*.py"))
+    now = time.time_ns()
+    for path in (tmp_path / "runbooks").glob("*.yaml"):
+        os.utime(path, ns=(now - 100 * 10**9,) * 2)
+    for path in loaders:
+        os.utime(path, ns=(now - 50 * 10**9,) * 2)
+    monkeypatch.setattr(prompter, "ask_to_parse", lambda bundle, files: files)
+    bundles = [("dags-folder", dags)]
+    known: dict[str, prompter.Owners] = {}
+    pending: dict[str, prompter.Asked] = {}
+    assert prompter.watch_once(bundles, known, pending) == []  # the first look: nothing new
+
+    new_id = next(f"new-{n}" for n in range(100) if owner(f"new-{n}", 3) == 0)
+    added = tmp_path / "runbooks" / "rb-new.yaml"
+    added.write_text(runbook(new_id))
+    os.utime(added, ns=(now - 10 * 10**9,) * 2)
+    os.utime(loaders[0], ns=(now - 5 * 10**9,) * 2)  # prompt_changed in another file's parse
+    assert prompter.watch_once(bundles, known, pending) == ["gonogo_dags.py"]
+    mark_parse_started(loaders[0])
+    assert prompter.watch_once(bundles, known, pending) == []
+
+
 def test_the_watch_reads_a_runbooks_head_again_only_when_the_file_changes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

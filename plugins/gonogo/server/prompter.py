@@ -99,24 +99,38 @@ def newer_owners(
 Asked = dict[Path, tuple[int, float]]
 
 
-def prompt(folder: Path, known: Owners | None = None, asked: Asked | None = None) -> list[Path]:
-    """Touch each loader file in ``folder`` that owns a runbook newer than it; returns them.
+def prompt(
+    folder: Path, known: Owners | None = None, asked: Asked | None = None, looked: bool = False
+) -> list[Path]:
+    """The loader files in ``folder`` to parse next; those older than a runbook they own are touched.
 
-    ``asked`` keeps, for each touched file, the newest of its runbooks' times.
+    ``looked``: ``known`` holds the times of the last look, so a runbook whose time
+    differs was written since, and its loader file is returned even when it is not
+    older than the runbook. A parse of another loader file may have touched it first
+    (:func:`gonogo.dag.folder.prompt_changed`), and a touch alone waits for the end of
+    Airflow's round of parsing. ``asked`` keeps, for each file returned, the newest of
+    its runbooks' times.
     """
     loaders = sorted(folder.glob(LOADER_GLOB))
     if not loaders:
         return []
     runbooks = runbooks_dir(loaders[0].resolve().parent.parent / "runbooks")
+    before = {file: seen[0] for file, seen in (known or {}).items()}
     owners = newer_owners(loaders, runbooks, known)
-    touched = prompt_changed(owners, loaders[0], parsing=False) if owners else []
-    if asked is not None and touched:
-        now = time.monotonic()
-        for loader in touched:
+    found = prompt_changed(owners, loaders[0], parsing=False) if owners else []
+    if looked and known is not None:
+        now = time.time_ns()
+        for file, index in owners.items():
+            time_ns = known[file][0]
+            if before.get(file) != time_ns and time_ns <= now and loaders[index] not in found:
+                found.append(loaders[index])
+    if asked is not None and found:
+        started = time.monotonic()
+        for loader in found:
             index = loaders.index(loader)
             written = [_written(file) for file, owner in owners.items() if owner == index]
-            asked[loader] = (max(written, default=0), now)
-    return touched
+            asked[loader] = (max(written, default=0), started)
+    return found
 
 
 def _written(file: str) -> int:
@@ -201,7 +215,8 @@ def watch_once(
     for name, path in bundles:
         waiting = pending.setdefault(name, {})
         again = not_yet_read(waiting)
-        touched = prompt(path, known.setdefault(name, {}), waiting)
+        looked = name in known
+        touched = prompt(path, known.setdefault(name, {}), waiting, looked)
         files = touched + [loader for loader in again if loader not in touched]
         if files:
             asked += ask_to_parse(name, [p.relative_to(path).as_posix() for p in files])
