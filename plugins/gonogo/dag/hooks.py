@@ -4,8 +4,8 @@ Airflow's ``pre_execute=`` and ``post_execute=`` operator arguments run a functi
 before and after ``execute``. The DAG processor serializes them as their source
 code, read with ``inspect.getsource`` for every task at every parse: a fifth of the
 time it spends serializing a loader file's DAGs, and the same few functions' source
-stored again in every task of every serialized DAG (bench/README.md, "A new
-runbook appears"). The task runner also calls a task's own ``pre_execute`` and
+stored again in every task of every serialized DAG (bench/README.md, "Where a
+changed runbook's time goes"). The task runner also calls a task's own ``pre_execute`` and
 ``post_execute`` methods, at the same two points and on a deferred task's resume
 too, and an attribute that is not an operator argument is not serialized. So a
 gonogo task keeps its hooks in :attr:`Hooked.run_before` and

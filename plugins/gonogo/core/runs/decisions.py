@@ -37,8 +37,9 @@ REASON_FOR = "gonogo_reason_for"  # a Python name too: hand-written DAGs pass it
 #: schema against its dialect's meta-schema each time it reads the param's value, twice
 #: a task when it serializes a DAG; without ``$schema`` that is the 2020-12 meta-schema,
 #: three times dearer to check than draft 7's. With a request on every gate role, manual
-#: step and undo, that was two thirds of the time spent serializing a loader file's DAGs
-#: (bench/README.md, "A new runbook appears"). Draft 7 has every keyword a form uses.
+#: step and undo, that was over half of the time spent serializing a loader file's DAGs
+#: (bench/README.md, "Where a changed runbook's time goes"). Draft 7 has every keyword a
+#: form uses.
 DIALECT = "http://json-schema.org/draft-07/schema#"
 
 
