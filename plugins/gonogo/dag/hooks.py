@@ -2,7 +2,7 @@
 
 Airflow's ``pre_execute=`` and ``post_execute=`` operator arguments run a function
 before and after ``execute``. The DAG processor serializes them as their source
-code, read with ``inspect.getsource`` for every task at every parse: a fifth of the
+code, read with ``inspect.getsource`` for every task at every parse: an eighth of the
 time it spends serializing a loader file's DAGs, and the same few functions' source
 stored again in every task of every serialized DAG (bench/README.md, "Where a
 changed runbook's time goes"). The task runner also calls a task's own ``pre_execute`` and
