@@ -299,10 +299,10 @@ def test_the_dag_processors_watch_touches_the_owner_of_a_written_runbook_once(
     assert prompt(dags) == []  # the loader file is now newer than the runbook
 
 
-def test_a_loader_file_is_asked_for_again_until_a_parse_began_after_the_runbook_was_written(
+def test_a_loader_file_asked_for_while_being_parsed_is_asked_for_again_once_that_parse_ends(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Airflow drops a request for a file it is parsing; that parse may have listed too early."""
+    """With a parsing process free, Airflow drops a request for a file it is parsing."""
     import os
     import time
 
@@ -312,8 +312,9 @@ def test_a_loader_file_is_asked_for_again_until_a_parse_began_after_the_runbook_
     monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "home"))
     dags = folder_of(tmp_path, 3, [f"svc-{n:03d}" for n in range(6)])
     loaders = sorted(dags.glob("*.py"))
-    bag_of(loaders[1], monkeypatch)  # a full parse, as the DAG processor's, marks its start
-    assert parse_started(loaders[1]).exists() and not parse_started(loaders[0]).exists()
+    bag_of(loaders[1], monkeypatch)  # a full parse, as the DAG processor's, marks both ends
+    assert parse_started(loaders[1]).exists() and parse_started(loaders[1], ended=True).exists()
+    assert not parse_started(loaders[0]).exists()
 
     now = time.time_ns()
     for path in [*loaders, *(tmp_path / "runbooks").glob("*.yaml")]:
@@ -326,25 +327,38 @@ def test_a_loader_file_is_asked_for_again_until_a_parse_began_after_the_runbook_
     known: dict[str, prompter.Owners] = {}
     pending: dict[str, prompter.Asked] = {}
 
+    def parse(began: int, ended: int | None) -> None:
+        for which, at in ((False, began), (True, ended)):
+            if at is not None:
+                mark_parse_started(loaders[0], ended=which)
+                os.utime(parse_started(loaders[0], which), ns=(at,) * 2)
+
     new_id = next(f"new-{n}" for n in range(100) if owner(f"new-{n}", 3) == 0)
     added = tmp_path / "runbooks" / "rb-new.yaml"
     added.write_text(runbook(new_id))
     os.utime(added, ns=(now - 10 * 10**9,) * 2)
-    mark_parse_started(loaders[0])  # a parse running when the runbook was written ...
-    os.utime(parse_started(loaders[0]), ns=(now - 20 * 10**9,) * 2)  # ... began before it
+    parse(now - 30 * 10**9, now - 40 * 10**9)  # running since before the runbook was written
     assert prompter.watch_once(bundles, known, pending) == ["gonogo_dags.py"]
-    assert prompter.watch_once(bundles, known, pending) == ["gonogo_dags.py"]  # asked again
-    mark_parse_started(loaders[0])  # a parse that lists the folder now reads the runbook
+    assert prompter.watch_once(bundles, known, pending) == []  # still running: not yet
+    parse(now - 30 * 10**9, now - 5 * 10**9)  # it ended, having listed the folder too early
+    assert prompter.watch_once(bundles, known, pending) == ["gonogo_dags.py"]  # once more
     assert prompter.watch_once(bundles, known, pending) == []
     assert pending == {"dags-folder": {}}
 
-    monkeypatch.setattr(prompter, "ASK_FOR", -1.0)  # one whose parse never starts is given up
     os.utime(loaders[0], ns=(now - 100 * 10**9,) * 2)
-    os.utime(added, ns=(now - 5 * 10**9,) * 2)  # edited
-    os.utime(parse_started(loaders[0]), ns=(now - 20 * 10**9,) * 2)
+    os.utime(added, ns=(now - 4 * 10**9,) * 2)  # edited while no parse runs: asked for once
     assert prompter.watch_once(bundles, known, pending) == ["gonogo_dags.py"]
+    parse(now - 3 * 10**9, now - 2 * 10**9)
     assert prompter.watch_once(bundles, known, pending) == []
-    assert len(asked) == 3
+
+    monkeypatch.setattr(prompter, "ASK_FOR", -1.0)  # a parse that never ends is given up
+    os.utime(loaders[0], ns=(now - 100 * 10**9,) * 2)
+    os.utime(added, ns=(now - 1 * 10**9,) * 2)
+    parse(now - 3 * 10**9, now - 4 * 10**9)
+    assert prompter.watch_once(bundles, known, pending) == ["gonogo_dags.py"]
+    parse(now - 3 * 10**9, now - 2 * 10**9)
+    assert prompter.watch_once(bundles, known, pending) == []
+    assert len(asked) == 4
 
 
 def test_a_runbook_written_since_the_last_look_is_asked_for_though_a_parse_touched_its_file(

@@ -222,8 +222,15 @@ def build_all(folder: Path, namespace: dict[str, Any]) -> dict[str, Any]:
     Two files with the same runbook id are both reported and neither is
     loaded: which one would win must not depend on how the files sort.
     """
-    with _collector_paused():
-        return _build_all(folder, namespace)
+    whole = _full_parse(namespace)
+    if whole is not None:  # said first, before the runbooks are listed
+        mark_parse_started(whole)
+    try:
+        with _collector_paused():
+            return _build_all(folder, namespace)
+    finally:
+        if whole is not None:
+            mark_parse_started(whole, ended=True)
 
 
 def _candidates(
@@ -291,25 +298,35 @@ def _out_of_time(loader: str, shards: int, file: Path, done: int, total: int) ->
     )
 
 
-def parse_started(loader: Path) -> Path:
+def parse_started(loader: Path, ended: bool = False) -> Path:
     """The file whose time says when the latest full parse of ``loader`` began to read runbooks.
 
-    The DAG processor's watch (:mod:`gonogo.server.prompter`) asks for a loader file
-    again until a parse of it began after the runbook was written: a parse that was
-    already running when it asked listed the folder too early.
+    ``ended``: the one that says when the latest one ended. The DAG processor's
+    watch (:mod:`gonogo.server.prompter`) reads both: a parse that was already
+    running when it asked for the file listed the folder too early.
     """
     where = hashlib.sha256(os.fsencode(loader.resolve())).hexdigest()[:16]
-    return state_home() / "parsing" / f"{loader.name}.{where}"
+    return state_home() / "parsing" / f"{loader.name}.{where}{'.ended' if ended else ''}"
 
 
-def mark_parse_started(loader: Path) -> None:
-    """Set :func:`parse_started`'s file to now, before the runbooks are listed."""
-    stamp = parse_started(loader)
+def mark_parse_started(loader: Path, ended: bool = False) -> None:
+    """Set :func:`parse_started`'s file to now: before the runbooks are listed, and after."""
+    stamp = parse_started(loader, ended)
     try:
         stamp.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         stamp.touch()
     except OSError as exc:  # the watch then stops asking, and Airflow's order applies
         log.warning("gonogo: could not mark the parse of %s: %s", loader, exc)
+
+
+def _full_parse(namespace: dict[str, Any]) -> Path | None:
+    """The loader file, when this is the DAG processor's parse of all of it."""
+    from airflow.sdk import get_parsing_context
+
+    loader = namespace.get("__file__")
+    if loader and not get_parsing_context().dag_id and importing_dagbag() is not None:
+        return Path(loader)
+    return None
 
 
 def _build_all(folder: Path, namespace: dict[str, Any]) -> dict[str, Any]:
@@ -320,8 +337,6 @@ def _build_all(folder: Path, namespace: dict[str, Any]) -> dict[str, Any]:
     started = _clock()
     wanted = get_parsing_context().dag_id
     loader = namespace.get("__file__")
-    if loader and not wanted and importing_dagbag() is not None:  # a full parse: say so first
-        mark_parse_started(Path(loader))
     shard = shard_of(Path(loader)) if loader else (0, 1)
     named = _named_file(folder, wanted, shard) if wanted else None
     files = named if named is not None else _candidates(folder, loader, shard, wanted)

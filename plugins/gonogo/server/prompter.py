@@ -15,12 +15,13 @@ and asks for it to be parsed next with Airflow's own priority parsing request,
 the one its "Reparse" button writes (``DagPriorityParsingRequest``). Airflow's
 manager claims the request within a loop and parses that file next.
 
-Unless that file is being parsed right then: Airflow drops a queued file that is
-already running (``_start_new_processes``), and the running parse may have listed
-the runbooks before the new one was written. A parse records when it began
-(:func:`gonogo.dag.folder.parse_started`), so the thread asks again at each look
-until a parse of the file began after the runbook was written, for at most
-:data:`ASK_FOR` seconds.
+Unless that file is being parsed right then: with a parsing process free, Airflow
+drops a queued file that is already running (``_start_new_processes``), and the
+running parse may have listed the runbooks before the new one was written. A parse
+records when it began and ended (:func:`gonogo.dag.folder.parse_started`), so when
+the file was being parsed as it was asked for, the thread asks once more when that
+parse has ended, unless a parse began after the runbook was written by then (for at
+most :data:`ASK_FOR` seconds).
 
 The thread starts from the plugin's listener when a job starts; it goes on only in
 the DAG processor (a ``DagProcessorJob``) and only for loader files inside one of
@@ -95,7 +96,8 @@ def newer_owners(
     return found
 
 
-#: Each loader file asked for: (the newest time of its runbooks it must read, when first asked).
+#: Each loader file asked for while a parse of it was running: (the newest time of its
+#: runbooks it must read, when it was asked for).
 Asked = dict[Path, tuple[int, float]]
 
 
@@ -127,10 +129,24 @@ def prompt(
     if asked is not None and found:
         started = time.monotonic()
         for loader in found:
-            index = loaders.index(loader)
-            written = [_written(file) for file, owner in owners.items() if owner == index]
-            asked[loader] = (max(written, default=0), started)
+            if _parsing(loader):
+                index = loaders.index(loader)
+                written = [_written(file) for file, owner in owners.items() if owner == index]
+                asked[loader] = (max(written, default=0), started)
     return found
+
+
+def _stamp(loader: Path, ended: bool) -> int | None:
+    try:
+        return parse_started(loader, ended).stat().st_mtime_ns
+    except OSError:
+        return None
+
+
+def _parsing(loader: Path) -> bool:
+    """Whether a parse of ``loader`` has begun and not ended (as the parses record it)."""
+    began, ended = _stamp(loader, False), _stamp(loader, True)
+    return began is not None and (ended is None or began > ended)
 
 
 def _written(file: str) -> int:
@@ -141,26 +157,26 @@ def _written(file: str) -> int:
 
 
 def not_yet_read(asked: Asked) -> list[Path]:
-    """The loader files asked for that no parse begun since their runbooks were written has read.
+    """The loader files to ask for again: asked for while being parsed, that parse now ended.
 
-    A file whose parse cannot be told (no record of it) or that was asked for
-    longer than :data:`ASK_FOR` is forgotten, and Airflow's own order applies.
+    Each is asked for once more, unless a parse that began after its runbooks were
+    written has read them by then. One asked for longer than :data:`ASK_FOR` ago, or
+    whose parse cannot be told (no record of it), is forgotten, and Airflow's own order
+    applies.
     """
     now = time.monotonic()
-    waiting = []
+    again = []
     for loader, (written, since) in list(asked.items()):
-        try:
-            began = parse_started(loader).stat().st_mtime_ns
-        except OSError:
-            began = None
+        began = _stamp(loader, False)
         if began is None or began > written:
             del asked[loader]
         elif now - since > ASK_FOR:
             log.warning("gonogo: %s was not parsed within %.0f s of asking", loader, ASK_FOR)
             del asked[loader]
-        else:
-            waiting.append(loader)
-    return waiting
+        elif not _parsing(loader):  # the parse that was running has ended
+            del asked[loader]
+            again.append(loader)
+    return again
 
 
 def request_key(bundle: str, relative: str) -> str:
