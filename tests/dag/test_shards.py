@@ -306,15 +306,15 @@ def test_a_loader_file_asked_for_while_being_parsed_is_asked_for_again_once_that
     import os
     import time
 
-    from gonogo.dag.folder import mark_parse_started, parse_started
+    from gonogo.dag.folder import mark_parse, parse_record
     from gonogo.server import prompter
 
     monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "home"))
     dags = folder_of(tmp_path, 3, [f"svc-{n:03d}" for n in range(6)])
     loaders = sorted(dags.glob("*.py"))
     bag_of(loaders[1], monkeypatch)  # a full parse, as the DAG processor's, marks both ends
-    assert parse_started(loaders[1]).exists() and parse_started(loaders[1], ended=True).exists()
-    assert not parse_started(loaders[0]).exists()
+    assert parse_record(loaders[1]).exists() and parse_record(loaders[1], ended=True).exists()
+    assert not parse_record(loaders[0]).exists()
 
     now = time.time_ns()
     for path in [*loaders, *(tmp_path / "runbooks").glob("*.yaml")]:
@@ -330,8 +330,8 @@ def test_a_loader_file_asked_for_while_being_parsed_is_asked_for_again_once_that
     def parse(began: int, ended: int | None) -> None:
         for which, at in ((False, began), (True, ended)):
             if at is not None:
-                mark_parse_started(loaders[0], ended=which)
-                os.utime(parse_started(loaders[0], which), ns=(at,) * 2)
+                mark_parse(loaders[0], ended=which)
+                os.utime(parse_record(loaders[0], which), ns=(at,) * 2)
 
     new_id = next(f"new-{n}" for n in range(100) if owner(f"new-{n}", 3) == 0)
     added = tmp_path / "runbooks" / "rb-new.yaml"
@@ -368,7 +368,7 @@ def test_a_runbook_written_since_the_last_look_is_asked_for_though_a_parse_touch
     import os
     import time
 
-    from gonogo.dag.folder import mark_parse_started
+    from gonogo.dag.folder import mark_parse
     from gonogo.server import prompter
 
     monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "home"))
@@ -392,7 +392,7 @@ def test_a_runbook_written_since_the_last_look_is_asked_for_though_a_parse_touch
     os.utime(added, ns=(now - 10 * 10**9,) * 2)
     os.utime(loaders[0], ns=(now - 5 * 10**9,) * 2)  # prompt_changed in another file's parse
     assert prompter.watch_once(bundles, known, pending) == ["gonogo_dags.py"]
-    mark_parse_started(loaders[0])
+    mark_parse(loaders[0])
     assert prompter.watch_once(bundles, known, pending) == []
 
 

@@ -224,13 +224,13 @@ def build_all(folder: Path, namespace: dict[str, Any]) -> dict[str, Any]:
     """
     whole = _full_parse(namespace)
     if whole is not None:  # said first, before the runbooks are listed
-        mark_parse_started(whole)
+        mark_parse(whole)
     try:
         with _collector_paused():
             return _build_all(folder, namespace)
     finally:
         if whole is not None:
-            mark_parse_started(whole, ended=True)
+            mark_parse(whole, ended=True)
 
 
 def _candidates(
@@ -298,7 +298,7 @@ def _out_of_time(loader: str, shards: int, file: Path, done: int, total: int) ->
     )
 
 
-def parse_started(loader: Path, ended: bool = False) -> Path:
+def parse_record(loader: Path, ended: bool = False) -> Path:
     """The file whose time says when the latest full parse of ``loader`` began to read runbooks.
 
     ``ended``: the one that says when the latest one ended. The DAG processor's
@@ -309,9 +309,9 @@ def parse_started(loader: Path, ended: bool = False) -> Path:
     return state_home() / "parsing" / f"{loader.name}.{where}{'.ended' if ended else ''}"
 
 
-def mark_parse_started(loader: Path, ended: bool = False) -> None:
-    """Set :func:`parse_started`'s file to now: before the runbooks are listed, and after."""
-    stamp = parse_started(loader, ended)
+def mark_parse(loader: Path, ended: bool = False) -> None:
+    """Set :func:`parse_record`'s file to now: before the runbooks are listed, and after."""
+    stamp = parse_record(loader, ended)
     try:
         stamp.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         stamp.touch()

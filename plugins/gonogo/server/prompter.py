@@ -18,7 +18,7 @@ manager claims the request within a loop and parses that file next.
 Unless that file is being parsed right then: with a parsing process free, Airflow
 drops a queued file that is already running (``_start_new_processes``), and the
 running parse may have listed the runbooks before the new one was written. A parse
-records when it began and ended (:func:`gonogo.dag.folder.parse_started`), so when
+records when it began and ended (:func:`gonogo.dag.folder.parse_record`), so when
 the file was being parsed as it was asked for, the thread asks once more when that
 parse has ended, unless a parse began after the runbook was written by then (for at
 most :data:`ASK_FOR` seconds).
@@ -44,14 +44,14 @@ from airflow.listeners import hookimpl
 
 from gonogo.core.runbook.loader import runbook_names
 from gonogo.core.settings import runbooks_dir
-from gonogo.dag.folder import LOADER_GLOB, owners_of, parse_started, prompt_changed
+from gonogo.dag.folder import LOADER_GLOB, owners_of, parse_record, prompt_changed
 
 log = logging.getLogger(__name__)
 
 #: Seconds between two looks at the runbooks: a stat of each file, and no more.
 EVERY = 2.0
-#: Seconds a loader file is asked for again while no parse of it has begun since the
-#: runbook was written (a parse takes seconds; Airflow gives a file 30 s at most).
+#: Seconds the watch waits for a parse that was running as it asked for its file to end,
+#: to ask once more (a parse takes seconds; Airflow gives a file 30 s at most).
 ASK_FOR = 300.0
 #: How long a starting job may take to say what kind of job it is.
 _KIND_WAIT = 60.0
@@ -117,10 +117,11 @@ def prompt(
     if not loaders:
         return []
     runbooks = runbooks_dir(loaders[0].resolve().parent.parent / "runbooks")
-    before = {file: seen[0] for file, seen in (known or {}).items()}
+    known = {} if known is None else known
+    before = {file: seen[0] for file, seen in known.items()}
     owners = newer_owners(loaders, runbooks, known)
     found = prompt_changed(owners, loaders[0], parsing=False) if owners else []
-    if looked and known is not None:
+    if looked:
         now = time.time_ns()
         for file, index in owners.items():
             time_ns = known[file][0]
@@ -131,14 +132,14 @@ def prompt(
         for loader in found:
             if _parsing(loader):
                 index = loaders.index(loader)
-                written = [_written(file) for file, owner in owners.items() if owner == index]
+                written = [known[file][0] for file, owner in owners.items() if owner == index]
                 asked[loader] = (max(written, default=0), started)
     return found
 
 
 def _stamp(loader: Path, ended: bool) -> int | None:
     try:
-        return parse_started(loader, ended).stat().st_mtime_ns
+        return parse_record(loader, ended).stat().st_mtime_ns
     except OSError:
         return None
 
@@ -147,13 +148,6 @@ def _parsing(loader: Path) -> bool:
     """Whether a parse of ``loader`` has begun and not ended (as the parses record it)."""
     began, ended = _stamp(loader, False), _stamp(loader, True)
     return began is not None and (ended is None or began > ended)
-
-
-def _written(file: str) -> int:
-    try:
-        return os.stat(file).st_mtime_ns
-    except OSError:
-        return 0
 
 
 def not_yet_read(asked: Asked) -> list[Path]:
@@ -224,7 +218,8 @@ def watch_once(
 ) -> list[str]:
     """One look: prompt and ask for the loader files with newer runbooks; returns what was asked.
 
-    ``pending``: per bundle, the files asked for at earlier looks, asked again until read.
+    ``pending``: per bundle, the files asked for while being parsed, asked for once more
+    when that parse has ended (:func:`not_yet_read`).
     """
     pending = {} if pending is None else pending
     asked = []
